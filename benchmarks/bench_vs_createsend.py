@@ -1,0 +1,119 @@
+"""Benchmark 4: our export beside a plain loop over the official ``createsend`` client.
+
+Issue 8: the same 100,000 profiles, with 100 ms of sandbox latency on every API request
+(``cm_faults(latency_ms=100)``): the loop (``benchmarks/createsend_loop.py``: batches of 1,000,
+one call at a time) and our export (``segmentsync exports run NAME --wait``), each in its own
+process. Target: ours ≥ 5× faster; and the unchanged re-run makes no API call at all.
+
+    .venv/bin/python -m benchmarks.bench_vs_createsend [--rows 100000] [--latency-ms 100] [--no-publish]
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from benchmarks import measure
+from benchmarks.measure import ExportRun, Process
+from benchmarks.world import build, cm_connection, cm_export, metadata_store
+from segmentsync.sandbox.launcher import Sandbox
+
+TARGET_SPEED_UP = 5.0
+
+
+def measure_all(args: Any, folder: Path) -> dict[str, Any]:
+    with Sandbox.start() as sandbox, metadata_store("sqlite", folder) as store_url:
+        world = build(folder, sandbox, rows=args.rows, store_url=store_url)
+        try:
+            connection = cm_connection(world)
+            target = cm_export(world, connection, "CM export")
+            sandbox.cm_faults(latency_ms=args.latency_ms)  # from here on: set-up is done
+            loop, sent = measure.run_loop(
+                world, "benchmarks.createsend_loop", connection[1], "createsend list"
+            )
+            first = measure.run_export(world, target, "campaign_monitor")
+            again = measure.run_export(world, target, "campaign_monitor")
+        finally:
+            world.close()
+    return {"loop": loop, "sent": sent, "first": first, "again": again}
+
+
+def results(args: Any, found: dict[str, Any]) -> dict[str, Any]:
+    loop: Process = found["loop"]
+    first: ExportRun = found["first"]
+    again: ExportRun = found["again"]
+    speed_up = loop.seconds / first.process.seconds
+    return {
+        "rows": args.rows,
+        "latency_ms": args.latency_ms,
+        "createsend_seconds": loop.seconds,
+        "createsend_rows": found["sent"]["rows"],
+        "export_seconds": first.process.seconds,
+        "rerun_seconds": again.process.seconds,
+        "speed_up": speed_up,
+        "rerun_calls": again.calls.get("total", 0),
+        "phases": measure.phases_json(first.phases),
+        "phases_text": measure.phases_text(first.phases),
+        "checks": {
+            "delivered_every_valid_member": first.run["new"] == first.run["rows_sent"] > 0,
+            "rerun_makes_no_call": again.calls.get("total", 0) == 0,
+        },
+        "targets": {"speed_up": speed_up >= TARGET_SPEED_UP},
+    }
+
+
+def table(found: dict[str, Any]) -> list[list[object]]:
+    loop: Process = found["loop"]
+    sent: dict[str, int] = found["sent"]
+    rows: list[list[object]] = [
+        [
+            "`createsend` loop, 1,000 per call, one at a time", f"{loop.seconds:.1f} s", f"{sent['rows']:,}",
+            f"{sent['import_calls']:,}", f"{sent['all_calls']:,}", f"{loop.peak_rss_mb:,.0f} MB", f"{loop.cpu_seconds:.1f} s",
+        ]
+    ]  # fmt: skip
+    for label, name in (("our export", "first"), ("our export again, nothing changed", "again")):
+        export: ExportRun = found[name]
+        rows.append(
+            [
+                label, f"{export.process.seconds:.1f} s", f"{export.run['rows_sent']:,}", f"{export.upsert_calls:,}",
+                f"{export.calls.get('total', 0):,}", f"{export.process.peak_rss_mb:,.0f} MB",
+                f"{export.process.cpu_seconds:.1f} s",
+            ]
+        )  # fmt: skip
+    return rows
+
+
+def notes(summary: dict[str, Any]) -> str:
+    speed_up = summary["speed_up"]
+    return "\n".join(
+        [
+            f"{summary['rows']:,} generated profiles; every API request waits {summary['latency_ms']:.0f} ms in the "
+            "sandbox (a far-away platform). Both send e-mail, Name and City; the loop does not remove duplicates.",
+            "",
+            f"- ours ≥ {TARGET_SPEED_UP:.0f}× faster: {measure.verdict(summary['targets']['speed_up'], f'{speed_up:.1f}×')}",
+            f"- the unchanged re-run made {summary['rerun_calls']} API calls "
+            f"({'none, as it should' if summary['checks']['rerun_makes_no_call'] else 'it should make none'})",
+            f"- phases of our first run, seconds: {summary['phases_text']}",
+            "",
+            f"Wall times are of whole processes, Python start-up included. {measure.load_note()}",
+        ]
+    )
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = measure.arguments(__doc__, rows=100_000, store=False, profile=False)
+    parser.add_argument("--latency-ms", type=float, default=100.0, help="added to every API request")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="bench-vs-createsend-") as folder:
+        found = measure_all(args, Path(folder))
+    summary = results(args, found)
+    headers = ["process", "wall", "rows sent", "import calls", "all calls", "peak RSS", "CPU"]
+    title = f"Our export vs. a `createsend` loop: {args.rows:,} profiles, {args.latency_ms:.0f} ms latency"
+    measure.report("vs_createsend", title, headers, table(found), notes(summary), to_doc=not args.no_publish)
+    measure.write_json(args.json, summary)
+    return summary
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+"""The web application: REST API under /api/v1, the server-rendered UI, static files, metrics."""
+
+from __future__ import annotations
+
+import hashlib
+from importlib import import_module
+
+from fastapi import APIRouter, FastAPI
+from starlette.middleware.sessions import SessionMiddleware
+
+from segmentsync import __version__
+from segmentsync.api import errors, metrics, openapi
+from segmentsync.api.body_limit import BodyLimit
+from segmentsync.runtime import Runtime
+
+API_PREFIX = "/api/v1"
+# Each domain keeps its routes in its own module exposing `router` (an APIRouter).
+API_ROUTERS = (
+    "segmentsync.api.me",
+    "segmentsync.api.users",
+    "segmentsync.api.audit",
+    "segmentsync.api.profiles",
+    "segmentsync.api.segments",
+    "segmentsync.api.connections",
+    "segmentsync.api.exports",
+    "segmentsync.api.runs",
+    "segmentsync.api.system",
+)
+WEB_MODULE = "segmentsync.web.app"  # exposes `mount(app)`
+
+
+def _optional(module_name: str) -> object | None:
+    try:
+        return import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name == module_name:  # that part has not been built
+            return None
+        raise
+
+
+def session_secret(runtime: Runtime) -> str:
+    """A signing secret for session cookies, derived from the vault key (nothing more to configure)."""
+    return hashlib.sha256(b"segmentsync-session:" + runtime.vault.fingerprint_material()).hexdigest()
+
+
+def create_app(runtime: Runtime) -> FastAPI:
+    app = FastAPI(
+        title="segmentsync",
+        version=__version__,
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=None,  # the Swagger page loads assets from a CDN; this app works offline
+        redoc_url=None,
+    )
+    app.state.runtime = runtime
+    errors.install(app)
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=session_secret(runtime),
+        session_cookie="segmentsync_session",
+        same_site="lax",
+        https_only=runtime.settings.secure_cookies,
+        max_age=14 * 24 * 3600,
+    )
+    api = APIRouter(prefix=API_PREFIX, responses=errors.ERROR_RESPONSES)
+    for name in API_ROUTERS:
+        module = _optional(name)
+        if module is not None:
+            api.include_router(module.router)  # type: ignore[attr-defined]  # the module contract
+    app.include_router(api)
+    app.add_middleware(BodyLimit)  # 413 for bodies over 1 MiB, before they are read
+    metrics.install(app)  # GET /metrics (any signed-in user or API token) and request counts
+    openapi.install(app)  # each operation says which actions of the policy table it requires
+    web = _optional(WEB_MODULE)
+    if web is not None:
+        web.mount(app)  # type: ignore[attr-defined]  # the module contract
+    return app

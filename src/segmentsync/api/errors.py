@@ -1,0 +1,104 @@
+"""The one place where domain errors become HTTP answers."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy.exc import DataError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from segmentsync.errors import SegmentSyncError
+
+log = logging.getLogger(__name__)
+
+
+class ErrorDetail(BaseModel):
+    status: int
+    code: str
+    message: str
+    field: str | None = None
+    details: dict[str, Any] | None = None
+
+
+class ErrorBody(BaseModel):
+    """Every error answer of the API has this shape."""
+
+    error: ErrorDetail
+
+
+# Documented on every /api/v1 operation (OpenAPI), replacing FastAPI's own 422 shape.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": description}
+    for status, description in (
+        (401, "Not signed in, or the API token is unknown, revoked or its user deactivated"),
+        (403, "Your role does not allow this (code forbidden), or the CSRF token is missing (code csrf)"),
+        (404, "No such object"),
+        (409, "Conflicts with the current state (a unique name, an object in use, the last admin)"),
+        (422, "The input is invalid; field names the input concerned"),
+        (400, "Something an admin must fix: credentials, a missing setting (code config_error …)"),
+        (502, "The platform failed in a way retrying cannot fix (code fatal)"),
+        (503, "The platform failed for now; try again later (codes retriable, quota_exceeded)"),
+    )
+}
+
+
+async def domain_error(request: Request, exc: SegmentSyncError) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    return JSONResponse(
+        {"error": {"status": exc.status, **exc.to_dict()}}, status_code=exc.status, headers=headers
+    )
+
+
+async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = exc.errors()
+    first = errors[0] if errors else {}
+    where = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path")]
+    body = {
+        "status": 422,
+        "code": "invalid",
+        "message": f"{'.'.join(where) or 'request'}: {first.get('msg', 'invalid input')}",
+        "field": ".".join(where) or None,
+        "details": {"errors": [{"loc": list(e.get("loc", ())), "msg": e.get("msg")} for e in errors]},
+    }
+    return JSONResponse({"error": body}, status_code=422)
+
+
+async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """The router's own answers (unknown path, method not allowed) in the same shape."""
+    codes = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+    message = "no such endpoint" if exc.status_code == 404 else str(exc.detail)
+    body = {"status": exc.status_code, "code": codes.get(exc.status_code, "http_error"), "message": message}
+    return JSONResponse({"error": body}, status_code=exc.status_code, headers=exc.headers)
+
+
+async def out_of_range(request: Request, exc: Exception) -> JSONResponse:
+    """A number too large for the database (an id of 30 digits): the input's fault, not ours."""
+    log.info("value out of range in %s %s: %s", request.method, request.url.path, exc.__class__.__name__)
+    body = {"status": 422, "code": "invalid", "message": "a value in the request is out of range"}
+    return JSONResponse({"error": body}, status_code=422)
+
+
+async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unexpected error answering %s %s", request.method, request.url.path)
+    body = {"status": 500, "code": "internal", "message": "internal error; the server log has the details"}
+    return JSONResponse({"error": body}, status_code=500)
+
+
+HANDLERS: tuple[tuple[type[Exception], Any], ...] = (
+    (SegmentSyncError, domain_error),
+    (RequestValidationError, validation_error),
+    (StarletteHTTPException, http_error),
+    (OverflowError, out_of_range),
+    (DataError, out_of_range),
+    (Exception, unexpected_error),
+)
+
+
+def install(app: FastAPI) -> None:
+    for exc_class, handler in HANDLERS:
+        app.add_exception_handler(exc_class, handler)

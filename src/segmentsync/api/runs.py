@@ -1,0 +1,138 @@
+"""Runs: list with filters, one run with its progress, per-row outcomes (search, CSV), cancel, confirm.
+
+The CSV download is streamed page by page (:func:`views.csv_chunks`), each page read in a short
+session of its own, so a million-row download never holds a transaction (SQLite: the write lock).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import StreamingResponse
+from sqlalchemy.orm import Session
+
+from segmentsync.api.deps import RuntimeDep, SessionDep, require
+from segmentsync.api.pagination import Page, PageDep, paginate
+from segmentsync.auth.models import User
+from segmentsync.auth.policy import Action
+from segmentsync.errors import Invalid
+from segmentsync.exports import runs, views
+from segmentsync.exports.models import Outcome, RunStatus, Trigger
+from segmentsync.exports.schemas import RunOut, RunRowOut
+from segmentsync.runtime import Runtime
+
+router = APIRouter(prefix="/runs", tags=["runs"])
+Viewer = Annotated[User, Depends(require(Action.RUNS_VIEW))]
+Canceller = Annotated[User, Depends(require(Action.RUNS_CANCEL))]
+EmailQuery = Annotated[str | None, Query(max_length=320, description="part of an email address")]
+OutcomeQuery = Annotated[
+    str | None, Query(description="new, updated, unchanged, removed, invalid, rejected, skipped or pending")
+]
+
+
+def _outcome(value: str | None) -> str | None:
+    if value is None or value == "pending" or value in {o.value for o in Outcome}:
+        return value
+    raise Invalid(
+        f"unknown outcome {value!r}; choose one of {', '.join(o.value for o in Outcome)} or pending",
+        field="outcome",
+    )
+
+
+def _one(session: Session, runtime: Runtime, run_id: int) -> RunOut:
+    run = runs.get_run(session, run_id)
+    return views.run_outs(session, [run], now=runtime.clock())[0]
+
+
+@router.get("", summary="Runs, newest first (filter by export, status, trigger, dry run)")
+def list_runs(
+    session: SessionDep,
+    runtime: RuntimeDep,
+    actor: Viewer,
+    page: PageDep,
+    export_id: int | None = None,
+    status: Annotated[str | None, Query(description="one status or several, comma-separated")] = None,
+    trigger: Trigger | None = None,
+    dry_run: bool | None = None,
+) -> Page[RunOut]:
+    for part in (status or "").split(","):
+        if part.strip() and part.strip() not in {s.value for s in RunStatus}:
+            raise Invalid(f"unknown run status {part.strip()!r}", field="status")
+    query = views.run_query(
+        actor=actor,
+        export_id=export_id,
+        status=status,
+        trigger=trigger.value if trigger else None,
+        dry_run=dry_run,
+    )
+    found, total = paginate(session, query, page)
+    return Page(
+        items=views.run_outs(session, found, now=runtime.clock()),
+        total=total,
+        limit=page.limit,
+        offset=page.offset,
+    )
+
+
+@router.get("/{run_id}", summary="One run: status, counts, progress (batches, rows/s, ETA), error")
+def get_run(run_id: int, session: SessionDep, runtime: RuntimeDep, actor: Viewer) -> RunOut:
+    return _one(session, runtime, run_id)
+
+
+@router.get("/{run_id}/rows", summary="The run's per-row outcomes (search by email, filter by outcome)")
+def list_rows(
+    run_id: int,
+    session: SessionDep,
+    actor: Viewer,
+    page: PageDep,
+    email: EmailQuery = None,
+    outcome: OutcomeQuery = None,
+) -> Page[RunRowOut]:
+    runs.get_run(session, run_id)
+    found, total = runs.rows_page(
+        session, run_id, email=email, outcome=_outcome(outcome), limit=page.limit, offset=page.offset
+    )
+    return Page(items=[views.row_out(m) for m in found], total=total, limit=page.limit, offset=page.offset)
+
+
+@router.get(
+    "/{run_id}/rows.csv",
+    summary="The run's per-row outcomes as CSV (streamed)",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {}}}},
+)
+def download_rows(
+    run_id: int,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    actor: Viewer,
+    email: EmailQuery = None,
+    outcome: OutcomeQuery = None,
+) -> StreamingResponse:
+    run = runs.get_run(session, run_id)
+    chosen = _outcome(outcome)
+    runs.rows_query(run_id, email=email, outcome=chosen)  # checks the filters before streaming
+    session.commit()  # the download reads in sessions of its own
+    filename = f"run-{run.id}-rows.csv"
+    return StreamingResponse(
+        (chunk.encode() for chunk in views.csv_chunks(runtime, run_id, email=email, outcome=chosen)),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+@router.post(
+    "/{run_id}/cancel", summary="Cancel: a queued run ends now, a running one after its batches in flight"
+)
+def cancel_run(run_id: int, session: SessionDep, runtime: RuntimeDep, actor: Canceller) -> RunOut:
+    runs.cancel_run(session=session, run_id=run_id, actor=actor)
+    session.flush()
+    return _one(session, runtime, run_id)
+
+
+@router.post("/{run_id}/confirm", summary="Confirm the removals a mirror-guarded run stopped for")
+def confirm_run(run_id: int, session: SessionDep, runtime: RuntimeDep, actor: Canceller) -> RunOut:
+    runs.confirm_removals(session=session, run_id=run_id, actor=actor)
+    session.flush()
+    return _one(session, runtime, run_id)

@@ -1,0 +1,1 @@
+"""Users, roles, API tokens, sessions and the one RBAC policy table."""

@@ -1,0 +1,160 @@
+"""Signing in with email and password: constant-time checks, throttling, browser session values.
+
+The API (``POST /api/v1/session``) and the server-rendered sign-in page use the same functions
+and the same session keys: ``user_id``, ``csrf`` (the CSRF token forms and unsafe API calls
+must send back) and ``stamp`` (changes with the password, so a password change signs out every
+other browser).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import secrets
+from datetime import datetime, timedelta
+from functools import cache
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from segmentsync.auth import audit
+from segmentsync.auth.models import AuditEntry, User
+from segmentsync.auth.service import HASHER, password_matches
+from segmentsync.errors import Forbidden, SegmentSyncError
+
+log = logging.getLogger(__name__)
+
+THROTTLE_LIMIT = 10  # failed sign-ins per email and IP address ...
+THROTTLE_WINDOW = timedelta(minutes=15)  # ... within this window
+SIGN_IN = "auth.sign_in"
+SIGN_IN_FAILED = "auth.sign_in_failed"
+SIGN_OUT = "auth.sign_out"
+EMAIL_SHAPE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+
+class TooManyAttempts(SegmentSyncError):
+    status = 429
+    default_code = "too_many_attempts"
+
+
+@cache
+def _dummy_hash() -> str:
+    """A hash to verify against when there is no user, so that unknown emails take as long."""
+    return HASHER.hash(secrets.token_urlsafe(16))
+
+
+def _label(email: str) -> str:
+    """The typed email as recorded; anything else (a password typed in the wrong box) is not kept."""
+    email = email.strip().lower()
+    return email[:254] if EMAIL_SHAPE.fullmatch(email) else "(not an email address)"
+
+
+def check_throttle(*, session: Session, email: str, ip: str | None, now: datetime) -> None:
+    """Refuse when this email and IP failed too often recently (the failures are audit entries).
+
+    Failures before the last successful sign-in from the same place do not count.
+    """
+    since = now - THROTTLE_WINDOW
+    same_place = (
+        AuditEntry.object_type == "user",
+        AuditEntry.object_label == _label(email),
+        AuditEntry.ip.is_not_distinct_from(ip),
+        AuditEntry.at >= since,
+    )
+    last_success = session.scalar(
+        sa.select(sa.func.max(AuditEntry.at)).where(AuditEntry.action == SIGN_IN, *same_place)
+    )
+    failures = sa.select(AuditEntry.at).where(AuditEntry.action == SIGN_IN_FAILED, *same_place)
+    if last_success is not None:
+        failures = failures.where(AuditEntry.at > last_success)
+    times = sorted(session.scalars(failures.order_by(AuditEntry.at.desc()).limit(THROTTLE_LIMIT)))
+    if len(times) < THROTTLE_LIMIT:
+        return
+    wait = max(1, int((times[0] + THROTTLE_WINDOW - now).total_seconds()) + 1)
+    log.warning("sign-in throttled for %s from %s", _label(email), ip)
+    raise TooManyAttempts(
+        f"too many failed sign-ins for this email from your address; try again in {wait // 60 + 1} minutes",
+        details={"retry_after_seconds": wait},
+    )
+
+
+def authenticate(
+    *, session: Session, email: str, password: str, ip: str | None, now: datetime
+) -> User | None:
+    """The user if the email and password match an account, else None (the failure is audited).
+
+    Raises TooManyAttempts before checking anything when throttled, and Forbidden for a
+    deactivated account (only once the password proved who is asking). The caller commits the
+    audit entry even when it then refuses the sign-in.
+    """
+    check_throttle(session=session, email=email, ip=ip, now=now)
+    user = session.scalar(sa.select(User).where(User.email == email.strip().lower()))
+    if user is None or user.password_hash is None:
+        password_matches(_dummy_hash(), password)  # same work as a real check
+        _failed(session, email=email, user=user, ip=ip, now=now)
+        return None
+    if not password_matches(user.password_hash, password):
+        _failed(session, email=email, user=user, ip=ip, now=now)
+        return None
+    if not user.is_active:
+        raise Forbidden("this account is deactivated; ask an admin to reactivate it", code="deactivated")
+    if HASHER.check_needs_rehash(user.password_hash):
+        user.password_hash = HASHER.hash(password)
+    user.last_login_at = now
+    audit.record(
+        session,
+        actor=user,
+        action=SIGN_IN,
+        object_type="user",
+        object_id=user.id,
+        object_label=user.email,
+        ip=ip,
+        at=now,
+    )
+    return user
+
+
+def _failed(session: Session, *, email: str, user: User | None, ip: str | None, now: datetime) -> None:
+    log.info("sign-in failed for %s from %s", _label(email), ip)
+    audit.record(
+        session,
+        actor=None,
+        actor_label=_label(email),
+        action=SIGN_IN_FAILED,
+        object_type="user",
+        object_id=user.id if user else None,
+        object_label=_label(email),
+        ip=ip,
+        at=now,
+    )
+
+
+def session_stamp(user: User) -> str:
+    """A short digest that changes whenever the user's password changes."""
+    return hashlib.sha256(f"{user.id}:{user.password_hash or ''}".encode()).hexdigest()[:16]
+
+
+def new_session_values(user: User) -> dict[str, Any]:
+    """What a browser session holds after signing in (a fresh CSRF token every time)."""
+    return {"user_id": user.id, "csrf": secrets.token_urlsafe(32), "stamp": session_stamp(user)}
+
+
+def session_is_current(values: dict[str, Any], user: User) -> bool:
+    """False when the password changed after this session signed in."""
+    stamp = values.get("stamp")
+    return stamp is None or secrets.compare_digest(str(stamp), session_stamp(user))
+
+
+def sign_out(*, session: Session, user: User, ip: str | None, now: datetime) -> None:
+    audit.record(
+        session,
+        actor=user,
+        action=SIGN_OUT,
+        object_type="user",
+        object_id=user.id,
+        object_label=user.email,
+        ip=ip,
+        at=now,
+    )

@@ -1,0 +1,66 @@
+"""The `segmentsync` command line: one Typer app assembled from each domain's commands.
+
+Each domain keeps its commands in its own ``cli.py`` (``profiles/cli.py``, ``exports/cli.py`` …)
+and those call services only.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+import typer
+
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help="Send customer segments to email platforms."
+)
+
+# (module, attribute, group name or None to add the module's commands at the top level)
+SUBCOMMANDS: tuple[tuple[str, str | None], ...] = (
+    ("segmentsync.sandbox.cli", None),  # sandbox
+    ("segmentsync.profiles.cli", "profiles"),
+    ("segmentsync.segments.cli", "segments"),
+    ("segmentsync.auth.cli", "users"),
+    ("segmentsync.connections.cli", "connections"),
+    ("segmentsync.exports.cli", "exports"),
+    ("segmentsync.exports.runs_cli", "runs"),
+    ("segmentsync.scheduling.cli", None),  # serve, worker, schedule
+    ("segmentsync.quickstart", None),  # quickstart
+)
+
+
+@app.callback()
+def _root() -> None:
+    """segmentsync: send customer segments to Campaign Monitor and Constant Contact."""
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    from segmentsync import __version__
+
+    typer.echo(__version__)
+
+
+def _register() -> None:
+    for module_name, group in SUBCOMMANDS:
+        try:
+            module = import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:  # that domain has no commands yet
+                continue
+            raise
+        sub: typer.Typer = module.app
+        if group is None:
+            for command in sub.registered_commands:
+                app.registered_commands.append(command)
+            for group_info in sub.registered_groups:
+                app.registered_groups.append(group_info)
+        else:
+            app.add_typer(sub, name=group)
+
+
+_register()
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,227 @@
+"""Exports, their runs, each run's members (snapshot, plan and outcome) and delivered state.
+
+How the tables work together (see docs/architecture.md):
+
+* ``run_members`` holds one row per member of a run's snapshot (plus one per member to remove).
+  The snapshot phase fills ``email/profile_key/hash/payload``; the plan phase sets ``action``
+  with set operations against ``delivered``; the send phase sets ``outcome`` after each
+  acknowledged batch. A resumed run sends the rows whose action needs sending and whose
+  outcome is still empty, so the same snapshot is used and nothing is lost or sent twice.
+* ``delivered`` is what this export last delivered to its list: email + hash of the mapped
+  fields. An unchanged member has the same hash and is not sent again.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from segmentsync.db import Base, UTCDateTime, str_enum, utcnow
+
+
+class SyncMode(StrEnum):
+    ADD_UPDATE = "add_update"  # the original's behaviour
+    MIRROR = "mirror"  # also take out members who left the segments
+
+
+class RemovalMode(StrEnum):
+    DELETE = "delete"
+    UNSUBSCRIBE = "unsubscribe"  # Campaign Monitor only; Constant Contact removes list membership
+
+
+class ScheduleMode(StrEnum):
+    SYSTEM = "system"  # with every scheduled system refresh (default)
+    CRON = "cron"
+    OFF = "off"
+
+
+class Export(Base):
+    __tablename__ = "exports"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(200), unique=True)
+    # None once detached: the export is kept, inactive, and shows "No connection".
+    connection_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("connections.id", ondelete="SET NULL"), index=True
+    )
+    list_id: Mapped[str] = mapped_column(sa.String(64))
+    list_name: Mapped[str] = mapped_column(sa.String(300), default="")
+    email_column: Mapped[str] = mapped_column(sa.String(200))
+    # [{"column": "first_name", "target": "first_name"}, {"column": "city", "target": "[City]"}]
+    attributes: Mapped[list[dict[str, Any]]] = mapped_column(sa.JSON, default=list)
+    create_missing_fields: Mapped[bool] = mapped_column(default=False)
+    consent_to_track: Mapped[str] = mapped_column(
+        sa.String(20), default="Unchanged"
+    )  # Yes/No/Unchanged/column
+    consent_column: Mapped[str | None] = mapped_column(sa.String(200))
+    sync_mode: Mapped[SyncMode] = mapped_column(str_enum(SyncMode), default=SyncMode.ADD_UPDATE)
+    removal_mode: Mapped[RemovalMode] = mapped_column(str_enum(RemovalMode), default=RemovalMode.DELETE)
+    resubscribe: Mapped[bool] = mapped_column(default=False)
+    schedule_mode: Mapped[ScheduleMode] = mapped_column(str_enum(ScheduleMode), default=ScheduleMode.SYSTEM)
+    cron: Mapped[str | None] = mapped_column(sa.String(120))
+    timezone: Mapped[str] = mapped_column(sa.String(64), default="UTC")
+    created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class ExportSegment(Base):
+    __tablename__ = "export_segments"
+
+    export_id: Mapped[int] = mapped_column(sa.ForeignKey("exports.id", ondelete="CASCADE"), primary_key=True)
+    # RESTRICT: a segment cannot be deleted while an export uses it.
+    segment_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("segments.id", ondelete="RESTRICT"), primary_key=True, index=True
+    )
+
+
+class RunStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    SUCCEEDED_WITH_REJECTIONS = "succeeded_with_rejections"
+    FAILED_RETRY = "failed_retry"  # failed (will retry): resumed by a worker at next_attempt_at
+    FAILED = "failed"  # failed (permanent)
+    CANCELLED = "cancelled"
+    SKIPPED = "skipped"  # a dependency failed (segment refresh, connection)
+    AWAITING_CONFIRMATION = "awaiting_confirmation"  # the mirror guard stopped a mass removal
+
+
+ACTIVE_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.FAILED_RETRY)
+
+
+class RunPhase(StrEnum):
+    SNAPSHOT = "snapshot"
+    PLAN = "plan"
+    SEND = "send"
+    FINISH = "finish"
+
+
+class Trigger(StrEnum):
+    SCHEDULE = "schedule"  # system refresh or the export's own cron
+    ON_DEMAND = "on_demand"
+
+
+class Run(Base):
+    __tablename__ = "runs"
+    __table_args__ = (
+        # Several scheduler processes never enqueue the same scheduled run twice.
+        sa.UniqueConstraint("export_id", "scheduled_for"),
+        sa.Index("ix_runs_claim", "status", "next_attempt_at"),
+        # One active run per export, enforced by the database itself (a partial unique index).
+        sa.Index(
+            "uq_runs_one_active",
+            "export_id",
+            unique=True,
+            sqlite_where=sa.text("status IN ('queued', 'running', 'failed_retry')"),
+            postgresql_where=sa.text("status IN ('queued', 'running', 'failed_retry')"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    export_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("exports.id", ondelete="SET NULL"), index=True
+    )
+    export_name: Mapped[str] = mapped_column(sa.String(200))  # kept when the export is removed
+    trigger: Mapped[Trigger] = mapped_column(str_enum(Trigger))
+    triggered_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    scheduled_for: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    dry_run: Mapped[bool] = mapped_column(default=False)
+    full_resync: Mapped[bool] = mapped_column(default=False)
+    confirm_removals: Mapped[bool] = mapped_column(default=False)
+    status: Mapped[RunStatus] = mapped_column(str_enum(RunStatus), default=RunStatus.QUEUED)
+    phase: Mapped[RunPhase | None] = mapped_column(str_enum(RunPhase))
+    cancel_requested: Mapped[bool] = mapped_column(default=False)
+    attempt: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lease_owner: Mapped[str | None] = mapped_column(sa.String(100))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Progress of the send phase.
+    batches_total: Mapped[int] = mapped_column(default=0)
+    batches_done: Mapped[int] = mapped_column(default=0)
+    rows_to_send: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    rows_sent: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    send_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Counts (SPEC §5): every member ends as exactly one of these.
+    profiles: Mapped[int] = mapped_column(sa.BigInteger, default=0)  # rows the segments hold
+    invalid: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    new: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    updated: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    unchanged: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    removed: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    rejected: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    skipped: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    plan: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)  # planned counts + samples (dry run)
+    error_code: Mapped[str | None] = mapped_column(sa.String(60))
+    error: Mapped[str | None] = mapped_column(sa.Text)
+
+
+class MemberAction(StrEnum):
+    NEW = "new"
+    UPDATE = "update"
+    UNCHANGED = "unchanged"
+    REMOVE = "remove"
+    INVALID = "invalid"
+
+
+class Outcome(StrEnum):
+    NEW = "new"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+    REMOVED = "removed"
+    INVALID = "invalid"  # caught before sending: no email, bad syntax, duplicate
+    REJECTED = "rejected"  # refused by the platform, with its code and message
+    SKIPPED = "skipped"  # e.g. unsubscribed in the platform
+
+
+class RunMember(Base):
+    __tablename__ = "run_members"
+    # No secondary index: a run's rows are found by (run_id, seq), the primary key — the rows to
+    # send come first — and a search by email scans one run's rows. A million rows are written
+    # per run; each index would cost more on every run than it saves on a rare search.
+
+    run_id: Mapped[int] = mapped_column(sa.ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    seq: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
+    email: Mapped[str] = mapped_column(sa.String(320))  # normalised; the raw value when invalid
+    profile_key: Mapped[str | None] = mapped_column(sa.Text)
+    hash: Mapped[str | None] = mapped_column(sa.String(32))  # of the mapped fields
+    payload: Mapped[str | None] = mapped_column(sa.Text)  # JSON of the mapped fields
+    action: Mapped[MemberAction] = mapped_column(str_enum(MemberAction))
+    outcome: Mapped[Outcome | None] = mapped_column(str_enum(Outcome))
+    code: Mapped[str | None] = mapped_column(sa.String(40))
+    message: Mapped[str | None] = mapped_column(sa.Text)
+
+
+class RunUnchanged(Base):
+    """A run's unchanged members, kept compactly: a million of them in a few megabytes.
+
+    Every member of a run has an outcome; the unchanged ones (most of them, run after run) are
+    not written one row each: ``data`` holds zlib-compressed lines ``email<TAB>profile key`` in
+    seq order, the first being ``first_seq``. ``exports.runs`` reads them beside ``run_members``.
+    """
+
+    __tablename__ = "run_unchanged"
+
+    run_id: Mapped[int] = mapped_column(sa.ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    first_seq: Mapped[int] = mapped_column(sa.BigInteger)
+    count: Mapped[int] = mapped_column(sa.BigInteger)
+    data: Mapped[bytes] = mapped_column(sa.LargeBinary)
+
+
+class Delivered(Base):
+    """What the export last delivered: one row per email in its list."""
+
+    __tablename__ = "delivered"
+
+    export_id: Mapped[int] = mapped_column(sa.ForeignKey("exports.id", ondelete="CASCADE"), primary_key=True)
+    email: Mapped[str] = mapped_column(sa.String(320), primary_key=True)
+    hash: Mapped[str] = mapped_column(sa.String(32))
+    profile_key: Mapped[str | None] = mapped_column(sa.Text)
+    run_id: Mapped[int | None] = mapped_column(sa.BigInteger)  # the run that delivered it last

@@ -1,0 +1,310 @@
+"""Plan a run against what the export last delivered, then store it as the run's members.
+
+The export's delivered state (email and hash of each member it put on the list) is read once
+from the metadata store into the run's workspace, where set operations decide each member's
+action: never delivered → *new*; delivered with another hash → *update*; the same hash →
+*unchanged* (nothing to send); delivered but gone from the snapshot → *remove* (mirror mode).
+Then the plan is written to ``run_members`` in one pass (COPY on PostgreSQL), with the rows to
+send first (``seq`` 1…n, by email), so that each batch is a contiguous range of ``seq``:
+
+    new/update (to send) · remove (to send) · unchanged · invalid
+
+Unchanged and invalid members get their outcome at once and no payload; only what is sent is
+stored in full.
+"""
+
+from __future__ import annotations
+
+import io
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from segmentsync.destinations.templates import RowTemplate
+from segmentsync.exports.models import MemberAction
+from segmentsync.exports.snapshot import Workspace, render_rows
+
+COLUMNS = ("run_id", "seq", "email", "profile_key", "hash", "payload", "action", "outcome", "code", "message")
+SAMPLE_SIZE = 5
+MIRROR_GUARD_SHARE = 0.5
+CHUNK_ROWS = 10000
+
+
+@dataclass
+class Plan:
+    new: int = 0
+    update: int = 0
+    unchanged: int = 0
+    remove: int = 0
+    invalid: int = 0
+    refused: int = 0  # rows the platform would refuse (its template says why): rejected, not sent
+    delivered_before: int = 0
+    samples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    @property
+    def to_send(self) -> int:
+        return self.new + self.update + self.remove
+
+    def guard_trips(self) -> bool:
+        """Would this plan take out more than half of what the list holds from us?"""
+        return self.remove > 0 and self.remove > self.delivered_before * MIRROR_GUARD_SHARE
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "new": self.new,
+            "update": self.update,
+            "unchanged": self.unchanged,
+            "remove": self.remove,
+            "invalid": self.invalid,
+            "refused": self.refused,
+            "delivered_before": self.delivered_before,
+            "samples": self.samples,
+        }
+
+
+DELIVERED_SCHEMA = pa.schema([("email", pa.string()), ("hash", pa.string()), ("profile_key", pa.string())])
+
+
+# The delivered state leaves the database as one CSV text (quoted fields, a row a line), parsed by
+# Arrow in C: a million members cost no Python object each.
+_DELIVERED_CSV = {
+    "sqlite": (
+        "SELECT CAST(group_concat('\"' || replace(email, '\"', '\"\"') || '\",\"' || hash || '\",' || "
+        "coalesce('\"' || replace(profile_key, '\"', '\"\"') || '\"', ''), char(10)) AS BLOB) "
+        "FROM delivered WHERE export_id = ?"
+    ),
+    "postgresql": (
+        "COPY (SELECT email, hash, profile_key FROM delivered WHERE export_id = {export_id}) "
+        "TO STDOUT (FORMAT csv, FORCE_QUOTE (email, hash))"
+    ),
+}
+
+
+def delivered_state(session: Session, export_id: int) -> pa.Table:
+    """The export's delivered members (email, hash, profile key) as an Arrow table."""
+    connection = session.connection()
+    raw: Any = connection.connection.driver_connection  # psycopg or sqlite3: their own bulk paths
+    if connection.dialect.name == "postgresql":
+        buffer = io.BytesIO()
+        statement = _DELIVERED_CSV["postgresql"].format(export_id=int(export_id))
+        with raw.cursor() as cursor, cursor.copy(statement) as copy:
+            for data in copy:
+                buffer.write(data)
+        text = buffer.getvalue()
+    else:
+        row = raw.execute(_DELIVERED_CSV["sqlite"], (export_id,)).fetchone()
+        text = bytes(row[0] or b"") if row else b""  # bytes straight from SQLite: no copy to encode
+    if not text.strip():
+        return DELIVERED_SCHEMA.empty_table()
+    return pa_csv.read_csv(
+        io.BytesIO(text),
+        read_options=pa_csv.ReadOptions(column_names=DELIVERED_SCHEMA.names),
+        parse_options=pa_csv.ParseOptions(newlines_in_values=True),
+        convert_options=pa_csv.ConvertOptions(
+            column_types=DELIVERED_SCHEMA, strings_can_be_null=True, quoted_strings_can_be_null=False
+        ),
+    )
+
+
+# What a run asks of its destination when (and only when) it has rows to send.
+Template = Callable[[], RowTemplate]
+TO_SEND = "action IN ('new', 'update')"
+
+
+def plan(
+    ws: Workspace, delivered: pa.Table, *, full_resync: bool, mirror: bool, template: Template | None
+) -> Plan:
+    """Decide each member's action in the workspace (table ``planned``); returns the counts.
+
+    The rows to send are then rendered by the destination's ``template`` — asked for only if
+    there is something to send, so an unchanged run does not call the platform at all.
+    """
+    ws.con.register("delivered", delivered)
+    unchanged = "'update'" if full_resync else "'unchanged'"
+    ws.con.execute(
+        f"""
+        CREATE TABLE planned_unordered AS
+        SELECT m.* EXCLUDE (problem, message),
+          CASE
+            WHEN m.problem IS NOT NULL THEN 'invalid'
+            WHEN d.email IS NULL THEN 'new'
+            WHEN d.hash = m.hash THEN {unchanged}
+            ELSE 'update'
+          END AS action,
+          m.problem AS code, m.message
+        FROM members m LEFT JOIN delivered d ON d.email = m.email  -- one equality: a hash join
+        """  # noqa: S608  # a constant chosen above
+    )
+    if mirror:
+        ws.con.execute(
+            """
+            INSERT INTO planned_unordered (email, profile_key, hash, action)
+            SELECT d.email, d.profile_key, d.hash, 'remove' FROM delivered d
+            WHERE NOT EXISTS (SELECT 1 FROM members m WHERE m.problem IS NULL AND m.email = d.email)
+            """
+        )
+    _render(ws, template)
+    _order(ws)
+    ws.con.execute("DROP TABLE planned_unordered")
+    ws.con.execute("DROP TABLE members")
+    counts = dict(
+        ws.con.execute(
+            "SELECT CASE WHEN outcome = 'rejected' THEN 'refused' ELSE action END AS kind, count(*) "
+            "FROM planned GROUP BY kind"
+        ).fetchall()
+    )
+    result = Plan(
+        new=int(counts.get("new", 0)),
+        update=int(counts.get("update", 0)),
+        unchanged=int(counts.get("unchanged", 0)),
+        remove=int(counts.get("remove", 0)),
+        invalid=int(counts.get("invalid", 0)),
+        refused=int(counts.get("refused", 0)),
+        delivered_before=delivered.num_rows,
+    )
+    ws.con.unregister("delivered")
+    result.samples = _samples(ws)
+    return result
+
+
+def _render(ws: Workspace, template: Template | None) -> None:
+    """The rows to send in the platform's own JSON, with fitting notes and refusals."""
+    if template is not None and ws.count(f"SELECT count(*) FROM planned_unordered WHERE {TO_SEND}"):  # noqa: S608  # a constant
+        render_rows(ws, "planned_unordered", "planned_rendered", template(), TO_SEND)
+    else:
+        ws.con.execute(
+            "CREATE TABLE planned_rendered AS SELECT *, NULL::VARCHAR AS payload, NULL::VARCHAR AS note, "
+            "NULL::VARCHAR AS reject FROM planned_unordered"
+        )
+    ws.con.execute("DROP TABLE planned_unordered")
+    ws.con.execute("ALTER TABLE planned_rendered RENAME TO planned_unordered")
+    ws.con.execute(_NOTED)
+
+
+_NOTED = (
+    "UPDATE planned_unordered SET "
+    "code = CASE WHEN reject IS NOT NULL THEN 'refused' WHEN note IS NOT NULL THEN 'fitted' ELSE code END, "
+    "message = coalesce(reject, note, message) "
+    "WHERE action IN ('new', 'update')"
+)
+
+
+# The rows to send come first, so that each batch is a contiguous range of seq. A row the
+# platform would refuse (the destination's template says why) is rejected here, not sent.
+# Groups in seq order: to send · to remove · refused · unchanged · invalid.
+_GROUPS = (
+    f"{TO_SEND} AND reject IS NULL",
+    "action = 'remove'",
+    "reject IS NOT NULL",
+    "action = 'unchanged'",
+    "action = 'invalid'",
+)
+_COPY_GROUP = """
+INSERT INTO planned
+SELECT email, profile_key,
+  CASE WHEN {sendable} THEN hash END AS hash,
+  CASE WHEN {sendable} THEN payload END AS payload,
+  action,
+  CASE WHEN reject IS NOT NULL THEN 'rejected' WHEN action IN ('unchanged', 'invalid') THEN action END AS outcome,
+  code, message
+FROM planned_unordered WHERE {group}
+"""
+
+
+def _order(ws: Workspace) -> None:
+    """Append the rows group by group: a row's seq is its place in ``planned`` (rowid + 1).
+
+    Only scans: a million wide rows are never sorted.
+    """
+    ws.con.execute(
+        "CREATE TABLE planned (email VARCHAR, profile_key VARCHAR, hash VARCHAR, payload VARCHAR, "
+        "action VARCHAR, outcome VARCHAR, code VARCHAR, message VARCHAR)"
+    )
+    for group in _GROUPS:
+        ws.con.execute(_COPY_GROUP.format(sendable=_GROUPS[0], group=group))
+
+
+def _samples(ws: Workspace) -> dict[str, list[dict[str, Any]]]:
+    """A few members of each kind of change, for the dry-run report."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    for action in MemberAction:
+        rows = ws.con.execute(
+            "SELECT email, profile_key, message FROM planned WHERE action = ? ORDER BY rowid LIMIT ?",
+            [action.value, SAMPLE_SIZE],
+        ).fetchall()
+        if rows:
+            found[action.value] = [
+                {"email": email, "profile_key": key, **({"reason": message} if message else {})}
+                for email, key, message in rows
+            ]
+    return found
+
+
+UNCHANGED_CHUNK = 100_000
+
+
+def unchanged(ws: Workspace) -> tuple[int, int, bytes] | None:
+    """The unchanged members as (first seq, count, zlib of "email<TAB>key" lines), or None.
+
+    They are one contiguous run of ``planned`` (see ``_order``); compressed a chunk at a time.
+    """
+    first, count = ws.con.execute(
+        "SELECT min(rowid), count(*) FROM planned WHERE action = 'unchanged'"
+    ).fetchone() or (None, 0)
+    if not count:
+        return None
+    compressor = zlib.compressobj(1)
+    parts = []
+    for start in range(int(first), int(first) + int(count), UNCHANGED_CHUNK):
+        (text,) = ws.con.execute(
+            "SELECT string_agg(email || chr(9) || "
+            "coalesce(regexp_replace(profile_key, '[\\t\\n\\r]', ' ', 'g'), ''), chr(10) ORDER BY rowid) "
+            "FROM planned WHERE rowid >= ? AND rowid < ?",
+            [start, min(start + UNCHANGED_CHUNK, int(first) + int(count))],
+        ).fetchone() or ("",)
+        parts.append(compressor.compress((("\n" if start != first else "") + text).encode()))
+    parts.append(compressor.flush())
+    return int(first) + 1, int(count), b"".join(parts)
+
+
+def planned_rows(ws: Workspace, run_id: int) -> Iterator[list[tuple[Any, ...]]]:
+    """The plan as ``run_members`` rows (COLUMNS), in chunks, in seq order — but the unchanged
+    members, which are kept compactly (:func:`unchanged`)."""
+    # planned was filled in seq order, and the workspace keeps insertion order: no sort needed.
+    cursor = ws.con.execute(
+        "SELECT ?, rowid + 1, email, profile_key, hash, payload, action, outcome, code, message FROM planned "
+        "WHERE action <> 'unchanged'",
+        [run_id],
+    )
+    while chunk := cursor.fetchmany(CHUNK_ROWS):
+        yield chunk
+
+
+def insert_members(session: Session, rows: list[tuple[Any, ...]]) -> None:
+    """Bulk insert into run_members: COPY on PostgreSQL, executemany on SQLite."""
+    connection = session.connection()
+    raw = connection.connection.driver_connection
+    names = ", ".join(COLUMNS)
+    if connection.dialect.name == "postgresql":
+        with raw.cursor() as cursor, cursor.copy(f"COPY run_members ({names}) FROM STDIN") as copy:  # type: ignore[union-attr]  # psycopg connection
+            for row in rows:
+                copy.write_row(row)
+    else:
+        marks = ", ".join("?" for _ in COLUMNS)
+        raw.executemany(f"INSERT INTO run_members ({names}) VALUES ({marks})", rows)  # type: ignore[union-attr]  # sqlite3 connection  # noqa: S608
+
+
+def analyze(session: Session) -> None:
+    """Fresh statistics after a big insert: PostgreSQL then plans the send phase's reads well."""
+    if session.connection().dialect.name == "postgresql":
+        session.execute(sa.text("ANALYZE run_members"))
+
+
+def clear_members(session: Session, run_id: int) -> None:
+    session.execute(sa.text("DELETE FROM run_members WHERE run_id = :run"), {"run": run_id})

@@ -1,0 +1,301 @@
+"""Runs as users see them: start, cancel, confirm a mirror removal, list, per-row outcomes, CSV."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from segmentsync.auth import audit
+from segmentsync.auth.models import User
+from segmentsync.auth.policy import Action, check
+from segmentsync.connections.models import Connection
+from segmentsync.db import utcnow
+from segmentsync.errors import Conflict, Invalid, NotFound
+from segmentsync.exports.access import require_edit
+from segmentsync.exports.models import (
+    ACTIVE_STATUSES,
+    Export,
+    MemberAction,
+    Outcome,
+    Run,
+    RunMember,
+    RunStatus,
+    RunUnchanged,
+    Trigger,
+)
+
+CSV_COLUMNS = ("email", "profile_key", "action", "outcome", "code", "message")
+
+
+def active_run(session: Session, export_id: int) -> Run | None:
+    return session.scalar(sa.select(Run).where(Run.export_id == export_id, Run.status.in_(ACTIVE_STATUSES)))
+
+
+def start_run(
+    *,
+    session: Session,
+    export: Export,
+    actor: User | None,
+    dry_run: bool = False,
+    full_resync: bool = False,
+    trigger: Trigger = Trigger.ON_DEMAND,
+    scheduled_for: datetime | None = None,
+) -> Run:
+    """Queue a run (saving an export never does this). One active run per export: Conflict."""
+    if actor is not None:
+        check(actor, Action.EXPORTS_RUN)
+        connection = session.get(Connection, export.connection_id) if export.connection_id else None
+        require_edit(actor, connection, export.name)
+    if export.connection_id is None:
+        raise Conflict(
+            f"the export “{export.name}” has no connection; attach one before running it",
+            code="no_connection",
+        )
+    run = Run(
+        export_id=export.id,
+        export_name=export.name,
+        trigger=trigger,
+        triggered_by_id=actor.id if actor else None,
+        scheduled_for=scheduled_for,
+        dry_run=dry_run,
+        full_resync=full_resync,
+    )
+    try:
+        with session.begin_nested():
+            session.add(run)
+            session.flush()
+    except IntegrityError as exc:
+        running = active_run(session, export.id)
+        if running is not None:
+            raise Conflict(
+                f"the export “{export.name}” already has an active run (#{running.id}, {running.status.value})",
+                code="run_active",
+                details={"run_id": running.id},
+            ) from exc
+        raise
+    audit.record(
+        session,
+        actor=actor,
+        action="run.start",
+        object_type="run",
+        object_id=run.id,
+        object_label=export.name,
+        after={"dry_run": dry_run, "full_resync": full_resync, "trigger": trigger.value},
+    )
+    return run
+
+
+def get_run(session: Session, run_id: int) -> Run:
+    run = session.get(Run, run_id)
+    if run is None:
+        raise NotFound(f"there is no run #{run_id}")
+    return run
+
+
+def _check_can_change(session: Session, run: Run, actor: User) -> None:
+    check(actor, Action.RUNS_CANCEL)
+    export = session.get(Export, run.export_id) if run.export_id else None
+    connection = session.get(Connection, export.connection_id) if export and export.connection_id else None
+    require_edit(actor, connection, run.export_name)
+
+
+def cancel_run(*, session: Session, run_id: int, actor: User) -> Run:
+    """Queued or waiting runs end at once; a running one stops after its batches in flight."""
+    run = get_run(session, run_id)
+    _check_can_change(session, run, actor)
+    if run.status is RunStatus.RUNNING:
+        run.cancel_requested = True
+    elif run.status in (RunStatus.QUEUED, RunStatus.FAILED_RETRY, RunStatus.AWAITING_CONFIRMATION):
+        run.status = RunStatus.CANCELLED
+        run.finished_at = utcnow()
+        run.error = "cancelled by a user"
+    else:
+        raise Conflict(f"run #{run.id} has already ended ({run.status.value})", code="run_ended")
+    audit.record(
+        session,
+        actor=actor,
+        action="run.cancel",
+        object_type="run",
+        object_id=run.id,
+        object_label=run.export_name,
+    )
+    return run
+
+
+def confirm_removals(*, session: Session, run_id: int, actor: User) -> Run:
+    """Let a run stopped by the mirror guard go ahead with its removals (same snapshot)."""
+    run = get_run(session, run_id)
+    _check_can_change(session, run, actor)
+    if run.status is not RunStatus.AWAITING_CONFIRMATION:
+        raise Conflict(f"run #{run.id} is not waiting for a confirmation", code="not_awaiting")
+    try:
+        with session.begin_nested():
+            run.status = RunStatus.QUEUED
+            run.confirm_removals = True
+            run.error = run.error_code = None
+            session.flush()
+    except IntegrityError as exc:
+        raise Conflict(
+            "another run of this export is active; wait for it or cancel it", code="run_active"
+        ) from exc
+    planned = (run.plan or {}).get("remove")
+    audit.record(
+        session,
+        actor=actor,
+        action="run.confirm_removals",
+        object_type="run",
+        object_id=run.id,
+        object_label=run.export_name,
+        after={"removals": planned},
+    )
+    return run
+
+
+def rows_query(run_id: int, *, email: str | None = None, outcome: str | None = None) -> sa.Select[Any]:
+    query = sa.select(RunMember).where(RunMember.run_id == run_id).order_by(RunMember.seq)
+    if email:
+        needle = email.strip().lower()
+        if len(needle) > 320:
+            raise Invalid("the email search is longer than an email address can be", field="email")
+        escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(sa.func.lower(RunMember.email).like(f"%{escaped}%", escape="\\"))
+    if outcome:
+        if outcome == "pending":
+            query = query.where(RunMember.outcome.is_(None))
+        else:
+            query = query.where(RunMember.outcome == outcome)
+    return query
+
+
+# ---------------------------------------------------------------- a run's rows, wherever kept
+
+
+def _unchanged(
+    session: Session, run_id: int, email: str | None, outcome: str | None
+) -> tuple[int, list[RunMember]]:
+    """(first seq, matching members) of the run's compactly kept unchanged members."""
+    if outcome not in (None, Outcome.UNCHANGED.value):
+        return 0, []
+    kept = session.get(RunUnchanged, run_id)
+    if kept is None:
+        return 0, []
+    needle = email.strip().lower() if email else None
+    members = []
+    for offset, line in enumerate(zlib.decompress(kept.data).decode().split("\n")):
+        address, _, key = line.partition("\t")
+        if needle is None or needle in address:
+            members.append(
+                RunMember(
+                    run_id=run_id, seq=kept.first_seq + offset, email=address, profile_key=key or None,
+                    action=MemberAction.UNCHANGED, outcome=Outcome.UNCHANGED,
+                )
+            )  # fmt: skip
+    return kept.first_seq, members
+
+
+def rows_page(
+    session: Session, run_id: int, *, email: str | None, outcome: str | None, limit: int, offset: int
+) -> tuple[list[RunMember], int]:
+    """One page of the run's per-row outcomes in seq order, and how many match in all.
+
+    The rows in ``run_members`` before the unchanged ones (sent, removed, refused), then the
+    unchanged members (kept compactly), then the rest (invalid).
+    """
+    base = rows_query(run_id, email=email, outcome=outcome)
+    first_seq, unchanged = _unchanged(session, run_id, email, outcome)
+    count = sa.select(sa.func.count())
+    if not first_seq:
+        total = session.scalar(count.select_from(base.order_by(None).subquery())) or 0
+        return list(session.scalars(base.limit(limit).offset(offset))), total
+    before_q, after_q = base.where(RunMember.seq < first_seq), base.where(RunMember.seq >= first_seq)
+    before = session.scalar(count.select_from(before_q.order_by(None).subquery())) or 0
+    after = session.scalar(count.select_from(after_q.order_by(None).subquery())) or 0
+    page: list[RunMember] = []
+    if offset < before:
+        page += session.scalars(before_q.limit(limit).offset(offset))
+    start = max(offset - before, 0)
+    page += unchanged[start : start + max(limit - len(page), 0)]
+    if len(page) < limit:
+        page += session.scalars(
+            after_q.limit(limit - len(page)).offset(max(offset - before - len(unchanged), 0))
+        )
+    return page, before + len(unchanged) + after
+
+
+def iter_rows(
+    readers: sessionmaker[Session],
+    run_id: int,
+    *,
+    email: str | None = None,
+    outcome: str | None = None,
+    page_rows: int = 5000,
+) -> Iterator[RunMember]:
+    """Every matching row in seq order, read a page at a time in short read-only sessions."""
+    with readers() as session:
+        first_seq, unchanged = _unchanged(session, run_id, email, outcome)
+    base = rows_query(run_id, email=email, outcome=outcome)
+    if not first_seq:
+        yield from _paged(readers, base, page_rows)
+        return
+    yield from _paged(readers, base.where(RunMember.seq < first_seq), page_rows)
+    yield from unchanged
+    yield from _paged(readers, base.where(RunMember.seq >= first_seq), page_rows)
+
+
+def _paged(readers: sessionmaker[Session], query: sa.Select[Any], page_rows: int) -> Iterator[RunMember]:
+    last = 0
+    while True:
+        with readers() as session:
+            page = list(session.scalars(query.where(RunMember.seq > last).limit(page_rows)))
+        yield from page
+        if len(page) < page_rows:
+            return
+        last = page[-1].seq
+
+
+def csv_lines(
+    session: Session, run_id: int, *, email: str | None = None, outcome: str | None = None
+) -> Iterator[list[str]]:
+    """The run's per-row outcomes as CSV rows (header first)."""
+    yield list(CSV_COLUMNS)
+    readers = sessionmaker(bind=session.get_bind())
+    for member in iter_rows(readers, run_id, email=email, outcome=outcome):
+        yield [
+            member.email,
+            member.profile_key or "",
+            member.action.value,
+            member.outcome.value if member.outcome else "pending",
+            member.code or "",
+            member.message or "",
+        ]
+
+
+def progress(run: Run, now: datetime) -> dict[str, Any]:
+    """Batches done/total, rows per second and ETA of the send phase."""
+    rate = None
+    eta = None
+    if run.send_started_at and run.rows_sent:
+        end = run.finished_at or now
+        seconds = max((end - run.send_started_at).total_seconds(), 0.001)
+        rate = run.rows_sent / seconds
+        remaining = max(run.rows_to_send - run.rows_sent, 0)
+        eta = remaining / rate if rate and run.status is RunStatus.RUNNING else None
+    percent = (
+        100.0 * run.rows_sent / run.rows_to_send if run.rows_to_send else (100.0 if run.finished_at else 0.0)
+    )
+    return {
+        "phase": run.phase.value if run.phase else None,
+        "batches_done": run.batches_done,
+        "batches_total": run.batches_total,
+        "rows_sent": run.rows_sent,
+        "rows_to_send": run.rows_to_send,
+        "percent": round(min(percent, 100.0), 1),
+        "rows_per_second": round(rate, 1) if rate else None,
+        "eta_seconds": round(eta, 1) if eta is not None else None,
+    }

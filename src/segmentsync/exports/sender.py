@@ -1,0 +1,272 @@
+"""Send phase: batches through the destination, several in flight, a checkpoint after each.
+
+The rows still to send are read in pages by ``seq`` (keyset pagination, short reads), packed
+into batches within the destination's limits and sent from a thread pool of
+``limits.concurrency`` threads. Results come back to this (the only writing) thread, which
+commits, per acknowledged batch and in one transaction: the rows' outcomes, the export's
+delivered state and the run's progress. That transaction only commits while this worker still
+holds the run's lease (fencing), so a worker that lost its lease cannot write over another.
+A resumed run simply sends the rows whose outcome is still empty.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, replace
+from typing import Any, NamedTuple
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
+
+from segmentsync.destinations.base import Destination, Limits, RenderedBatch, RowResult
+from segmentsync.destinations.batching import ENVELOPE_BYTES, chunk
+from segmentsync.errors import Fatal
+from segmentsync.exports.models import Outcome
+
+PAGE_ROWS = 20_000
+REMOVE_BATCH = 500
+ROW_OVERHEAD_BYTES = 24  # JSON punctuation and the email key around each member (the destination re-splits a batch that is still too big)
+
+
+class LeaseLost(Exception):  # an event the runner reacts to, not a failure of ours
+    """Another worker took over this run; stop without writing."""
+
+
+class Cancelled(Exception):
+    """The run was cancelled; in-flight batches were recorded."""
+
+
+class Row(NamedTuple):  # a tuple: a million of them are made, cheaply, straight from the driver's rows
+    seq: int
+    action: str
+    email: str
+    hash: str | None
+    profile_key: str | None
+    payload: str | None
+
+
+@dataclass
+class SendJob:
+    sessions: sessionmaker[Session]
+    run_id: int
+    export_id: int
+    list_id: str
+    lease_owner: str
+    destination: Destination
+    resubscribe: bool
+    removal_mode: str
+    stop: threading.Event  # set by the worker on shutdown or when the lease is lost
+    max_batch_rows: int | None = None  # an operator's cap below the platform's batch size
+
+    def limits(self) -> Limits:
+        limits = self.destination.limits
+        if self.max_batch_rows is not None and self.max_batch_rows < limits.max_batch_rows:
+            return replace(limits, max_batch_rows=self.max_batch_rows)
+        return limits
+
+
+def send(job: SendJob) -> None:
+    """Send every pending row of the run; raises the destination's error if a batch fails."""
+    limits = job.limits()
+    _drive(job, _work(job, limits), limits.concurrency)
+
+
+# A batch's work: send it, and say which rows did not end as planned (by position in the batch).
+Action = Callable[["SendJob", list[Row]], dict[int, RowResult]]
+
+
+def _work(job: SendJob, limits: Limits) -> Iterator[tuple[Action, list[Row]]]:
+    budget = None if limits.max_batch_bytes is None else limits.max_batch_bytes - ENVELOPE_BYTES
+    upserts = chunk(
+        _pending(job, ("new", "update")), max_rows=limits.max_batch_rows, max_bytes=budget, size=_row_bytes
+    )
+    for batch in upserts:
+        yield _upsert, batch
+    removals = chunk(
+        _pending(job, ("remove",)),
+        max_rows=min(REMOVE_BATCH, limits.max_batch_rows),
+        max_bytes=None,
+        size=_row_bytes,
+    )
+    for batch in removals:
+        yield _remove, batch
+
+
+def _drive(
+    job: SendJob,
+    work: Iterator[tuple[Action, list[Row]]],
+    concurrency: int,
+) -> None:
+    in_flight: dict[Future[dict[int, RowResult]], list[Row]] = {}
+    failure: BaseException | None = None
+    cancelled = False
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=f"run{job.run_id}") as pool:
+        while True:
+            while (
+                failure is None and not cancelled and not job.stop.is_set() and len(in_flight) < concurrency
+            ):
+                item = next(work, None)
+                if item is None:
+                    break
+                action, batch = item
+                in_flight[pool.submit(action, job, batch)] = batch
+            if not in_flight:
+                break
+            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            for future in done:
+                batch = in_flight.pop(future)
+                error = future.exception()
+                if error is not None:
+                    failure = failure or error
+                    continue
+                try:
+                    cancelled = record(job, batch, future.result()) or cancelled
+                except LeaseLost as exc:
+                    job.stop.set()
+                    failure = failure or exc
+    if failure is not None:
+        raise failure
+    if job.stop.is_set():
+        raise LeaseLost("the worker is stopping or lost the lease")
+    if cancelled:
+        raise Cancelled
+
+
+def _upsert(job: SendJob, batch: list[Row]) -> dict[int, RowResult]:
+    rendered = RenderedBatch(
+        emails=[row.email for row in batch],
+        rows=[row.payload or "{}" for row in batch],
+        planned_new=[row.action == "new" for row in batch],
+    )
+    return job.destination.upsert_rows(job.list_id, rendered, resubscribe=job.resubscribe)
+
+
+def _remove(job: SendJob, batch: list[Row]) -> dict[int, RowResult]:
+    results = job.destination.remove(job.list_id, [row.email for row in batch], mode=job.removal_mode)
+    if len(results) != len(batch):
+        raise Fatal(f"the destination answered {len(results)} outcomes for {len(batch)} removals")
+    return {
+        index: result
+        for index, result in enumerate(results)
+        if result.outcome is not Outcome.REMOVED or result.code or result.message
+    }
+
+
+_PENDING = (
+    "SELECT seq, action, email, hash, profile_key, payload FROM run_members "
+    "WHERE run_id = ? AND seq > ? AND outcome IS NULL AND action IN ({}) ORDER BY seq LIMIT ?"
+)
+PENDING_UPSERTS = _PENDING.format("'new', 'update'")
+PENDING_REMOVALS = _PENDING.format("'remove'")
+
+
+def _pending(job: SendJob, actions: Sequence[str]) -> Iterator[Row]:
+    """Rows still to send, in seq order, read a page at a time (no cursor held across commits).
+
+    Read through the driver's own cursor: a million rows pass here, and each costs little.
+    """
+    last = 0
+    query = PENDING_UPSERTS if "remove" not in actions else PENDING_REMOVALS
+    while True:
+        with job.sessions() as session:
+            page = raw_rows(session, query, (job.run_id, last, PAGE_ROWS))
+        if not page:
+            return
+        yield from map(Row._make, page)
+        last = page[-1][0]
+
+
+def raw_rows(session: Session, query: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """Rows of a query written with ``?`` placeholders, through the DBAPI cursor."""
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        query = query.replace("?", "%s")
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]  # a DBAPI connection
+    try:
+        cursor.execute(query, tuple(params))
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
+
+
+def _row_bytes(row: Row) -> int:
+    """About what the row takes on the wire: its email, its fields (already JSON), punctuation."""
+    return len(row.email) + len(row.payload or "") + ROW_OVERHEAD_BYTES
+
+
+# One acknowledged batch is a contiguous range of seq among the rows still to send: its rows
+# get the outcome their plan expects in one statement, the few exceptions one by one.
+_EXPECTED = sa.text(
+    "UPDATE run_members SET outcome = CASE action WHEN 'new' THEN 'new' WHEN 'update' THEN 'updated' "
+    "ELSE 'removed' END WHERE run_id = :run AND seq BETWEEN :first AND :last AND outcome IS NULL"
+)
+_EXCEPTION = sa.text(
+    "UPDATE run_members SET outcome = :outcome, code = :code, message = :message WHERE run_id = :run AND seq = :seq"
+)
+_DELIVERED = sa.text(
+    "INSERT INTO delivered (export_id, email, hash, profile_key, run_id) "
+    "SELECT :export, email, hash, profile_key, :run FROM run_members "
+    "WHERE run_id = :run AND seq BETWEEN :first AND :last AND outcome IN ('new', 'updated') "
+    "ON CONFLICT (export_id, email) DO UPDATE SET "
+    "hash = excluded.hash, profile_key = excluded.profile_key, run_id = excluded.run_id"
+)
+_UNDELIVER = sa.text(
+    "DELETE FROM delivered WHERE export_id = :export AND email IN ("
+    "SELECT email FROM run_members WHERE run_id = :run AND seq BETWEEN :first AND :last AND outcome = 'removed')"
+)
+_PROGRESS = sa.text(
+    "UPDATE runs SET batches_done = batches_done + 1, rows_sent = rows_sent + :rows, "
+    "new = new + :new, updated = updated + :updated, removed = removed + :removed, "
+    "rejected = rejected + :rejected, skipped = skipped + :skipped "
+    "WHERE id = :run AND lease_owner = :owner AND status = 'running'"
+)
+EXPECTED = {"new": Outcome.NEW, "update": Outcome.UPDATED, "remove": Outcome.REMOVED}
+
+
+def record(job: SendJob, batch: list[Row], unplanned: dict[int, RowResult]) -> bool:
+    """Checkpoint one acknowledged batch; returns whether the run was asked to cancel.
+
+    ``unplanned``: the rows (by position) that did not end as their plan expected.
+    """
+    counts = dict.fromkeys(Outcome, 0)
+    for row in batch:
+        counts[EXPECTED[row.action]] += 1
+    exceptions = []
+    for index, result in unplanned.items():
+        row = batch[index]
+        counts[EXPECTED[row.action]] -= 1
+        counts[result.outcome] += 1
+        exceptions.append(
+            {"outcome": result.outcome.value, "code": result.code, "message": result.message,
+             "run": job.run_id, "seq": row.seq}
+        )  # fmt: skip
+    span = {"run": job.run_id, "export": job.export_id, "first": batch[0].seq, "last": batch[-1].seq}
+    with job.sessions() as session, session.begin():
+        if exceptions:
+            session.execute(_EXCEPTION, exceptions)
+        session.execute(_EXPECTED, span)
+        if counts[Outcome.NEW] or counts[Outcome.UPDATED]:
+            session.execute(_DELIVERED, span)
+        if counts[Outcome.REMOVED]:
+            session.execute(_UNDELIVER, span)
+        progress = session.execute(
+            _PROGRESS,
+            {
+                "rows": len(batch),
+                "new": counts[Outcome.NEW],
+                "updated": counts[Outcome.UPDATED],
+                "removed": counts[Outcome.REMOVED],
+                "rejected": counts[Outcome.REJECTED],
+                "skipped": counts[Outcome.SKIPPED],
+                "run": job.run_id,
+                "owner": job.lease_owner,
+            },
+        )
+        if progress.rowcount != 1:  # type: ignore[attr-defined]  # CursorResult of an UPDATE
+            raise LeaseLost(f"run {job.run_id} is no longer leased to {job.lease_owner}")
+        cancel = session.scalar(
+            sa.text("SELECT cancel_requested FROM runs WHERE id = :run"), {"run": job.run_id}
+        )
+    return bool(cancel)

@@ -1,0 +1,353 @@
+"""Snapshot phase: read the segments' members, normalise and validate emails, de-duplicate, hash.
+
+The members stream out of the profile source (any Ibis engine) as Arrow batches into the run's
+:class:`Workspace`, an in-process DuckDB that spills to disk, where set-based queries do the row
+work for a million members in about a second: lower-cased trimmed emails, a fast syntax check,
+de-duplication by email (the lowest profile key is kept, the others are "invalid: duplicate"),
+the payload (the mapped fields as JSON) and its hash. Only the rare addresses that fail the fast
+check go through ``email-validator`` in Python, for a precise verdict and message.
+
+The result is the table ``members`` of the workspace: ``k`` (key, typed as in the source),
+``email``, ``profile_key``, ``hash`` (of what the export sends: the mapped values by field name),
+``problem`` (None: valid), ``message`` and the mapped values (``v0``, ``v1`` … and ``consent``).
+The plan (``planner.py``) continues from there; the rows it decides to send are then rendered,
+each once, by the destination's own SQL template (``render_rows``): the platform's JSON for the
+row, ready to send, a note of what fitting changed, and why the platform would refuse it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+from email_validator import EmailNotValidError, validate_email
+
+from segmentsync.destinations.templates import Kind, RowTemplate, Value
+from segmentsync.emails import FAST_EMAIL, MAX_LOCAL_PART, SPECIAL_USE_TLD
+from segmentsync.errors import Invalid
+
+CONSENT_VALUES = ("Yes", "No", "Unchanged")
+TRUE_WORDS = ("true", "t", "yes", "y", "1")
+MEMORY_LIMIT = "160MB"  # the workspace spills to its temporary folder beyond this (peak RSS vs time)
+
+
+class Workspace:
+    """One run's in-process DuckDB, with a temporary folder it may spill into; closed after use."""
+
+    def __init__(self, parent: Path, *, memory_limit: str = MEMORY_LIMIT) -> None:
+        parent.mkdir(parents=True, exist_ok=True)
+        self.folder = Path(tempfile.mkdtemp(prefix="run-", dir=parent))
+        self.con = duckdb.connect(":memory:")  # no WAL to write; spills to temp_directory when full
+        self.con.execute(f"SET memory_limit = '{memory_limit}'")
+        self.con.execute("SET temp_directory = ?", [str(self.folder / "spill")])
+        self.con.execute("SET TimeZone = 'UTC'")  # dates of timestamps as the platforms see them
+
+    def count(self, sql: str, params: Sequence[Any] = ()) -> int:
+        row = self.con.execute(sql, list(params)).fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
+
+    def close(self) -> None:
+        self.con.close()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass(frozen=True, slots=True)
+class Mapping:
+    """What an export reads from each profile and how it names it on the platform."""
+
+    key_column: str
+    email_column: str
+    attributes: Sequence[tuple[str, str]]  # (profile column, destination field)
+    consent: str | None  # "Yes" | "No" | "Unchanged" | None (not sent) | "column"
+    consent_column: str | None = None
+
+    def source_columns(self) -> list[str]:
+        """Profile columns to read, in a fixed order (email first), without repeats."""
+        wanted = [self.email_column, *(column for column, _ in self.attributes)]
+        if self.consent == "column" and self.consent_column:
+            wanted.append(self.consent_column)
+        return list(dict.fromkeys(c for c in wanted if c != self.key_column))
+
+    def check(self, available: Sequence[str]) -> None:
+        known = set(available)
+        for role, column in (
+            ("email column", self.email_column),
+            *(("attribute column", c) for c, _ in self.attributes),
+            *((("consent column", self.consent_column),) if self.consent == "column" else ()),
+        ):
+            if not column or column not in known:
+                raise Invalid(
+                    f"the {role} {column!r} is not a column of the profile table", code="unknown_column"
+                )
+        if self.consent not in (None, "column", *CONSENT_VALUES):
+            raise Invalid(f"consent to track must be Yes, No, Unchanged or a column, not {self.consent!r}")
+
+    def aliases(self) -> dict[str, str]:
+        """Attribute columns → their neutral names in the workspace (a0, a1, …)."""
+        return {column: f"a{i}" for i, column in enumerate(dict.fromkeys(c for c, _ in self.attributes))}
+
+
+@dataclass
+class Snapshot:
+    profiles: int  # rows the segments hold
+    valid: int
+    invalid: int
+    values: list[tuple[str, Value]]  # each mapped field's value column in ``members`` (v0, v1 …)
+    consent: Value | None  # the ConsentToTrack column, if the export sends one
+
+
+# The destination's template for its rows, given the mapped values (field → value) and consent.
+Render = Callable[[list[tuple[str, Value]], Value | None], RowTemplate]
+
+
+def build(ws: Workspace, batches: Iterator[pa.RecordBatch], mapping: Mapping) -> Snapshot:
+    """Load the members into the workspace and do the row work; leaves the ``members`` table."""
+    _load(ws, batches, mapping)
+    ws.con.execute(_CLASSIFY_SQL)
+    ws.con.execute("DROP TABLE raw")
+    _judge_doubtful(ws.con)
+    values = _values(ws, mapping)
+    consent = Value("consent", "text") if _consent_expr(mapping) else None
+    query, params = _members_sql(mapping, values)
+    ws.con.execute(query, params)
+    ws.con.execute("DROP TABLE classified")
+    profiles = ws.count("SELECT count(*) FROM members")
+    valid = ws.count("SELECT count(*) FROM members WHERE problem IS NULL")
+    return Snapshot(profiles=profiles, valid=valid, invalid=profiles - valid, values=values, consent=consent)
+
+
+def render_rows(ws: Workspace, source: str, target: str, template: RowTemplate, where: str) -> None:
+    """``target``: ``source`` with the destination's rows (``payload``), fitting notes and refusals
+    for the rows that match ``where`` (only the rows to send are rendered: each once)."""
+    ws.con.execute(
+        f"CREATE TABLE {target} AS SELECT *, "  # noqa: S608  # our own names; the template's names are parameters
+        f"CASE WHEN {where} THEN CAST({template.row.text} AS VARCHAR) END AS payload, "
+        f"CASE WHEN {where} THEN CAST({template.note.text} AS VARCHAR) END AS note, "
+        f"CASE WHEN {where} THEN CAST({template.reject.text} AS VARCHAR) END AS reject "
+        f"FROM {source}",
+        [*template.row.params, *template.note.params, *template.reject.params],
+    )
+
+
+def _load(ws: Workspace, batches: Iterator[pa.RecordBatch], mapping: Mapping) -> None:
+    """The members as ``raw``, with neutral column names (k, e, a0…, cc), in one streamed insert."""
+    neutral = (_neutral(pa.Table.from_batches([batch]), mapping) for batch in batches)
+    first = next(neutral, None)
+    if first is None:
+        empty = {name: pa.array([], pa.string()) for name in [mapping.key_column, *mapping.source_columns()]}
+        first = _neutral(pa.table(empty), mapping)
+    stream = pa.RecordBatchReader.from_batches(
+        first.schema,
+        (
+            batch
+            for table in itertools.chain([first], neutral)
+            for batch in table.cast(first.schema).to_batches()
+        ),
+    )
+    ws.con.register("members_stream", stream)
+    ws.con.execute("CREATE TABLE raw AS SELECT * FROM members_stream")
+    ws.con.unregister("members_stream")
+
+
+def _neutral(table: pa.Table, mapping: Mapping) -> pa.Table:
+    selected: dict[str, pa.ChunkedArray] = {
+        "k": table.column(mapping.key_column),
+        "e": table.column(mapping.email_column),
+    }
+    for column, alias in mapping.aliases().items():
+        selected[alias] = _without_nul(table.column(column))
+    if mapping.consent == "column" and mapping.consent_column:
+        selected["cc"] = table.column(mapping.consent_column)
+    return pa.table(selected)
+
+
+def _without_nul(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """NUL characters cannot be stored (PostgreSQL text) nor sent; profiles sometimes hold them."""
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        return pc.replace_substring(column, "\x00", "")
+    return column
+
+
+# problem: NULL valid · 'no_email' · 'doubtful' (judged in Python) · 'too_long' · 'bad_syntax'
+# Built from constants only; no input reaches the text.
+_CLASSIFY_SQL = f"""
+CREATE TABLE classified AS
+SELECT *,
+  lower(trim(CAST(e AS VARCHAR))) AS email,
+  CASE
+    WHEN e IS NULL OR trim(CAST(e AS VARCHAR)) = '' THEN 'no_email'
+    WHEN length(trim(CAST(e AS VARCHAR))) > 254 THEN 'too_long'
+    WHEN length(split_part(lower(trim(CAST(e AS VARCHAR))), '@', 1)) > {MAX_LOCAL_PART} THEN 'bad_syntax'
+    WHEN NOT regexp_full_match(lower(trim(CAST(e AS VARCHAR))), '{FAST_EMAIL.replace("'", "''")}') THEN 'doubtful'
+    WHEN regexp_matches(lower(trim(CAST(e AS VARCHAR))), '{SPECIAL_USE_TLD}') THEN 'doubtful'
+    ELSE NULL
+  END AS problem,
+  CAST(NULL AS VARCHAR) AS message
+FROM raw
+"""  # noqa: S608
+
+
+def _judge_doubtful(con: duckdb.DuckDBPyConnection) -> None:
+    """email-validator decides the addresses the fast check could not (few, in practice)."""
+    doubtful = con.execute("SELECT DISTINCT email FROM classified WHERE problem = 'doubtful'").fetchall()
+    if not doubtful:
+        return
+    emails: list[str] = []
+    normalized: list[str | None] = []
+    problems: list[str | None] = []
+    messages: list[str | None] = []
+    for (email,) in doubtful:
+        emails.append(email)
+        try:
+            result = validate_email(email, check_deliverability=False)
+        except EmailNotValidError as exc:
+            normalized.append(None)
+            problems.append("bad_syntax")
+            messages.append(str(exc))
+        else:
+            normalized.append(_ascii_domain(result.normalized, result.ascii_domain))
+            problems.append(None)
+            messages.append(None)
+    verdicts = pa.table(
+        {
+            "email": pa.array(emails, pa.string()),
+            "normalized": pa.array(normalized, pa.string()),
+            "problem": pa.array(problems, pa.string()),
+            "message": pa.array(messages, pa.string()),
+        }
+    )
+    con.register("verdicts", verdicts)
+    con.execute(
+        """
+        UPDATE classified SET
+          problem = v.problem,
+          message = v.message,
+          email = coalesce(v.normalized, classified.email)
+        FROM verdicts v
+        WHERE classified.problem = 'doubtful' AND classified.email = v.email
+        """
+    )
+    con.unregister("verdicts")
+
+
+def _ascii_domain(normalized: str, ascii_domain: str | None) -> str:
+    """Both platforms refuse a Unicode domain: send its ASCII (IDNA) form, lower-cased."""
+    local, _, domain = normalized.rpartition("@")
+    return f"{local}@{ascii_domain or domain}".lower()
+
+
+def _field_exprs(mapping: Mapping) -> list[tuple[str, str]]:
+    """(destination field, SQL expression) — several columns on one field are joined by spaces."""
+    aliases = mapping.aliases()
+    by_target: dict[str, list[str]] = {}
+    for column, target in mapping.attributes:
+        by_target.setdefault(target, []).append(aliases[column])
+    exprs = []
+    for target, cols in by_target.items():
+        if len(cols) == 1:
+            exprs.append((target, cols[0]))
+        else:
+            joined = ", ".join(f"CAST({c} AS VARCHAR)" for c in cols)
+            exprs.append((target, f"nullif(concat_ws(' ', {joined}), '')"))
+    return exprs
+
+
+def _values(ws: Workspace, mapping: Mapping) -> list[tuple[str, Value]]:
+    """Each mapped field's value column (v0, v1 …) and what kind of value it holds."""
+    types = {name: str(kind) for name, kind, *_ in ws.con.execute("DESCRIBE classified").fetchall()}
+    values = []
+    for index, (target, expr) in enumerate(_field_exprs(mapping)):
+        values.append((target, Value(f"v{index}", _kind(types.get(expr, "VARCHAR")))))
+    return values
+
+
+def _kind(duckdb_type: str) -> Kind:
+    upper = duckdb_type.upper()
+    if upper.endswith("[]"):
+        return "list"
+    if upper.startswith("DECIMAL"):
+        return "decimal"
+    if upper.startswith("TIMESTAMP"):
+        return "timestamp"
+    return _KINDS.get(upper, "text")
+
+
+_KINDS: dict[str, Kind] = {
+    **dict.fromkeys(("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
+                     "UINTEGER", "UBIGINT"), "integer"),
+    "FLOAT": "float",
+    "DOUBLE": "float",
+    "BOOLEAN": "boolean",
+    "DATE": "date",
+}  # fmt: skip
+
+
+def _consent_expr(mapping: Mapping) -> str | None:
+    if mapping.consent == "column":
+        words = ", ".join(f"'{w}'" for w in TRUE_WORDS)
+        return (
+            "CASE WHEN cc IS NULL THEN 'Unchanged' "
+            f"WHEN lower(CAST(cc AS VARCHAR)) IN ({words}) THEN 'Yes' ELSE 'No' END"
+        )
+    if mapping.consent in CONSENT_VALUES:  # one of three known words: safe as a literal
+        return f"'{mapping.consent}'"
+    return None
+
+
+def _members_sql(mapping: Mapping, values: list[tuple[str, Value]]) -> tuple[str, list[Any]]:
+    exprs = dict(_field_exprs(mapping))
+    columns = [f"{exprs[target]} AS {value.sql}" for target, value in values]
+    consent = _consent_expr(mapping)
+    if consent:
+        columns.append(f"{consent} AS consent")
+    valued = ", ".join(["*", *columns])
+    # What the export sends of a member, by field name: its hash says whether it changed.
+    pairs = [f"?, {value.sql}" for _, value in values] + (["'$consent', consent"] if consent else [])
+    sent = f"json_object({', '.join(pairs)})" if pairs else "'{}'"
+    first = "problem IS NULL AND rank_in_email = 1"
+    kept = ", ".join([value.sql for _, value in values] + (["consent"] if consent else []))
+    # Only neutral names (k, e, a0…, v0…, cc) reach the text; field names are parameters.
+    query = f"""
+    CREATE TABLE members AS
+    WITH ranked AS (
+      SELECT *,
+        CASE WHEN problem IS NULL
+          THEN row_number() OVER (PARTITION BY email ORDER BY k) END AS rank_in_email,
+        CASE WHEN problem IS NULL
+          THEN first_value(CAST(k AS VARCHAR)) OVER (PARTITION BY email ORDER BY k) END AS kept_key
+      FROM classified
+    ), valued AS (
+      SELECT {valued} FROM ranked
+    )
+    SELECT
+      k,
+      CASE WHEN {first} THEN email
+        ELSE left(replace(coalesce(CAST(e AS VARCHAR), ''), chr(0), ''), 320) END AS email,
+      replace(CAST(k AS VARCHAR), chr(0), '') AS profile_key,
+      CASE WHEN {first} THEN substr(md5(CAST({sent} AS VARCHAR)), 1, 16) END AS hash,
+      CASE WHEN problem IS NULL AND rank_in_email > 1 THEN 'duplicate' ELSE problem END AS problem,
+      CASE
+        WHEN problem IS NULL AND rank_in_email > 1 THEN 'duplicate of profile ' || kept_key || ' (same email)'
+        WHEN problem = 'no_email' THEN 'no email address'
+        WHEN problem = 'too_long' THEN 'email address longer than 254 characters'
+        WHEN problem = 'bad_syntax' AND message IS NULL THEN 'the part before the @-sign is longer than 64 characters'
+        ELSE replace(message, chr(0), '')
+      END AS message
+      {", " + kept if kept else ""}
+    FROM valued
+    """  # noqa: S608
+    return query, [target for target, _ in values]

@@ -1,0 +1,1 @@
+"""Local emulators of the Campaign Monitor and Constant Contact APIs (demo, tests, benchmarks)."""

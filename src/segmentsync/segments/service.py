@@ -1,0 +1,335 @@
+"""Segments: create, edit, delete, list, refresh (member count with history), preview, count.
+
+Every function is keyword-only and takes the session, the profile source and the acting user
+explicitly; changes are recorded in the audit log in the caller's transaction. Rules are checked
+against the profile table's columns when saved (unknown columns, type mismatches → Invalid).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from segmentsync.auth import audit
+from segmentsync.auth.models import User
+from segmentsync.auth.policy import Action, check
+from segmentsync.errors import Conflict, Invalid, NotFound, SegmentSyncError
+from segmentsync.exports.models import Export, ExportSegment
+from segmentsync.profiles.source import ProfileSource
+from segmentsync.segments import compile as compiler
+from segmentsync.segments.models import Segment, SegmentRefresh
+from segmentsync.segments.rules import Group
+from segmentsync.segments.schemas import PreviewOut, RefreshOut, SegmentCreate, SegmentUpdate
+
+PREVIEW_MAX = 1000
+
+
+# ---------------------------------------------------------------- reading
+
+
+def list_segments(*, session: Session) -> list[Segment]:
+    return list(session.scalars(sa.select(Segment).order_by(Segment.name)))
+
+
+def get(*, session: Session, segment_id: int) -> Segment:
+    segment = session.get(Segment, segment_id)
+    if segment is None:
+        raise NotFound(f"there is no segment with id {segment_id}", code="segment_not_found")
+    return segment
+
+
+def find(*, session: Session, ref: str) -> Segment:
+    """A segment by its name (any case) or, failing that, by its id."""
+    segment = session.scalar(sa.select(Segment).where(sa.func.lower(Segment.name) == ref.strip().lower()))
+    if segment is None and ref.strip().isdigit():
+        segment = session.get(Segment, int(ref))
+    if segment is None:
+        raise NotFound(f"there is no segment named {ref!r}", code="segment_not_found")
+    return segment
+
+
+def rules_of(segment: Segment) -> Group:
+    return Group.model_validate(segment.rules)
+
+
+def exports_using(*, session: Session, segment_id: int) -> list[str]:
+    """Names of the exports that send this segment."""
+    return list(
+        session.scalars(
+            sa.select(Export.name)
+            .join(ExportSegment, ExportSegment.export_id == Export.id)
+            .where(ExportSegment.segment_id == segment_id)
+            .order_by(Export.name)
+        )
+    )
+
+
+def history(*, session: Session, segment_id: int, limit: int = 20) -> list[SegmentRefresh]:
+    """The latest refreshes of a segment, newest first."""
+    return list(
+        session.scalars(
+            sa.select(SegmentRefresh)
+            .where(SegmentRefresh.segment_id == segment_id)
+            .order_by(SegmentRefresh.started_at.desc(), SegmentRefresh.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+# ---------------------------------------------------------------- changing
+
+
+def create(*, session: Session, source: ProfileSource, segment_in: SegmentCreate, actor: User) -> Segment:
+    check(actor, Action.SEGMENTS_EDIT)
+    _check_name_free(session, segment_in.name)
+    compiler.check(segment_in.rules, source.table())
+    segment = Segment(
+        name=segment_in.name,
+        description=segment_in.description,
+        rules=segment_in.rules.model_dump(mode="json"),
+        created_by_id=actor.id,
+    )
+    session.add(segment)
+    session.flush()
+    audit.record(
+        session, actor=actor, action="segment.create", object_type="segment", object_id=segment.id,
+        object_label=segment.name, after=_snapshot(segment),
+    )  # fmt: skip
+    return segment
+
+
+def update(
+    *, session: Session, source: ProfileSource, segment_id: int, segment_in: SegmentUpdate, actor: User
+) -> Segment:
+    """Change the fields given. A new rule forgets the old member count until the next refresh."""
+    check(actor, Action.SEGMENTS_EDIT)
+    segment = get(session=session, segment_id=segment_id)
+    before = _snapshot(segment)
+    if segment_in.name is not None and segment_in.name != segment.name:
+        _check_name_free(session, segment_in.name, other_than=segment.id)
+        segment.name = segment_in.name
+    if segment_in.description is not None:
+        segment.description = segment_in.description
+    if segment_in.rules is not None:
+        new_rules = segment_in.rules.model_dump(mode="json")
+        if new_rules != segment.rules:
+            compiler.check(segment_in.rules, source.table())
+            segment.rules = new_rules
+            segment.member_count = segment.last_refresh_at = segment.last_refresh_ms = None
+            segment.last_refresh_error = None
+    after = _snapshot(segment)
+    if after != before:
+        session.flush()
+        audit.record(
+            session, actor=actor, action="segment.update", object_type="segment", object_id=segment.id,
+            object_label=segment.name, before=before, after=after,
+        )  # fmt: skip
+    return segment
+
+
+def delete(*, session: Session, segment_id: int, actor: User) -> None:
+    """Remove a segment; refused while exports send it (the answer names them)."""
+    check(actor, Action.SEGMENTS_EDIT)
+    segment = get(session=session, segment_id=segment_id)
+    users = exports_using(session=session, segment_id=segment_id)
+    if users:
+        raise Conflict(
+            f"segment {segment.name!r} is used by {len(users)} export(s): {', '.join(users)}; remove it "
+            f"from those exports first",
+            code="segment_in_use",
+            details={"exports": users},
+        )
+    audit.record(
+        session, actor=actor, action="segment.delete", object_type="segment", object_id=segment.id,
+        object_label=segment.name, before=_snapshot(segment),
+    )  # fmt: skip
+    session.delete(segment)
+    session.flush()
+
+
+def _check_name_free(session: Session, name: str, *, other_than: int | None = None) -> None:
+    query = sa.select(Segment.id).where(sa.func.lower(Segment.name) == name.lower())
+    if other_than is not None:
+        query = query.where(Segment.id != other_than)
+    if session.scalar(query) is not None:
+        raise Conflict(f"a segment named {name!r} exists already", code="name_taken", field="name")
+
+
+def _snapshot(segment: Segment) -> dict[str, Any]:
+    return {"name": segment.name, "description": segment.description, "rules": segment.rules}
+
+
+# ---------------------------------------------------------------- refreshing
+
+
+def refresh(
+    *,
+    session: Session,
+    source: ProfileSource,
+    segment_id: int,
+    actor: User | None,
+    now: datetime | None = None,
+) -> RefreshOut:
+    """Count the members now and store it (on the segment and in its history).
+
+    A failure (rule no longer fits the table, engine unreachable) is stored too and returned in
+    ``RefreshOut.error`` instead of raised, so that the caller's transaction keeps the record.
+    ``actor`` None: the system (scheduler).
+    """
+    return refresh_many(session=session, source=source, segment_ids=[segment_id], actor=actor, now=now)[0]
+
+
+def refresh_many(
+    *,
+    session: Session,
+    source: ProfileSource,
+    segment_ids: Sequence[int] | None,
+    actor: User | None,
+    now: datetime | None = None,
+) -> list[RefreshOut]:
+    """Refresh several segments (None: all) with one scan of the profile table."""
+    if actor is not None:
+        check(actor, Action.SEGMENTS_EDIT)
+    if segment_ids is None:
+        segments = list_segments(session=session)
+    else:
+        segments = [get(session=session, segment_id=segment_id) for segment_id in segment_ids]
+    moment = now or datetime.now(UTC)
+    started = time.perf_counter()
+    counts, errors = _count_all(source, segments, moment)
+    elapsed_ms = int((time.perf_counter() - started) * 1000)
+    results = [
+        _store(session, segment, moment, elapsed_ms, counts.get(segment.id), errors.get(segment.id))
+        for segment in segments
+    ]
+    if actor is not None:
+        for result in results:
+            audit.record(
+                session, actor=actor, action="segment.refresh", object_type="segment",
+                object_id=result.segment_id, object_label=result.segment_name,
+                after={"member_count": result.member_count, "error": result.error},
+            )  # fmt: skip
+    session.flush()
+    return results
+
+
+def record_refresh(
+    *,
+    session: Session,
+    source: ProfileSource,
+    segment_id: int,
+    rules: Group | None = None,
+    now: datetime | None = None,
+) -> RefreshOut:
+    """Count one segment and store it; raises on failure (for the run engine and the scheduler).
+
+    ``rules`` may be given when the caller has parsed them already.
+    """
+    segment = get(session=session, segment_id=segment_id)
+    rule = rules or rules_of(segment)
+    moment = now or datetime.now(UTC)
+    started = time.perf_counter()
+    (count,) = source.counts([rule], now=moment)
+    elapsed_ms = int((time.perf_counter() - started) * 1000)
+    return _store(session, segment, moment, elapsed_ms, count, None)
+
+
+def _count_all(
+    source: ProfileSource, segments: list[Segment], now: datetime
+) -> tuple[dict[int, int], dict[int, str]]:
+    """Counts by segment id, and errors by segment id for the segments that could not be counted."""
+    errors: dict[int, str] = {}
+    good: list[tuple[Segment, Group]] = []
+    try:
+        table = source.table()
+    except SegmentSyncError as exc:
+        return {}, {segment.id: exc.message for segment in segments}
+    for segment in segments:
+        try:
+            rule = rules_of(segment)
+            compiler.check(rule, table)
+        except (SegmentSyncError, ValueError) as exc:
+            errors[segment.id] = exc.message if isinstance(exc, SegmentSyncError) else str(exc)
+        else:
+            good.append((segment, rule))
+    if not good:
+        return {}, errors
+    try:
+        counts = source.counts([rule for _, rule in good], now=now)
+    except Exception as exc:  # the engine's own error (down, table changed): stored, not raised
+        message = exc.message if isinstance(exc, SegmentSyncError) else f"{exc.__class__.__name__}: {exc}"
+        return {}, errors | {segment.id: message for segment, _ in good}
+    return {segment.id: count for (segment, _), count in zip(good, counts, strict=True)}, errors
+
+
+def _store(
+    session: Session,
+    segment: Segment,
+    moment: datetime,
+    elapsed_ms: int,
+    count: int | None,
+    error: str | None,
+) -> RefreshOut:
+    session.add(
+        SegmentRefresh(
+            segment_id=segment.id, started_at=moment, duration_ms=elapsed_ms, member_count=count, error=error
+        )
+    )
+    segment.last_refresh_error = error
+    if error is None:
+        segment.member_count = count
+        segment.last_refresh_at = moment
+        segment.last_refresh_ms = elapsed_ms
+    return RefreshOut(
+        segment_id=segment.id, segment_name=segment.name, started_at=moment, duration_ms=elapsed_ms,
+        member_count=count, error=error,
+    )  # fmt: skip
+
+
+# ---------------------------------------------------------------- looking at members
+
+
+def count(*, session: Session, source: ProfileSource, segment_id: int, now: datetime | None = None) -> int:
+    """The member count now (not stored; see :func:`refresh`)."""
+    segment = get(session=session, segment_id=segment_id)
+    return count_rule(source=source, rule=rules_of(segment), now=now)
+
+
+def count_rule(*, source: ProfileSource, rule: Group, now: datetime | None = None) -> int:
+    """The member count of a rule that need not be saved (the rule builder's live count)."""
+    return source.count(source.segment(rule, now=now))
+
+
+def preview(
+    *,
+    session: Session,
+    source: ProfileSource,
+    segment_id: int,
+    columns: Sequence[str] | None = None,
+    limit: int = 20,
+    now: datetime | None = None,
+) -> PreviewOut:
+    """The first ``limit`` members (by key) with ``columns`` (default: all)."""
+    segment = get(session=session, segment_id=segment_id)
+    out = preview_rule(source=source, rule=rules_of(segment), columns=columns, limit=limit, now=now)
+    return out.model_copy(update={"segment_id": segment.id})
+
+
+def preview_rule(
+    *,
+    source: ProfileSource,
+    rule: Group,
+    columns: Sequence[str] | None = None,
+    limit: int = 20,
+    now: datetime | None = None,
+) -> PreviewOut:
+    if not 1 <= limit <= PREVIEW_MAX:
+        raise Invalid(f"limit must be between 1 and {PREVIEW_MAX}", field="limit")
+    selected = source.members([rule], list(columns or source.columns()), now=now)
+    rows = source.preview(selected, limit=limit).to_pylist()
+    return PreviewOut(segment_id=None, columns=list(selected.columns), rows=rows, limit=limit)

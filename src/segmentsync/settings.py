@@ -1,0 +1,76 @@
+"""Runtime configuration, read from SEGMENTSYNC_* environment variables.
+
+Built once by :func:`get_settings` at the edge (CLI, app factory, worker) and passed in;
+nothing reads the environment at import time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PRODUCTION_URLS = {
+    "campaign_monitor_api": "https://api.createsend.com/api/v3.3",
+    "campaign_monitor_oauth": "https://api.createsend.com/oauth",
+    "constant_contact_api": "https://api.cc.email/v3",
+    "constant_contact_oauth": "https://authz.constantcontact.com/oauth2/default/v1",
+}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SEGMENTSYNC_", extra="ignore")
+
+    data_dir: Path = Field(default_factory=lambda: Path.home() / ".segmentsync")
+    database_url: str | None = None  # default: SQLite file in data_dir
+    profiles_url: str | None = None  # default: DuckDB file in data_dir
+    profiles_table: str = "profiles"
+    profiles_key: str = "profile_id"
+    secret_key: SecretStr | None = None  # Fernet key(s), comma-separated, newest first
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    base_url: str | None = None  # public URL of the web app, for OAuth redirect URIs
+    log_format: str = "text"  # "text" or "json"
+    log_level: str = "INFO"
+
+    # Platform endpoints: overridable so that connections can point at the sandbox.
+    campaign_monitor_api_url: str = PRODUCTION_URLS["campaign_monitor_api"]
+    campaign_monitor_oauth_url: str = PRODUCTION_URLS["campaign_monitor_oauth"]
+    constant_contact_api_url: str = PRODUCTION_URLS["constant_contact_api"]
+    constant_contact_oauth_url: str = PRODUCTION_URLS["constant_contact_oauth"]
+    # OAuth applications registered with the platforms (the secret is a secret).
+    campaign_monitor_client_id: str | None = None
+    campaign_monitor_client_secret: SecretStr | None = None
+    constant_contact_client_id: str | None = None
+    constant_contact_client_secret: SecretStr | None = None
+
+    export_limit: int = 1_000_000
+    workspace_memory: str = "160MB"  # a run's in-process DuckDB spills to disk beyond this
+    max_batch_rows: int | None = None  # cap below the platform's own batch size (None: the platform's)
+    run_history_rows_kept: int = 20  # runs per export whose per-row outcomes are kept
+    notification_webhook_url: str | None = None
+    notification_webhook_secret: SecretStr | None = None
+    worker_lease_seconds: int = 60
+    scheduler_interval_seconds: float = 15.0
+    secure_cookies: bool = False
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'segmentsync.db'}"
+
+    @property
+    def resolved_profiles_url(self) -> str:
+        return self.profiles_url or f"duckdb://{self.data_dir / 'profiles.duckdb'}"
+
+    @property
+    def public_base_url(self) -> str:
+        return (self.base_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+
+def get_settings(**overrides: object) -> Settings:
+    """Build settings from the environment; keyword overrides win (tests, CLI flags)."""
+    settings = Settings(**overrides)  # type: ignore[arg-type]  # pydantic validates the values
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return settings

@@ -1,0 +1,36 @@
+// segmentsync — small page behaviours; every page works without them.
+"use strict";
+document.documentElement.classList.add("js");
+
+document.addEventListener("DOMContentLoaded", () => {
+  // Forms that act at once when their select changes (the language switch).
+  for (const form of document.querySelectorAll("form[data-autosubmit]")) {
+    form.addEventListener("change", () => form.submit());
+  }
+  // Forms that ask first (remove, cancel, revoke).
+  for (const form of document.querySelectorAll("form[data-confirm]")) {
+    form.addEventListener("submit", (event) => {
+      if (!window.confirm(form.dataset.confirm)) event.preventDefault();
+    });
+  }
+  // Times are rendered in UTC by the server; show them in the browser's time zone.
+  const lang = document.documentElement.lang || "en";
+  const format = new Intl.DateTimeFormat(lang, { dateStyle: "medium", timeStyle: "short" });
+  for (const node of document.querySelectorAll("time[datetime]")) {
+    const moment = new Date(node.getAttribute("datetime"));
+    if (!Number.isNaN(moment.getTime())) {
+      node.title = node.textContent.trim();
+      node.textContent = format.format(moment);
+    }
+  }
+  // Radios that show a box only for one of their values (weekly → weekdays).
+  for (const radio of document.querySelectorAll("input[data-toggles]")) {
+    const box = document.getElementById(radio.dataset.toggles);
+    const sync = () => {
+      const chosen = document.querySelector(`input[name="${radio.name}"]:checked`);
+      if (box && chosen) box.hidden = chosen.dataset.show !== "1";
+    };
+    radio.addEventListener("change", sync);
+    sync();
+  }
+});

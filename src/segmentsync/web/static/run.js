@@ -1,0 +1,42 @@
+// Run detail: poll the run's progress and update the page in place while it is active.
+"use strict";
+document.addEventListener("DOMContentLoaded", () => {
+  const panel = document.getElementById("live");
+  if (!panel || panel.dataset.active !== "true") return;
+  const url = panel.dataset.liveUrl;
+  const set = (name, value) => {
+    for (const node of panel.querySelectorAll(`[data-live="${name}"]`)) node.textContent = value;
+  };
+  async function poll() {
+    let data;
+    try {
+      const response = await fetch(url, { headers: { Accept: "application/json" }, cache: "no-store" });
+      if (!response.ok) throw new Error(String(response.status));
+      data = await response.json();
+    } catch (error) {
+      window.setTimeout(poll, 3000); // the server may be restarting; keep trying, slower
+      return;
+    }
+    for (const name of ["statusLabel", "phaseLabel", "percent", "batches", "rows", "rate", "eta"]) set(name, data[name]);
+    const badge = panel.querySelector("[data-live-status]");
+    badge.className = `badge status-${data.status}`;
+    const bar = panel.querySelector("[data-live-progress]");
+    bar.setAttribute("aria-valuenow", data.percent);
+    bar.querySelector(".bar").style.width = `${data.percent}%`;
+    for (const [name, value] of Object.entries(data.counts)) {
+      const node = panel.querySelector(`[data-live-count="${name}"]`);
+      if (node) node.textContent = value;
+    }
+    const error = panel.querySelector('[data-live="error"]');
+    error.hidden = !data.error;
+    error.textContent = data.error || "";
+    panel.dataset.status = data.status;
+    if (data.active) {
+      window.setTimeout(poll, 1000);
+    } else {
+      // Finished: load the per-row outcomes and the final details once.
+      window.setTimeout(() => window.location.reload(), 800);
+    }
+  }
+  window.setTimeout(poll, 1000);
+});

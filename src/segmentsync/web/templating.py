@@ -1,0 +1,80 @@
+"""The Jinja2 environment of the pages: locale-aware filters and cache-busted static URLs."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from babel.dates import format_datetime, format_timedelta
+from babel.numbers import format_decimal
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, pass_context
+from jinja2.runtime import Context
+
+WEB_DIR = Path(__file__).parent
+TEMPLATES_DIR = WEB_DIR / "templates"
+STATIC_DIR = WEB_DIR / "static"
+
+
+@cache
+def static_url(name: str) -> str:
+    """``/static/<name>?v=<content hash>``: browsers cache assets until they change."""
+    digest = hashlib.sha256((STATIC_DIR / name).read_bytes()).hexdigest()[:10]
+    return f"/static/{name}?v={digest}"
+
+
+@pass_context
+def _number(context: Context, value: float | int | None) -> str:
+    if value is None:
+        return "—"
+    return str(format_decimal(value, locale=context["lang"]))
+
+
+@pass_context
+def _when(context: Context, value: datetime | None, style: str = "medium") -> str:
+    """A moment in UTC, in the page's language (the browser turns it into local time)."""
+    if value is None:
+        return "—"
+    return str(format_datetime(value.astimezone(UTC), style, tzinfo=UTC, locale=context["lang"]))
+
+
+def format_duration(seconds: float | None, lang: str) -> str:
+    """Under a minute in words ("12 s"), else h:mm:ss or m:ss."""
+    if seconds is None:
+        return "—"
+    if seconds < 1:
+        return f"{int(seconds * 1000)} ms"
+    if seconds < 60:
+        return str(format_timedelta(timedelta(seconds=seconds), threshold=2, locale=lang, format="narrow"))
+    minutes, rest = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{rest:02d}" if hours else f"{minutes}:{rest:02d}"
+
+
+@pass_context
+def _duration(context: Context, seconds: float | None) -> str:
+    return format_duration(seconds, context["lang"])
+
+
+def _iso(value: datetime | None) -> str:
+    return value.astimezone(UTC).isoformat() if value else ""
+
+
+@cache
+def environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES_DIR),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=StrictUndefined,  # a misspelt variable fails the test instead of showing nothing
+    )
+    env.filters.update(number=_number, when=_when, duration=_duration, iso=_iso)
+    env.globals.update(static_url=static_url)
+    return env
+
+
+def render(template: str, context: dict[str, Any]) -> str:
+    return environment().get_template(template).render(context)

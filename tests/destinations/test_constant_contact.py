@@ -1,0 +1,163 @@
+"""Constant Contact specifics: activity counters to rows, polling, contact ids for removal."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from segmentsync.destinations import create_destination
+from segmentsync.destinations.base import Credentials, Destination, Member
+from segmentsync.errors import Retriable
+from segmentsync.exports.models import Outcome
+from segmentsync.sandbox.launcher import Sandbox
+
+from .fakes import FAST, FakeTime, Script, json_response
+from .platforms import ConstantContact
+
+LIST_ID = "11111111-2222-3333-4444-555555555555"
+LONG = "a-very-long-but-perfectly-valid-address-of-sixty-chars@example.com"
+
+
+class FakePlatform:
+    """Answers like Constant Contact for one list; activities end as ``states`` say."""
+
+    def __init__(self, counts: dict[str, int], *, members: int = 10, states: list[str] | None = None) -> None:
+        self.counts = counts
+        self.members = members
+        self.added = 0
+        self.states = states or ["completed"]
+        self.unsubscribed = ["gone@example.com"]
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path.endswith(f"/contact_lists/{LIST_ID}"):
+            self.members, self.added = self.members + self.added, 0
+            return json_response(200, {"list_id": LIST_ID, "name": "L", "membership_count": self.members})
+        if path.endswith(("/contacts_json_import", "/remove_list_memberships")):
+            return json_response(201, {"activity_id": "act", "state": "initialized"})
+        if path.endswith("/activities/act"):
+            return self._activity()
+        if path.endswith("/contacts"):
+            return self._contacts(request)
+        raise AssertionError(f"unexpected {request.method} {request.url}")
+
+    def _activity(self) -> httpx.Response:
+        state = self.states.pop(0) if len(self.states) > 1 else self.states[0]
+        if state == "completed":
+            self.added = self.counts.pop("_added", 0)
+        errors = (
+            ["1 contact not imported: the email address is not valid."]
+            if self.counts.get("correctable_count")
+            else []
+        )
+        return json_response(
+            200, {"activity_id": "act", "state": state, "status": self.counts, "activity_errors": errors}
+        )
+
+    def _contacts(self, request: httpx.Request) -> httpx.Response:
+        params = request.url.params
+        if params.get("status") == "unsubscribed":
+            found = self.unsubscribed
+        elif "email" in params:
+            found = [params["email"]]
+        else:
+            found = [f"p{i}@example.com" for i in range(self.members)]
+        return json_response(
+            200, {"contacts": [{"contact_id": f"id-{e}", "email_address": {"address": e}} for e in found]}
+        )
+
+
+def cc(script: Script, app: str) -> Destination:
+    time = FakeTime()
+    return create_destination(
+        "constant_contact",
+        credentials=Credentials(access_token="token", oauth_client_id=app),
+        api_url="https://cc.test/v3",
+        oauth_url="https://cc.test/oauth2/default/v1",
+        on_tokens=None,
+        transport=script.transport,
+        clock=time.clock,
+        sleep=time.sleep,
+        tuning=FAST,
+    )
+
+
+def test_activity_counters_are_attributed_to_rows(caplog: pytest.LogCaptureFixture) -> None:
+    counts = {
+        "person_count": 4,
+        "correctable_count": 1,
+        "error_count": 1,
+        "cannot_add_to_list_count": 1,
+        "_added": 1,
+    }
+    platform = FakePlatform(counts)
+    members = [
+        Member("new@example.com", {"first_name": "N"}, delivered_before=False),
+        Member("old@example.com", {"first_name": "O"}, delivered_before=True),
+        Member("gone@example.com"),
+        Member(LONG),
+        Member("nope@@example.com"),
+    ]
+    with caplog.at_level(logging.WARNING):
+        results = cc(Script(platform), "app-counters").upsert(LIST_ID, members)
+    assert [(r.outcome, r.code) for r in results] == [
+        (Outcome.NEW, None),
+        (Outcome.UPDATED, None),
+        (Outcome.SKIPPED, "unsubscribed"),
+        (Outcome.REJECTED, "correctable"),  # the doubtful row takes the platform's refusal
+        (Outcome.REJECTED, "invalid_email"),  # never sent
+    ]
+    assert "email address is not valid" in (results[3].message or "")
+    assert "refused 1 rows of a batch without saying which" in caplog.text  # the error_count
+
+
+def test_import_rows_use_the_flat_vocabulary_and_never_blank() -> None:
+    script = Script(FakePlatform({"person_count": 1, "_added": 1}))
+    member = Member("a@example.com", {"first_name": "F" * 60, "last_name": None, "job_title": "CTO"})
+    [result] = cc(script, "app-rows").upsert(LIST_ID, [member])
+    assert "first_name: trimmed to 50" in (result.message or "")
+    body = orjson.loads(next(r.content for r in script.requests if r.url.path.endswith("json_import")))
+    assert body == {
+        "import_data": [{"email": "a@example.com", "first_name": "F" * 50, "job_title": "CTO"}],
+        "list_ids": [LIST_ID],
+    }
+
+
+def test_a_failed_activity_is_submitted_again_then_given_up() -> None:
+    platform = FakePlatform({"person_count": 1}, states=["processing", "failed", "timed_out", "failed"])
+    script = Script(platform)
+    with pytest.raises(Retriable, match="ended failed"):
+        cc(script, "app-failed").upsert(LIST_ID, [Member("a@example.com")])
+    assert sum(r.url.path.endswith("json_import") for r in script.requests) == 3
+
+
+@pytest.mark.parametrize(("members", "emails", "lookups"), [(10_000, 3, 3), (100, 3, 0)])
+def test_contact_ids_are_found_the_cheaper_way(members: int, emails: int, lookups: int) -> None:
+    script = Script(FakePlatform({}, members=members))
+    targets = [f"p{i}@example.com" for i in range(emails)]
+    results = cc(script, f"app-ids-{members}").remove(LIST_ID, targets)
+    assert [r.outcome for r in results] == [Outcome.REMOVED] * emails
+    by_email = [r for r in script.requests if r.url.path.endswith("/contacts") and "email" in r.url.params]
+    assert len(by_email) == lookups
+    removal: dict[str, Any] = orjson.loads(
+        next(r.content for r in script.requests if r.url.path.endswith("memberships"))
+    )
+    assert removal == {"source": {"contact_ids": [f"id-{e}" for e in targets]}, "list_ids": [LIST_ID]}
+
+
+def test_activities_that_take_time_are_polled_until_done(sandbox: Sandbox) -> None:
+    platform = ConstantContact(sandbox)
+    platform.faults(instant_activities=False, activity_rows_per_second=3000)
+    destination = platform.destination()
+    list_id = platform.new_list("Slow")
+    results = destination.upsert(
+        list_id, [Member(f"s{i}@example.com", {"first_name": "S"}) for i in range(3000)]
+    )
+    destination.close()
+    assert {r.outcome for r in results} == {Outcome.NEW}
+    assert len(platform.read_back(list_id)) == 3000
+    assert platform.stats()["requests"]["GET /v3/activities/{activity_id}"] > 1

@@ -1,0 +1,118 @@
+"""The official Constant Contact SDK works unchanged against the emulator (only its host is changed).
+
+Lists, JSON import and activity status, as a client would use them. (The SDK cannot build a
+remove_list_memberships request: it inherits the spec's ``maxItems: 0`` on those arrays.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from cc_api import CC
+from constant_contact_api_client import (
+    ApiClient,
+    BulkActivitiesApi,
+    Configuration,
+    ContactListsApi,
+    ContactsApi,
+    CreateImportJSONActivityRequest,
+    CreateImportJSONActivityRequestImportDataInner,
+    UpdateListRequest,
+)
+from constant_contact_api_client.exceptions import ApiException, UnauthorizedException
+
+from segmentsync.sandbox.launcher import Sandbox
+
+
+@pytest.fixture
+def cc(sandbox: Sandbox) -> Iterator[CC]:
+    helper = CC(sandbox)
+    yield helper
+    helper.close()
+
+
+@pytest.fixture
+def client(cc: CC, sandbox: Sandbox) -> Iterator[ApiClient]:
+    configuration = Configuration(host=sandbox.constant_contact_api, access_token=cc.access_token)
+    with ApiClient(configuration) as api_client:
+        yield api_client
+
+
+def _rows(count: int) -> list[CreateImportJSONActivityRequestImportDataInner]:
+    return [
+        CreateImportJSONActivityRequestImportDataInner(
+            email=f"sdk{n}@example.com", first_name="Sdk", last_name=str(n)
+        )
+        for n in range(count)
+    ]
+
+
+def test_lists_through_the_sdk(client: ApiClient) -> None:
+    lists = ContactListsApi(client)
+    created = lists.create_list(UpdateListRequest(name="SDK list", description="From the SDK", favorite=True))
+    assert created.list_id
+    assert created.name == "SDK list"
+    assert created.favorite is True
+    assert created.created_at is not None  # the timestamp parses as a datetime
+    page = lists.get_all_lists(limit=10, include_count=True, include_membership_count="all")
+    assert page.lists_count == 1
+    assert [(lst.list_id, lst.membership_count) for lst in page.lists] == [(created.list_id, 0)]
+    assert lists.get_list(created.list_id).description == "From the SDK"
+    renamed = lists.update_list(created.list_id, UpdateListRequest(name="Renamed"))
+    assert renamed.name == "Renamed"
+    with pytest.raises(ApiException) as conflict:
+        lists.create_list(UpdateListRequest(name="Renamed"))
+    assert conflict.value.status == 409
+
+
+def test_lists_paging_through_the_sdk(client: ApiClient) -> None:
+    lists = ContactListsApi(client)
+    for n in range(3):
+        lists.create_list(UpdateListRequest(name=f"List {n}"))
+    page = lists.get_all_lists(limit=2)
+    assert len(page.lists) == 2
+    assert page.links.next.href.startswith("/v3/contact_lists?cursor=")
+
+
+def test_json_import_and_activity_status_through_the_sdk(cc: CC, client: ApiClient) -> None:
+    list_id = ContactListsApi(client).create_list(UpdateListRequest(name="Import target")).list_id
+    bulk = BulkActivitiesApi(client)
+    created = bulk.create_import_json_activity(
+        CreateImportJSONActivityRequest(import_data=_rows(25), list_ids=[list_id])
+    )
+    assert created.state == "initialized"
+    assert created.status.items_total_count == 25
+    status = bulk.get_activity_by_id(created.activity_id)
+    assert status.state == "completed"
+    assert status.percent_done == 100
+    assert status.status.person_count == 25
+    assert status.completed_at is not None
+    recent = bulk.get_all_activities(limit=5)
+    assert [a.activity_id for a in recent.activities] == [created.activity_id]
+    assert set(cc.members(list_id)) == {f"sdk{n}@example.com" for n in range(25)}
+    contacts = ContactsApi(client).get_all_contacts(email="sdk3@example.com", include="list_memberships")
+    assert contacts.contacts[0].list_memberships == [list_id]
+    assert contacts.contacts[0].email_address.permission_to_send == "implicit"
+
+
+def test_activity_in_progress_through_the_sdk(cc: CC, client: ApiClient) -> None:
+    cc.limits(instant_activities=False, activity_rows_per_second=1)
+    list_id = ContactListsApi(client).create_list(UpdateListRequest(name="Slow")).list_id
+    bulk = BulkActivitiesApi(client)
+    created = bulk.create_import_json_activity(
+        CreateImportJSONActivityRequest(import_data=_rows(500), list_ids=[list_id])
+    )
+    status = bulk.get_activity_by_id(created.activity_id)
+    assert status.state == "processing"
+    assert 0 <= status.percent_done < 100
+    assert status.started_at is not None
+    assert status.completed_at is None
+
+
+def test_sdk_sees_the_401(cc: CC, client: ApiClient) -> None:
+    cc.control("tokens/expire", {"access_token": cc.access_token})
+    with pytest.raises(UnauthorizedException) as error:
+        ContactListsApi(client).get_all_lists()
+    assert error.value.status == 401
+    assert error.value.body == '{"error_key":"unauthorized","error_message":"Unauthorized"}'

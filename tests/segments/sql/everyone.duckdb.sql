@@ -1,0 +1,5 @@
+SELECT
+  *
+FROM "profiles" AS "t0"
+WHERE
+  TRUE

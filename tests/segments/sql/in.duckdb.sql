@@ -1,0 +1,5 @@
+SELECT
+  *
+FROM "profiles" AS "t0"
+WHERE
+  "t0"."country" IS NOT NULL AND "t0"."country" IN ('PL', 'LV')
