@@ -4,13 +4,15 @@ The export's delivered state (email and hash of each member it put on the list) 
 from the metadata store into the run's workspace, where set operations decide each member's
 action: never delivered → *new*; delivered with another hash → *update*; the same hash →
 *unchanged* (nothing to send); delivered but gone from the snapshot → *remove* (mirror mode).
-Then the plan is written to ``run_members`` in one pass (COPY on PostgreSQL), with the rows to
-send first (``seq`` 1…n, by email), so that each batch is a contiguous range of ``seq``:
+Only then are the rows to send rendered by the destination's SQL template (the platform's JSON,
+fitting notes, refusals). The plan is appended group by group, so a row's ``seq`` is its place
+and each batch is a contiguous range of ``seq`` — no sort of a million wide rows:
 
-    new/update (to send) · remove (to send) · unchanged · invalid
+    to send · to remove · refused · unchanged · invalid
 
-Unchanged and invalid members get their outcome at once and no payload; only what is sent is
-stored in full.
+It is then written to ``run_members`` (COPY on PostgreSQL), but for the unchanged members, which
+are kept compactly in ``run_unchanged`` (zlib-compressed lines, in chunks). Unchanged, invalid and
+refused members get their outcome at once and no payload; only what is sent is stored in full.
 """
 
 from __future__ import annotations

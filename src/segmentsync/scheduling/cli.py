@@ -116,9 +116,17 @@ def serve_runtime(runtime: Runtime, settings: Settings, *, scheduler: bool = Tru
         uvicorn.Config(create_app(runtime), host=settings.host, port=settings.port, log_config=None)
     )
     shutdown.server = server
-    out.print(
-        f"segmentsync on {settings.public_base_url} (API: {settings.public_base_url}/api/v1)", highlight=False
-    )
+
+    def announce() -> None:  # once the socket listens, so the address printed can be opened at once
+        while not server.started:
+            if shutdown.event.wait(0.02):
+                return
+        out.print(
+            f"segmentsync on {settings.public_base_url} (API: {settings.public_base_url}/api/v1)",
+            highlight=False,
+        )
+
+    threading.Thread(target=announce, name="announce", daemon=True).start()
     try:
         server.run()  # uvicorn hands SIGINT/SIGTERM to our handler when it has stopped serving
     finally:
