@@ -301,8 +301,9 @@ def run_loop(world: World, module: str, client: dict[str, Any], title: str) -> t
     list_id = plain_list(world, client, title)
     command = [
         sys.executable, "-m", module, "--profiles", str(world.profiles_path),
-        "--api", world.sandbox.campaign_monitor_api, "--list", list_id, "--api-key", client["ApiKey"],
-        "--email-pattern", FAST_EMAIL,
+        "--api", world.sandbox.campaign_monitor_api, "--list", list_id,
+        f"--api-key={client['ApiKey']}",  # one word: a key may begin with "-"
+        f"--email-pattern={FAST_EMAIL}",
     ]  # fmt: skip
     before = sandbox_calls(world.sandbox, "campaign_monitor")
     process = run_process(command, {**world.env, "PYTHONPATH": str(ROOT)})

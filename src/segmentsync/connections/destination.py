@@ -180,6 +180,9 @@ class ConnectionDestination:
 
     # ---------------------------------------------------------------- the Destination protocol
 
+    def pushback(self) -> int:
+        return self._inner.pushback()  # a replaced destination starts again from 0: never "more"
+
     def verify(self) -> AccountInfo:
         return self._call(lambda d: d.verify())
 

@@ -121,6 +121,7 @@ class ApiClient:
         self._observe = observe
         self._rate_wait = rate_wait or (lambda response, code: tuning.short_rate_wait)
         self.requests_sent = 0  # counted without a lock: a statistic, not a limit
+        self.pushback = 0  # answers that asked us to slow down (see Destination.pushback)
 
     def request(self, method: str, path: str, *, json: Any = None, **kwargs: Any) -> httpx.Response:
         """Send until it succeeds or the table says stop; ``path`` is relative to the API base."""
@@ -174,6 +175,7 @@ class ApiClient:
         except httpx.HTTPError as exc:
             rule = classify(self.platform, exc=exc)
             if rule.action is Action.RETRY:
+                self.pushback += 1
                 raise _Transient(f"{exc.__class__.__name__}: {exc}") from exc
             raise Fatal(f"{self.title}: {exc.__class__.__name__}: {exc}") from exc
         if self._observe is not None:
@@ -190,8 +192,10 @@ class ApiClient:
         details = {"status": status, "platform_code": code, "platform_message": message}
         match rule.action:
             case Action.RETRY:
+                self.pushback += 1
                 raise _Transient(what)
             case Action.RATE_LIMITED:
+                self.pushback += 1
                 if self._quota is not None:
                     self._quota.refund()
                 wait = self._rate_wait(response, code)

@@ -52,8 +52,9 @@ class RowResult:
 class Limits:
     max_batch_rows: int
     max_batch_bytes: int | None  # of the serialised request body; None: no byte limit
-    concurrency: int  # batches in flight at once, by default
+    concurrency: int  # batches in flight at first
     requests_per_second: float | None  # None: no fixed rate (adaptive to 429s / headers)
+    max_concurrency: int | None = None  # grown towards while the platform keeps up; None: fixed
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +132,11 @@ class Destination(Protocol):
 
     def verify(self) -> AccountInfo:
         """Check the credentials against the platform; ConfigError with its message if bad."""
+        ...
+
+    def pushback(self) -> int:
+        """How many answers so far asked us to slow down (429, 5xx, timeouts, dropped
+        connections): the sender halves the batches in flight when this grows."""
         ...
 
     def lists(self) -> list[ListInfo]:

@@ -69,7 +69,11 @@ THROTTLE_ROUNDS = 3  # times a throttled row is sent again before it counts as r
 
 class CampaignMonitor:
     type = CAMPAIGN_MONITOR
-    limits = Limits(max_batch_rows=1000, max_batch_bytes=None, concurrency=4, requests_per_second=None)
+    # No published rate for list imports: start with 4 in flight, grow to 16 while no answer asks
+    # us to slow down (429, 5xx), halve when one does (see exports/sender.py, Window).
+    limits = Limits(
+        max_batch_rows=1000, max_batch_bytes=None, concurrency=4, requests_per_second=None, max_concurrency=16
+    )
 
     def __init__(
         self,
@@ -94,7 +98,7 @@ class CampaignMonitor:
             platform=CAMPAIGN_MONITOR,
             title=TITLE,
             base_url=api_url,
-            http=new_http_client(transport, timeout=tuning.timeout, connections=REMOVE_WORKERS + 8),
+            http=new_http_client(transport, timeout=tuning.timeout, connections=REMOVE_WORKERS + 16),
             auth=self._auth(credentials, on_tokens, clock),
             limiter=self._pacer,
             tuning=tuning,
@@ -126,6 +130,9 @@ class CampaignMonitor:
 
     def _get(self, path: str, **params: Any) -> Any:
         return json_of(self.api.request("GET", path, params=params or None))
+
+    def pushback(self) -> int:
+        return self.api.pushback
 
     def verify(self) -> AccountInfo:
         clients = self._get("/clients.json") or []

@@ -166,6 +166,9 @@ class ConstantContact:
                 return
             body = json_of(self.api.request("GET", self._origin + href))
 
+    def pushback(self) -> int:
+        return self.api.pushback
+
     def verify(self) -> AccountInfo:
         body = self._get("/contact_lists", limit=1, include_count="true")
         account = str(self._claims.get("platform_user_id") or self._claims.get("sub") or "")

@@ -1,8 +1,8 @@
 """Send phase: batches through the destination, several in flight, a checkpoint after each.
 
 The rows still to send are read in pages by ``seq`` (keyset pagination, short reads), packed
-into batches within the destination's limits and sent from a thread pool of
-``limits.concurrency`` threads. Results come back to this (the only writing) thread, which
+into batches within the destination's limits and sent from a thread pool; how many are in flight
+adapts to the platform (:class:`Window`: from ``limits.concurrency`` up to ``max_concurrency``). Results come back to this (the only writing) thread, which
 commits, per acknowledged batch and in one transaction: the rows' outcomes, the export's
 delivered state and the run's progress. That transaction only commits while this worker still
 holds the run's lease (fencing), so a worker that lost its lease cannot write over another.
@@ -70,7 +70,43 @@ class SendJob:
 def send(job: SendJob) -> None:
     """Send every pending row of the run; raises the destination's error if a batch fails."""
     limits = job.limits()
-    _drive(job, _work(job, limits), limits.concurrency)
+    _drive(job, _work(job, limits), Window.of(limits, job.destination.pushback))
+
+
+class Window:
+    """How many batches may be in flight: AIMD, as TCP does it, where the platform allows it.
+
+    It starts at ``limits.concurrency``. While no answer asks us to slow down it grows by one per
+    acknowledged batch (slow start) up to ``limits.max_concurrency``; when the destination's
+    ``pushback`` (429s, 5xx, timeouts) grows, it halves and from then on grows by one per window of
+    acknowledged batches. A latency-bound platform gets many batches in flight, a struggling one few.
+    """
+
+    def __init__(self, start: int, ceiling: int, pushback: Callable[[], int]) -> None:
+        self.size = max(1, start)
+        self.ceiling = max(self.size, ceiling)
+        self._pushback = pushback
+        self._seen = pushback()
+        self._slow_start = True
+        self._acked = 0
+
+    @classmethod
+    def of(cls, limits: Limits, pushback: Callable[[], int]) -> Window:
+        return cls(limits.concurrency, limits.max_concurrency or limits.concurrency, pushback)
+
+    def acknowledged(self) -> None:
+        """One batch came back: adjust the window to what the platform said meanwhile."""
+        now = self._pushback()
+        if now > self._seen:
+            self.size = max(1, self.size // 2)
+            self._slow_start, self._acked = False, 0
+        elif self._slow_start:
+            self.size = min(self.ceiling, self.size + 1)
+        else:
+            self._acked += 1
+            if self._acked >= self.size:
+                self.size, self._acked = min(self.ceiling, self.size + 1), 0
+        self._seen = now
 
 
 # A batch's work: send it, and say which rows did not end as planned (by position in the batch).
@@ -97,15 +133,15 @@ def _work(job: SendJob, limits: Limits) -> Iterator[tuple[Action, list[Row]]]:
 def _drive(
     job: SendJob,
     work: Iterator[tuple[Action, list[Row]]],
-    concurrency: int,
+    window: Window,
 ) -> None:
     in_flight: dict[Future[dict[int, RowResult]], list[Row]] = {}
     failure: BaseException | None = None
     cancelled = False
-    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=f"run{job.run_id}") as pool:
+    with ThreadPoolExecutor(max_workers=window.ceiling, thread_name_prefix=f"run{job.run_id}") as pool:
         while True:
             while (
-                failure is None and not cancelled and not job.stop.is_set() and len(in_flight) < concurrency
+                failure is None and not cancelled and not job.stop.is_set() and len(in_flight) < window.size
             ):
                 item = next(work, None)
                 if item is None:
@@ -121,6 +157,7 @@ def _drive(
                 if error is not None:
                     failure = failure or error
                     continue
+                window.acknowledged()
                 try:
                     cancelled = record(job, batch, future.result()) or cancelled
                 except LeaseLost as exc:
