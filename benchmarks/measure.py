@@ -249,6 +249,8 @@ def run_row(world: World, export_id: int) -> dict[str, Any]:
         row: dict[str, Any] = {name: getattr(run, name) for name in names}
         row["status"] = run.status.value
         row["batches"] = run.batches_done
+        if run.started_at is not None and run.finished_at is not None:  # claimed → finished
+            row["seconds"] = (run.finished_at - run.started_at).total_seconds()
         row["error"] = run.error
         return row
 
@@ -295,7 +297,7 @@ def run_export(
     )
 
 
-def run_loop(world: World, module: str, client: dict[str, Any], title: str) -> tuple[Process, dict[str, int]]:
+def run_loop(world: World, module: str, client: dict[str, Any], title: str) -> tuple[Process, dict[str, Any]]:
     """One of the plain loops we compare with (``benchmarks.floor``, ``benchmarks.createsend_loop``),
     as its own process, sending the members to a new list of ``client``: its measures and counts."""
     list_id = plain_list(world, client, title)
@@ -309,7 +311,7 @@ def run_loop(world: World, module: str, client: dict[str, Any], title: str) -> t
     process = run_process(command, {**world.env, "PYTHONPATH": str(ROOT)})
     if process.exit_code != 0:
         raise RuntimeError(f"{module} failed:\n{process.output[-3000:]}")
-    sent: dict[str, int] = json.loads(process.output.strip().splitlines()[-1])
+    sent: dict[str, Any] = json.loads(process.output.strip().splitlines()[-1])
     after = sandbox_calls(world.sandbox, "campaign_monitor")
     sent["import_calls"] = after.get(CM_IMPORT, 0) - before.get(CM_IMPORT, 0)
     sent["all_calls"] = after["total"] - before["total"]

@@ -171,25 +171,11 @@ def _export(world: World, form: dict[str, Any]) -> int:
 
 
 def cm_list(sandbox: Sandbox, client: dict[str, Any], title: str) -> str:
-    answer = httpx.post(
-        f"{sandbox.campaign_monitor_api}/lists/{client['ClientID']}.json",
-        json={"Title": title},
-        auth=(client["ApiKey"], "x"),
-        timeout=30,
-    )
-    answer.raise_for_status()
-    list_id: str = answer.json()
-    return list_id
+    return sandbox.cm_create_list(client, title)
 
 
 def cm_field(sandbox: Sandbox, client: dict[str, Any], list_id: str, name: str) -> None:
-    answer = httpx.post(
-        f"{sandbox.campaign_monitor_api}/lists/{list_id}/customfields.json",
-        json={"FieldName": name, "DataType": "Text", "Options": [], "VisibleInPreferenceCenter": True},
-        auth=(client["ApiKey"], "x"),
-        timeout=30,
-    )
-    answer.raise_for_status()
+    sandbox.cm_create_field(client, list_id, name)
 
 
 def plain_list(world: World, client: dict[str, Any], title: str) -> str:

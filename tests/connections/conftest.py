@@ -189,24 +189,8 @@ def add_export(runtime: Runtime, connection_id: int, name: str) -> int:
 
 def cm_list(sandbox: Sandbox, client: dict[str, Any], title: str) -> str:
     """A list made through the real API, as a marketer would in Campaign Monitor."""
-    answer = httpx.post(
-        f"{sandbox.campaign_monitor_api}/lists/{client['ClientID']}.json",
-        json={"Title": title},
-        auth=(client["ApiKey"], "x"),
-        timeout=10,
-    )
-    answer.raise_for_status()
-    list_id: str = answer.json()
-    return list_id
+    return sandbox.cm_create_list(client, title)
 
 
 def cc_list(sandbox: Sandbox, access_token: str, name: str) -> str:
-    answer = httpx.post(
-        f"{sandbox.constant_contact_api}/contact_lists",
-        json={"name": name},
-        headers={"Authorization": f"Bearer {access_token}"},
-        timeout=10,
-    )
-    answer.raise_for_status()
-    list_id: str = answer.json()["list_id"]
-    return list_id
+    return sandbox.cc_create_list(access_token, name)

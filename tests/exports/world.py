@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import httpx
 from cryptography.fernet import Fernet
 
 from segmentsync.auth import service as auth_service
@@ -157,39 +156,15 @@ class World:
 
 
 def cm_list(sandbox: Sandbox, client: dict[str, Any], title: str) -> str:
-    answer = httpx.post(
-        f"{sandbox.campaign_monitor_api}/lists/{client['ClientID']}.json",
-        json={"Title": title},
-        auth=(client["ApiKey"], "x"),
-        timeout=10,
-    )
-    answer.raise_for_status()
-    list_id: str = answer.json()
-    return list_id
+    return sandbox.cm_create_list(client, title)
 
 
 def cm_field(sandbox: Sandbox, client: dict[str, Any], list_id: str, name: str) -> str:
-    answer = httpx.post(
-        f"{sandbox.campaign_monitor_api}/lists/{list_id}/customfields.json",
-        json={"FieldName": name, "DataType": "Text", "Options": [], "VisibleInPreferenceCenter": True},
-        auth=(client["ApiKey"], "x"),
-        timeout=10,
-    )
-    answer.raise_for_status()
-    key: str = answer.json()
-    return key
+    return sandbox.cm_create_field(client, list_id, name)
 
 
 def cc_list(sandbox: Sandbox, account: dict[str, Any], name: str) -> str:
-    answer = httpx.post(
-        f"{sandbox.constant_contact_api}/contact_lists",
-        json={"name": name},
-        headers={"Authorization": f"Bearer {account['access_token']}"},
-        timeout=10,
-    )
-    answer.raise_for_status()
-    list_id: str = answer.json()["list_id"]
-    return list_id
+    return sandbox.cc_create_list(account["access_token"], name)
 
 
 def _connection(runtime: Runtime, admin: Person, data: ConnectionCreate) -> int:

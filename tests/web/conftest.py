@@ -84,26 +84,10 @@ class Live:
 
     def cm_list(self, title: str) -> str:
         """A Campaign Monitor list made through the emulator's real API; returns its ID."""
-        answer = httpx.post(
-            f"{self.sandbox.campaign_monitor_api}/lists/{self.cm_client['ClientID']}.json",
-            json={"Title": title},
-            auth=(self.cm_client["ApiKey"], "x"),
-            timeout=10,
-        )
-        answer.raise_for_status()
-        list_id: str = answer.json()
-        return list_id
+        return self.sandbox.cm_create_list(self.cm_client, title)
 
     def cc_list(self, name: str) -> str:
-        answer = httpx.post(
-            f"{self.sandbox.constant_contact_api}/contact_lists",
-            json={"name": name},
-            headers={"Authorization": f"Bearer {self.cc_account['access_token']}"},
-            timeout=10,
-        )
-        answer.raise_for_status()
-        list_id: str = answer.json()["list_id"]
-        return list_id
+        return self.sandbox.cc_create_list(self.cc_account["access_token"], name)
 
 
 def _register_oauth_apps(sandbox: Sandbox, callback: str) -> dict[str, str]:

@@ -55,14 +55,7 @@ class World:
             return connections.create(session=session, runtime=self.runtime, data=data, actor=self.admin()).id
 
     def cm_list(self, title: str) -> str:
-        import httpx
-
-        answer = httpx.post(
-            f"{self.sandbox.campaign_monitor_api}/lists/{self.cm['ClientID']}.json",
-            json={"Title": title}, auth=(self.cm["ApiKey"], "x"), timeout=10,
-        )  # fmt: skip
-        answer.raise_for_status()
-        return str(answer.json())
+        return self.sandbox.cm_create_list(self.cm, title)
 
 
 @pytest.fixture

@@ -115,6 +115,38 @@ class Sandbox:
         result: dict[str, Any] = self._post(f"{self.constant_contact_url}/_sandbox/accounts", {"name": name})
         return result
 
+    # What an account owner does in the platform itself, through the emulators' real APIs.
+
+    def cm_create_list(self, client: dict[str, Any], title: str) -> str:
+        """A Campaign Monitor list of ``client`` (from :meth:`create_cm_client`); returns its ID."""
+        response = self._http.post(
+            f"{self.campaign_monitor_api}/lists/{client['ClientID']}.json",
+            json={"Title": title},
+            auth=(client["ApiKey"], "x"),
+        )
+        response.raise_for_status()
+        return str(response.json())
+
+    def cm_create_field(self, client: dict[str, Any], list_id: str, name: str) -> str:
+        """A Text custom field on a Campaign Monitor list; returns its key (``[Name]``)."""
+        response = self._http.post(
+            f"{self.campaign_monitor_api}/lists/{list_id}/customfields.json",
+            json={"FieldName": name, "DataType": "Text", "Options": [], "VisibleInPreferenceCenter": True},
+            auth=(client["ApiKey"], "x"),
+        )
+        response.raise_for_status()
+        return str(response.json())
+
+    def cc_create_list(self, access_token: str, name: str) -> str:
+        """A Constant Contact contact list; returns its ``list_id``."""
+        response = self._http.post(
+            f"{self.constant_contact_api}/contact_lists",
+            json={"name": name},
+            headers={"Authorization": f"Bearer {access_token}"},
+        )
+        response.raise_for_status()
+        return str(response.json()["list_id"])
+
     def cm_faults(self, **changes: Any) -> dict[str, Any]:
         result: dict[str, Any] = self._post(f"{self.campaign_monitor_url}/_sandbox/faults", changes)
         return result
