@@ -190,29 +190,6 @@ def test_the_delivered_state_survives_any_key(runtime: Runtime) -> None:
     ]
 
 
-def test_the_delivered_state_is_read_whole_in_slices_beside_other_exports(
-    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """SQLite hands the state over a slice at a time; rows of other exports interleave."""
-    monkeypatch.setattr(planner, "DELIVERED_SLICE", 3)
-    with runtime.sessions() as session, session.begin():
-        ours, theirs = (
-            Export(name="ours", list_id="l" * 32, email_column="email"),
-            Export(name="theirs", list_id="t" * 32, email_column="email"),
-        )
-        session.add_all([ours, theirs])
-        session.flush()
-        for index in range(10):
-            session.add(Delivered(export_id=ours.id, email=f"m{index}@x.com", hash=f"{index:016x}"))
-            session.add(Delivered(export_id=theirs.id, email=f"t{index}@x.com", hash="0" * 16))
-            session.flush()
-        export_id = ours.id
-    with runtime.readers() as session:
-        state = planner.delivered_state(session, export_id).to_pylist()
-    assert sorted(row["email"] for row in state) == sorted(f"m{index}@x.com" for index in range(10))
-    assert {row["hash"] for row in state} == {f"{index:016x}" for index in range(10)}
-
-
 def test_nothing_to_send_asks_the_destination_nothing(ws: Workspace) -> None:
     def no_call() -> cm.RowTemplate:
         raise AssertionError("the destination was asked for its template with nothing to send")

@@ -73,17 +73,13 @@ class Plan:
 DELIVERED_SCHEMA = pa.schema([("email", pa.string()), ("hash", pa.string()), ("profile_key", pa.string())])
 
 
-# The delivered state leaves the database as CSV text (quoted fields, a row a line), parsed by
-# Arrow in C: a million members cost no Python object each. SQLite hands it over in slices of
-# DELIVERED_SLICE rows (by rowid: one pass over the table), so that neither SQLite's text nor ours
-# ever holds the whole state at once.
-DELIVERED_SLICE = 100_000
+# The delivered state leaves the database as one CSV text (quoted fields, a row a line), parsed by
+# Arrow in C: a million members cost no Python object each.
 _DELIVERED_CSV = {
     "sqlite": (
-        "SELECT CAST(group_concat(line, char(10)) AS BLOB), max(r) FROM ("
-        "SELECT rowid AS r, '\"' || replace(email, '\"', '\"\"') || '\",\"' || hash || '\",' || "
-        "coalesce('\"' || replace(profile_key, '\"', '\"\"') || '\"', '') AS line "
-        "FROM delivered WHERE export_id = ? AND rowid > ? ORDER BY rowid LIMIT ?)"
+        "SELECT CAST(group_concat('\"' || replace(email, '\"', '\"\"') || '\",\"' || hash || '\",' || "
+        "coalesce('\"' || replace(profile_key, '\"', '\"\"') || '\"', ''), char(10)) AS BLOB) "
+        "FROM delivered WHERE export_id = ?"
     ),
     "postgresql": (
         "COPY (SELECT email, hash, profile_key FROM delivered WHERE export_id = {export_id}) "
@@ -102,18 +98,10 @@ def delivered_state(session: Session, export_id: int) -> pa.Table:
         with raw.cursor() as cursor, cursor.copy(statement) as copy:
             for data in copy:
                 buffer.write(data)
-        return _parse_csv(buffer.getvalue())
-    slices, last = [], 0
-    while True:
-        text, last = raw.execute(_DELIVERED_CSV["sqlite"], (export_id, last, DELIVERED_SLICE)).fetchone()
-        if text is None:
-            break
-        slices.append(_parse_csv(bytes(text)))  # bytes straight from SQLite: no copy to encode
-        del text
-    return pa.concat_tables(slices) if slices else DELIVERED_SCHEMA.empty_table()
-
-
-def _parse_csv(text: bytes) -> pa.Table:
+        text = buffer.getvalue()
+    else:
+        row = raw.execute(_DELIVERED_CSV["sqlite"], (export_id,)).fetchone()
+        text = bytes(row[0] or b"") if row else b""  # bytes straight from SQLite: no copy to encode
     if not text.strip():
         return DELIVERED_SCHEMA.empty_table()
     return pa_csv.read_csv(
