@@ -2,35 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from people import MakeUser, Person, make_person
 from segmentsync.api.app import create_app
-from segmentsync.auth import service
 from segmentsync.auth.models import Role
-from segmentsync.db import transaction
 from segmentsync.runtime import Runtime
 
+__all__ = ["PASSWORD", "MakeUser", "Person"]
+
 PASSWORD = "correct horse battery"
-
-
-@dataclass
-class Person:
-    id: int
-    email: str
-    role: Role
-    token: str
-
-    @property
-    def auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
-
-
-MakeUser = Callable[..., Person]
 
 
 @pytest.fixture
@@ -48,12 +31,7 @@ def make_user(runtime: Runtime) -> MakeUser:
     """Create a user (with an API token) straight through the service, as the CLI would."""
 
     def make(email: str, role: Role = Role.VIEWER, *, password: str | None = None) -> Person:
-        with transaction(runtime.sessions) as session:
-            user = service.create_user(session=session, email=email, role=role, password=password, actor=None)
-            _, token = service.create_api_token(
-                session=session, user=user, name="tests", actor=None, now=runtime.clock()
-            )
-        return Person(id=user.id, email=user.email, role=role, token=token)
+        return make_person(runtime, email, role, password=password)
 
     return make
 

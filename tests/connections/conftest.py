@@ -3,7 +3,6 @@ registered there), users of every role with API tokens, the API app, and sandbox
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,8 +13,8 @@ from cryptography.fernet import Fernet
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from people import MakeUser, Person, make_person
 from segmentsync.api.app import create_app
-from segmentsync.auth import service as auth_service
 from segmentsync.auth.models import Role, User
 from segmentsync.connections import service
 from segmentsync.connections.models import Connection, ConnectionType
@@ -28,18 +27,6 @@ from segmentsync.settings import Settings
 
 BASE_URL = "http://testserver"  # the TestClient's host: the OAuth redirect URI points here
 CALLBACK = f"{BASE_URL}/api/v1/connections/oauth/callback"
-
-
-@dataclass
-class Person:
-    id: int
-    email: str
-    role: Role
-    token: str
-
-    @property
-    def auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
 
 
 @dataclass
@@ -89,18 +76,10 @@ def settings(tmp_path: Path, sandbox: Sandbox, oauth_apps: OAuthApps) -> Setting
     )
 
 
-MakeUser = Callable[..., Person]
-
-
 @pytest.fixture
 def make_user(runtime: Runtime) -> MakeUser:
     def make(email: str, role: Role = Role.VIEWER) -> Person:
-        with transaction(runtime.sessions) as session:
-            user = auth_service.create_user(session=session, email=email, role=role, actor=None)
-            _, token = auth_service.create_api_token(
-                session=session, user=user, name="tests", actor=None, now=runtime.clock()
-            )
-        return Person(id=user.id, email=user.email, role=role, token=token)
+        return make_person(runtime, email, role)
 
     return make
 

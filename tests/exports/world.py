@@ -14,7 +14,7 @@ from typing import Any
 import duckdb
 from cryptography.fernet import Fernet
 
-from segmentsync.auth import service as auth_service
+from people import Person, make_person
 from segmentsync.auth.models import Role, User
 from segmentsync.connections import service as connections
 from segmentsync.connections.models import ConnectionType
@@ -26,6 +26,8 @@ from segmentsync.runtime import Runtime
 from segmentsync.sandbox.launcher import Sandbox
 from segmentsync.segments.models import Segment
 from segmentsync.settings import Settings
+
+__all__ = ["Person", "World", "make_person"]
 
 COUNTRIES = ["PL", "LV", "RO", "FI"]
 PROFILES = 40  # ten per country
@@ -64,33 +66,6 @@ def write_profiles(settings: Settings, rows: int = PROFILES) -> None:
         """
     )
     con.close()
-
-
-@dataclass
-class Person:
-    id: int
-    email: str
-    role: Role
-    token: str
-
-    @property
-    def auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
-
-    def load(self, runtime: Runtime) -> User:
-        with runtime.sessions() as session:
-            user = session.get(User, self.id)
-            assert user is not None
-            return user
-
-
-def make_person(runtime: Runtime, email: str, role: Role) -> Person:
-    with transaction(runtime.sessions) as session:
-        user = auth_service.create_user(session=session, email=email, role=role, actor=None)
-        _, token = auth_service.create_api_token(
-            session=session, user=user, name="tests", actor=None, now=runtime.clock()
-        )
-    return Person(id=user.id, email=user.email, role=role, token=token)
 
 
 def make_segment(runtime: Runtime, name: str, rules: dict[str, Any]) -> int:
