@@ -6,7 +6,7 @@ the next run of an export finds every member unchanged and sends nothing."""
 from __future__ import annotations
 
 import gzip
-import os
+import random
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -48,6 +48,9 @@ def _bytes(content: bytes) -> Callable[[Path], None]:
 
 
 Writer = Callable[[Path], None]
+# Random bytes behind a sequence that is never UTF-8, so that the first line is always undecodable
+# (bare random bytes sometimes began with a decodable line: then the header was the problem found).
+GARBAGE = b"\xc3\x28" + random.Random(4096).randbytes(4094)
 BAD_FILES: list[tuple[str, Writer, str]] = [
     ("cut-mid-row.csv", _bytes(CUT.encode()), f"line {CUT.count(chr(10)) + 1}: Expected Number of Columns: 8 Found: 7"),
     ("cut-in-quotes.csv", _bytes((HEADER + "".join(LINES[:10]) + '11,"p11@example.com,Fa').encode()), "cut-in-quotes.csv, line 12"),
@@ -57,7 +60,7 @@ BAD_FILES: list[tuple[str, Writer, str]] = [
     ("cut.parquet", _parquet_cut, "cut.parquet: No magic bytes found at end of file"),
     ("latin-1.csv", _bytes((HEADER + "1,zoe@example.com,Zoé,Ł,Oslo,30,PL,yes\n").encode("latin-1", "replace")), "latin-1.csv, line 2: the file is not UTF-8 encoded"),
     ("utf-16.csv", _bytes((HEADER + LINES[0]).encode("utf-16")), "utf-16.csv, line 1: the file is not UTF-8 encoded"),
-    ("garbage.csv", _bytes(os.urandom(4096)), "garbage.csv, line 1: the file is not UTF-8 encoded"),
+    ("garbage.csv", _bytes(GARBAGE), "garbage.csv, line 1: the file is not UTF-8 encoded"),
     ("no-key.csv", _bytes(b"id,email\n1,a@example.com\n"), "no-key.csv has no key column 'profile_id'; its columns are: id, email"),
     ("other-case-key.csv", _bytes(b"Profile_ID,email\n1,a@example.com\n"), "there is 'Profile_ID': names are case-sensitive"),
     ("empty-keys.csv", _bytes((HEADER + LINES[0] + ",b@example.com,B,C,D,1,PL,yes\n").encode()), "1 row(s) have no value in the key column"),
