@@ -9,7 +9,7 @@ import httpx
 import orjson
 import pytest
 
-from segmentsync.destinations import create_destination
+from segmentsync.destinations import constant_contact, create_destination
 from segmentsync.destinations.base import Credentials, Destination, Member
 from segmentsync.errors import Retriable
 from segmentsync.exports.models import Outcome
@@ -86,7 +86,12 @@ def cc(script: Script, app: str) -> Destination:
     )
 
 
-def test_activity_counters_are_attributed_to_rows(caplog: pytest.LogCaptureFixture) -> None:
+def test_activity_counters_are_attributed_to_rows(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # this scripted platform answers the same counters for every import: no looking for the
+    # unexplained refusal by importing parts again (the sandbox test below does that)
+    monkeypatch.setattr(constant_contact, "BISECT_IMPORTS", 0)
     counts = {
         "person_count": 4,
         "correctable_count": 1,
@@ -161,3 +166,38 @@ def test_activities_that_take_time_are_polled_until_done(sandbox: Sandbox) -> No
     assert {r.outcome for r in results} == {Outcome.NEW}
     assert len(platform.read_back(list_id)) == 3000
     assert platform.stats()["requests"]["GET /v3/activities/{activity_id}"] > 1
+
+
+def test_rows_refused_without_a_word_are_found_by_importing_parts_again(sandbox: Sandbox) -> None:
+    """Constant Contact counts the rows an import refused but does not say which: the destination
+    imports halves of the batch again until each refused row stands alone."""
+    platform = ConstantContact(sandbox)
+    destination = platform.destination()
+    list_id = platform.new_list("Refusals")
+    refused = {7: "seven@example.c0m", 120: "hundred-twenty@example.c0m", 121: "next@example.c0m"}
+    members = [Member(refused.get(i, f"m{i}@example.com"), {"first_name": "M"}) for i in range(200)]
+    results = destination.upsert(list_id, members)
+    destination.close()
+    rejected = {i for i, result in enumerate(results) if result.outcome is Outcome.REJECTED}
+    assert rejected == set(refused)
+    assert {results[i].code for i in rejected} == {"correctable"}
+    assert {r.outcome for i, r in enumerate(results) if i not in rejected} == {Outcome.NEW}
+    assert sorted(platform.read_back(list_id)) == sorted(
+        m.email for i, m in enumerate(members) if i not in refused
+    )
+    imports = platform.stats()["requests"]["POST /v3/activities/contacts_json_import"]
+    assert 1 < imports <= 1 + 3 * 8  # the batch, then about log2(200) imports per refused row
+
+
+def test_past_the_budget_refusals_stay_unattributed(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(constant_contact, "BISECT_IMPORTS", 2)
+    platform = ConstantContact(sandbox)
+    destination = platform.destination()
+    list_id = platform.new_list("Budget")
+    members = [Member("bad@example.c0m" if i == 50 else f"b{i}@example.com") for i in range(100)]
+    results = destination.upsert(list_id, members)
+    destination.close()
+    assert Outcome.REJECTED not in {r.outcome for r in results}  # counted delivered, and logged
+    assert platform.stats()["requests"]["POST /v3/activities/contacts_json_import"] == 3

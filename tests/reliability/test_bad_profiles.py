@@ -174,11 +174,6 @@ def platform_names(world: World, platform: str) -> dict[str, str]:
 
 
 @ON_SQLITE
-@pytest.mark.xfail(
-    strict=True,
-    reason="Constant Contact's import says how many rows it refused, not which; the destination "
-    "counts unexplained refusals as delivered (destinations/constant_contact_rows.py outcomes)",
-)
 def test_an_address_constant_contact_refuses_silently_is_not_reported_delivered(world: World) -> None:
     cases = [Case("c1", "user@example.c0m", ("rejected", None)), Case("c2", "user@bücher.de", NEW)]
     write_corpus(world, cases)

@@ -144,8 +144,14 @@ def outcomes(
     *,
     unsubscribed: Callable[[bool], set[str]],
     added: int | None,
+    identify: Callable[[list[int], int], set[int] | None] | None = None,
 ) -> dict[int, RowResult]:
-    """One outcome per row sent. ``unsubscribed(fresh)``: the account's unsubscribed addresses."""
+    """One outcome per row sent. ``unsubscribed(fresh)``: the account's unsubscribed addresses.
+
+    The activity says how many rows it refused, not which. Rows with a doubtful address take the
+    refusals first; ``identify(rows, count)`` finds the rest (the destination imports parts of the
+    batch again), or answers None when that would cost too much: those refusals stay unattributed.
+    """
     status = activity.get("status") or {}
     message = "; ".join(activity.get("activity_errors") or []) or None
     remaining = list(prepared.sent)
@@ -169,11 +175,17 @@ def outcomes(
             code = "correctable" if correctable else "error"
             decided[index] = RowResult(members[index].email, Outcome.REJECTED, code, message)
         remaining = [i for i in remaining if i not in set(doubtful)]
-        if failed > len(doubtful):
+        unexplained = failed - len(doubtful)
+        identified = identify(remaining, unexplained) if identify and unexplained > 0 else None
+        for index in identified or ():
+            code = "correctable" if correctable else "error"
+            reason = message or "Constant Contact refused this contact without saying why"
+            decided[index] = RowResult(members[index].email, Outcome.REJECTED, code, reason)
+        if identified is not None:
+            remaining = [i for i in remaining if i not in identified]
+        elif unexplained > 0:
             log.warning(
-                "Constant Contact refused %d rows of a batch without saying which: %s",
-                failed - len(doubtful),
-                message,
+                "Constant Contact refused %d rows of a batch without saying which: %s", unexplained, message
             )
     if added is None:
         new = {i for i in remaining if members[i].delivered_before is False}
