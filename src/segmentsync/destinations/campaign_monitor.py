@@ -98,7 +98,11 @@ class CampaignMonitor:
             platform=CAMPAIGN_MONITOR,
             title=TITLE,
             base_url=api_url,
-            http=new_http_client(transport, timeout=tuning.timeout, connections=REMOVE_WORKERS + 16),
+            http=new_http_client(
+                transport,
+                timeout=tuning.timeout,
+                connections=REMOVE_WORKERS + (self.limits.max_concurrency or 4),
+            ),
             auth=self._auth(credentials, on_tokens, clock),
             limiter=self._pacer,
             tuning=tuning,

@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 from urllib.parse import quote
 
@@ -302,21 +303,16 @@ class ConstantContact:
             size=lambda item: item[2],
         ):
             sub = Prepared(rows=[r for r, _, _ in part], sent=[i for _, i, _ in part], notes=prepared.notes)
-            body = {"import_data": sub.rows, "list_ids": [list_id]}
             added: int | None = None
             if planned:  # the run's plan says who is new: batches may run side by side
-                activity = self._activities.run("/activities/contacts_json_import", body)
+                activity = self._import(list_id, sub.rows)
             else:  # count the memberships the batch adds, one batch at a time
                 with self._list_lock(list_id):
                     before = self.describe_list(list_id).member_count
-                    activity = self._activities.run("/activities/contacts_json_import", body)
+                    activity = self._import(list_id, sub.rows)
                     after = self.describe_list(list_id).member_count
                 added = None if before is None or after is None else max(0, after - before)
-            sent = dict(zip(sub.sent, sub.rows, strict=True))
-
-            def identify(candidates: list[int], count: int, sent: dict[int, Any] = sent) -> set[int] | None:
-                return self._refused_rows(list_id, sent, candidates, count)
-
+            identify = partial(self._refused_rows, list_id, dict(zip(sub.sent, sub.rows, strict=True)))
             decided.update(
                 rows.outcomes(
                     members,
@@ -328,6 +324,12 @@ class ConstantContact:
                 )
             )
         return decided
+
+    def _import(self, list_id: str, import_data: Sequence[Any]) -> dict[str, Any]:
+        """One JSON import into the list, run until its activity ends."""
+        return self._activities.run(
+            "/activities/contacts_json_import", {"import_data": import_data, "list_ids": [list_id]}
+        )
 
     def _refused_rows(
         self, list_id: str, sent: Mapping[int, Any], candidates: list[int], count: int
@@ -353,8 +355,7 @@ class ConstantContact:
                 return None
             imports += 1
             half, rest = group[: len(group) // 2], group[len(group) // 2 :]
-            body = {"import_data": [sent[i] for i in half], "list_ids": [list_id]}
-            status = self._activities.run("/activities/contacts_json_import", body).get("status") or {}
+            status = self._import(list_id, [sent[i] for i in half]).get("status") or {}
             in_half = int(status.get("correctable_count") or 0) + int(status.get("error_count") or 0)
             groups += [(half, in_half), (rest, refused - in_half)]
         return found

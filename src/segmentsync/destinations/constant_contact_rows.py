@@ -170,15 +170,14 @@ def outcomes(
     correctable = int(status.get("correctable_count") or 0)
     failed = correctable + int(status.get("error_count") or 0)
     if failed:
+        code = "correctable" if correctable else "error"
         doubtful = [i for i in remaining if len(members[i].email) > DOUBTFUL_EMAIL][:failed]
         for index in doubtful:
-            code = "correctable" if correctable else "error"
             decided[index] = RowResult(members[index].email, Outcome.REJECTED, code, message)
         remaining = [i for i in remaining if i not in set(doubtful)]
         unexplained = failed - len(doubtful)
         identified = identify(remaining, unexplained) if identify and unexplained > 0 else None
         for index in identified or ():
-            code = "correctable" if correctable else "error"
             reason = message or "Constant Contact refused this contact without saying why"
             decided[index] = RowResult(members[index].email, Outcome.REJECTED, code, reason)
         if identified is not None:

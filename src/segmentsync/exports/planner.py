@@ -74,11 +74,10 @@ DELIVERED_SCHEMA = pa.schema([("email", pa.string()), ("hash", pa.string()), ("p
 
 
 # The delivered state leaves the database as one CSV text (quoted fields, a row a line), parsed by
-# Arrow in C: a million members cost no Python object each. A delivered email passed validation (no
-# quote, comma or line break in it) and a hash is hex: only the profile key needs quoting.
+# Arrow in C: a million members cost no Python object each.
 _DELIVERED_CSV = {
     "sqlite": (
-        "SELECT CAST(group_concat(email || ',' || hash || ',' || "
+        "SELECT CAST(group_concat('\"' || replace(email, '\"', '\"\"') || '\",\"' || hash || '\",' || "
         "coalesce('\"' || replace(profile_key, '\"', '\"\"') || '\"', ''), char(10)) AS BLOB) "
         "FROM delivered WHERE export_id = ?"
     ),
