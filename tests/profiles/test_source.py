@@ -166,3 +166,28 @@ def test_duckdb_file_error_other_than_a_lock(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot open the profile store"):
         ProfileSource(f"duckdb://{not_a_db}").table()
     assert duckdb.__version__  # the error above came from DuckDB itself
+
+
+COUNT_WITHOUT_PANDAS = """
+import sys
+from segmentsync.profiles.source import ProfileSource
+from segmentsync.segments.rules import parse
+source = ProfileSource("duckdb://" + sys.argv[1])
+rule = parse({"items": [{"column": "country", "operator": "eq", "value": "PL"}]})
+members = source.members([rule], ["email", "total_spend"])
+print(source.count(members), source.counts([rule])[0], source.preview(members, limit=3).num_rows)
+print("pandas" in sys.modules)
+"""
+
+
+def test_counts_and_previews_leave_pandas_unloaded(db: Path) -> None:
+    """Counting a segment or previewing it reads Arrow straight from DuckDB: Ibis's converters
+    would import pandas (a quarter of a second and ~46 MB in every process that counts)."""
+    done = subprocess.run(
+        [sys.executable, "-c", COUNT_WITHOUT_PANDAS, str(db)], capture_output=True, text=True, check=True
+    )
+    counted, pandas_loaded = done.stdout.splitlines()
+    count, counts, previewed = (int(word) for word in counted.split())
+    assert count == counts > 0
+    assert previewed == 3
+    assert pandas_loaded == "False"

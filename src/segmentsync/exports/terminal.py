@@ -228,7 +228,10 @@ def wait_for_run(runtime: Runtime, run_id: int) -> int:
                 _update(bar, task, run)
                 if run.status not in WAITING and (thread is None or not thread.is_alive()):
                     break
-                time.sleep(POLL_SECONDS)
+                if thread is not None:
+                    thread.join(POLL_SECONDS)  # back at once when the run ends here
+                else:
+                    time.sleep(POLL_SECONDS)
     except KeyboardInterrupt:
         stop.set()
         if thread is not None:

@@ -224,7 +224,7 @@ class ProfileSource:
 
         sums = {f"c{i}": flag(rule).sum().fill_null(0) for i, rule in enumerate(rules)}
         with self._backend() as backend:
-            row = backend.to_pyarrow(table.aggregate(**sums)).to_pylist()[0]
+            row = _arrow(backend, table.aggregate(**sums)).to_pylist()[0]
         return [int(row[f"c{i}"]) for i in range(len(rules))]
 
     # -- execution ---------------------------------------------------------------------------
@@ -246,16 +246,30 @@ class ProfileSource:
     def count(self, expr: ir.Table) -> int:
         """The number of rows of a table expression."""
         with self._backend() as backend:
-            return int(backend.execute(expr.count()))
+            return int(_arrow(backend, expr.count().name("n").as_table()).column(0)[0].as_py())
 
     def preview(self, expr: ir.Table, *, limit: int) -> pa.Table:
         """The first ``limit`` rows of ``expr`` (ordered by the key, so the answer is stable)."""
         with self._backend() as backend:
-            result: pa.Table = backend.to_pyarrow(expr.order_by(self.key).limit(limit))
-            return result
+            return _arrow(backend, expr.order_by(self.key).limit(limit))
 
     def row_count(self) -> int:
         return self.count(self.table())
+
+
+def _arrow(backend: BaseBackend, expr: ir.Table) -> pa.Table:
+    """The whole result of ``expr`` as an Arrow table.
+
+    On DuckDB, the compiled SQL straight on the connection, cast to the expression's schema as
+    Ibis does: Ibis's own ``to_pyarrow`` and ``execute`` import pandas for their result converters
+    (0.26 s and 46 MB of resident memory here), which a segment count or preview does not need.
+    """
+    if backend.name != "duckdb":
+        result: pa.Table = backend.to_pyarrow(expr)
+        return result
+    sql = backend.compile(expr)
+    table: pa.Table = backend.con.sql(sql).to_arrow_table()
+    return table.cast(expr.schema().to_pyarrow())
 
 
 def _listing(backend: BaseBackend) -> str:
