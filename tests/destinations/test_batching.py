@@ -45,6 +45,8 @@ def test_batches_keep_every_member_once_in_order_within_both_limits(
         assert 1 <= len(batch) <= limits.max_batch_rows
         if limits.max_batch_bytes is not None and len(batch) > 1:
             assert sum(member_bytes(m) for m in batch) + ENVELOPE_BYTES <= limits.max_batch_bytes
+    if limits.max_batch_bytes is None:  # rows only: every batch but the last is full
+        assert all(len(batch) == limits.max_batch_rows for batch in batches[:-1])
 
 
 @settings(max_examples=100, deadline=None)

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from segmentsync.db import transaction
 from segmentsync.exports import runs
-from segmentsync.exports.models import Export, Run, RunMember, RunStatus, RunUnchanged, SyncMode
+from segmentsync.exports.models import Delivered, Export, Run, RunMember, RunStatus, RunUnchanged, SyncMode
 from segmentsync.scheduling.worker import Worker
 
 from .world import World
@@ -325,9 +325,17 @@ def test_a_cancelled_run_stops_after_the_batches_in_flight(world: World) -> None
     canceller.join()
     run = load_run(world, run_id)
     assert run.status is RunStatus.CANCELLED
-    sent = len(platform_list(world, "campaign_monitor"))
+    on_list = platform_list(world, "campaign_monitor")
+    sent = len(on_list)
     assert 300 <= sent < 3000
     assert run.new == sent  # every acknowledged batch was recorded
+    # the run's end folded what it delivered into the export's delivered state, and only that
+    with world.runtime.sessions() as session:
+        delivered = set(session.scalars(sa.select(Delivered.email).where(Delivered.export_id == export_id)))
+    assert delivered == set(on_list)
+    again = run_export(world, export_id)
+    assert (again.status, again.new, again.unchanged) == (RunStatus.SUCCEEDED, 3000 - sent, sent)
+    assert len(platform_list(world, "campaign_monitor")) == 3000
 
 
 @pytest.mark.postgres

@@ -8,6 +8,7 @@ The byte size of a row is an upper bound of what the destinations put on the wir
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from itertools import islice
 from typing import TypeVar
 
 import orjson
@@ -50,11 +51,16 @@ def chunk(
     items: Iterable[T], *, max_rows: int, max_bytes: int | None, size: Callable[[T], int]
 ) -> Iterator[list[T]]:
     """``pack`` for anything with a size: at most ``max_rows`` items and ``max_bytes`` bytes."""
+    if max_bytes is None:  # rows only: sliced in C, not weighed one by one
+        rest = iter(items)
+        while sliced := list(islice(rest, max(1, max_rows))):
+            yield sliced
+        return
     batch: list[T] = []
     used = 0
     for item in items:
-        extra = size(item) if max_bytes is not None else 0
-        full = len(batch) >= max_rows or (max_bytes is not None and used + extra > max_bytes)
+        extra = size(item)
+        full = len(batch) >= max_rows or used + extra > max_bytes
         if batch and full:
             yield batch
             batch, used = [], 0
