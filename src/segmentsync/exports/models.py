@@ -8,8 +8,7 @@ How the tables work together (see docs/architecture.md):
   acknowledged batch. A resumed run sends the rows whose action needs sending and whose
   outcome is still empty, so the same snapshot is used and nothing is lost or sent twice.
 * ``delivered`` is what this export last delivered to its list: email + hash of the mapped
-  fields. An unchanged member has the same hash and is not sent again. A run's outcomes are
-  merged into it when the run ends, in the transaction that ends it (``sender.merge_delivered``).
+  fields. An unchanged member has the same hash and is not sent again.
 """
 
 from __future__ import annotations

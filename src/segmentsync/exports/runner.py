@@ -425,16 +425,10 @@ def _end(
     webhook: dict[str, Any] | None = None
     with runtime.sessions() as session, session.begin():
         result = session.execute(
-            sa.update(Run)
-            .where(Run.id == run_id, Run.lease_owner == lease_owner)
-            .values(**values)
-            .returning(Run.export_id)
+            sa.update(Run).where(Run.id == run_id, Run.lease_owner == lease_owner).values(**values)
         )
-        ended = result.first()
-        if ended is None:  # the lease is another worker's now: it merges when it ends the run
+        if result.rowcount != 1:  # type: ignore[attr-defined]  # CursorResult of an UPDATE
             return None
-        if ended.export_id is not None:
-            sender.merge_delivered(session, run_id, ended.export_id)
         if status is RunStatus.FAILED:
             webhook = notify.run_failed(session=session, run_id=run_id, message=message or "")
     if webhook is not None:

@@ -132,9 +132,6 @@ def save_changes(
     *, session: Session, export: Export, draft: checks.Draft, actor: User, ip: str | None = None
 ) -> Saved:
     before = snapshot(session, export)
-    if draft.values.get("list_id", export.list_id) != export.list_id:
-        # an active run's outcomes become the delivered state when it ends: of the list it sent to
-        _refuse_while_active(session, export, "changing its list")
     for name, value in draft.values.items():
         setattr(export, name, value)
     export.updated_at = utcnow()
