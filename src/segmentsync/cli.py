@@ -6,6 +6,7 @@ and those call services only.
 
 from __future__ import annotations
 
+import gc
 from importlib import import_module
 
 import typer
@@ -63,4 +64,12 @@ _register()
 
 
 def main() -> None:
-    app()
+    # The cyclic garbage collector would otherwise walk every object of the ~1,000 imported
+    # modules again and again: once during a run's full collections, and at exit, where
+    # finalisation took 0.3-0.6 s of each command here. Frozen objects are left out of both;
+    # nothing is lost (the modules live as long as the process, and the OS frees the rest).
+    gc.freeze()
+    try:
+        app()
+    finally:
+        gc.freeze()
