@@ -1,10 +1,11 @@
 """Send phase: batches through the destination, several in flight, a checkpoint after each.
 
 The rows still to send are read in pages by ``seq`` (keyset pagination, short reads), packed
-into batches within the destination's limits and sent from a thread pool; how many are in flight
-adapts to the platform (:class:`Window`: from ``limits.concurrency`` up to ``max_concurrency``). Results come back to this (the only writing) thread, which
-commits, per acknowledged batch and in one transaction: the rows' outcomes, the export's
-delivered state and the run's progress. That transaction only commits while this worker still
+into batches within the destination's limits and sent from a thread pool; how many are in
+flight adapts to the platform (:class:`Window`: from ``limits.concurrency`` up to
+``max_concurrency``). Results come back to this (the only writing) thread, which commits, per
+acknowledged batch and in one transaction: the rows' outcomes, the export's delivered state
+and the run's progress. That transaction only commits while this worker still
 holds the run's lease (fencing), so a worker that lost its lease cannot write over another.
 A resumed run simply sends the rows whose outcome is still empty.
 """
