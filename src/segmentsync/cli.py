@@ -69,7 +69,24 @@ def main() -> None:
     # finalisation took 0.3-0.6 s of each command here. Frozen objects are left out of both;
     # nothing is lost (the modules live as long as the process, and the OS frees the rest).
     gc.freeze()
+    _refuse_pandas_with_duckdb_profiles()
     try:
         app()
     finally:
         gc.freeze()
+
+
+def _refuse_pandas_with_duckdb_profiles() -> None:
+    """No pandas in this process when the profiles are in a DuckDB file (see ``segmentsync.lean``)."""
+    from pydantic import ValidationError
+
+    from segmentsync.lean import refuse_pandas
+    from segmentsync.profiles.source import engine_name
+    from segmentsync.settings import Settings
+
+    try:
+        url = Settings().resolved_profiles_url
+    except ValidationError:  # the command itself reports broken settings
+        return
+    if engine_name(url) == "duckdb":
+        refuse_pandas()

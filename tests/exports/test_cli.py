@@ -5,7 +5,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
+import subprocess
+import sys
 from typing import Any
 
 import httpx
@@ -172,3 +175,27 @@ def test_schedule_show_and_set(env: Env, world: World) -> None:
     assert (code, "not a time of day" in output) == (1, True)
     code, output = run(env, "schedule", "set", "--off", "--as", "carl@example.com")
     assert (code, "does not allow schedule.edit" in output) == (1, True)
+
+
+def test_the_command_runs_an_export_without_importing_pandas(env: Env, world: World) -> None:
+    """The `segmentsync` command's own entry point in a process of its own: with the profiles in
+    DuckDB, the export succeeds and pandas was never loaded (``segmentsync.lean``)."""
+    create(env, world)
+    script = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: print('loaded:', sorted(m for m in ('pandas', 'duckdb', 'pyarrow') if m in sys.modules)))\n"
+        "from segmentsync.cli import main\n"
+        "sys.argv = ['segmentsync', 'exports', 'run', 'Newsletter PL', '--wait']\n"
+        "main()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    assert "succeeded" in done.stdout
+    assert "loaded: ['duckdb', 'pyarrow']" in done.stdout
