@@ -49,12 +49,17 @@ def hashes(people: dict[str, str]) -> dict[str, str]:
         return dict(other.con.execute("SELECT email, hash FROM members").fetchall())
 
 
-def delivered(people: dict[str, str]) -> pa.Table:
+def delivered(ws: Workspace, people: dict[str, str]) -> Workspace:
+    """The workspace, with what the export would have delivered to these people as ``delivered``."""
     found = hashes(people)
-    return pa.table(
+    state = pa.table(
         {"email": list(found), "hash": list(found.values()), "profile_key": [None] * len(found)},
-        schema=planner.DELIVERED_SCHEMA,
+        schema=pa.schema([("email", pa.string()), ("hash", pa.string()), ("profile_key", pa.string())]),
     )
+    ws.con.register("state", state)
+    ws.con.execute("CREATE TABLE delivered AS SELECT * FROM state")
+    ws.con.unregister("state")
+    return ws
 
 
 def planned(ws: Workspace) -> list[tuple[int, str, str, str | None]]:
@@ -68,7 +73,7 @@ def test_new_changed_unchanged_removed_and_the_rows_to_send_come_first(ws: Works
         profiles({"same@x.com": "Ann", "changed@x.com": "Bob", "new@x.com": "Di"}, invalid=("bad@",)),
         MAPPING,
     )
-    plan = planner.plan(ws, delivered(before), full_resync=False, mirror=True, template=template)
+    plan = planner.plan(delivered(ws, before), full_resync=False, mirror=True, template=template)
     assert (plan.new, plan.update, plan.unchanged, plan.remove, plan.invalid) == (1, 1, 1, 1, 1)
     assert plan.delivered_before == 3
     assert planned(ws) == [
@@ -84,7 +89,7 @@ def test_new_changed_unchanged_removed_and_the_rows_to_send_come_first(ws: Works
 
 def test_only_rows_to_send_keep_their_payload(ws: Workspace) -> None:
     build(ws, profiles({"same@x.com": "Ann", "new@x.com": "Di"}), MAPPING)
-    planner.plan(ws, delivered({"same@x.com": "Ann"}), full_resync=False, mirror=False, template=template)
+    planner.plan(delivered(ws, {"same@x.com": "Ann"}), full_resync=False, mirror=False, template=template)
     stored = dict(ws.con.execute("SELECT email, payload FROM planned").fetchall())
     assert orjson.loads(stored["new@x.com"]) == {
         "EmailAddress": "new@x.com",
@@ -97,22 +102,21 @@ def test_only_rows_to_send_keep_their_payload(ws: Workspace) -> None:
 def test_add_and_update_mode_never_removes(ws: Workspace) -> None:
     build(ws, profiles({"a@x.com": "A"}), MAPPING)
     plan = planner.plan(
-        ws, delivered({"gone@x.com": "G"}), full_resync=False, mirror=False, template=template
+        delivered(ws, {"gone@x.com": "G"}), full_resync=False, mirror=False, template=template
     )
     assert (plan.new, plan.remove) == (1, 0)
 
 
 def test_full_resync_sends_unchanged_members_again(ws: Workspace) -> None:
     build(ws, profiles({"a@x.com": "A", "b@x.com": "B"}), MAPPING)
-    plan = planner.plan(ws, delivered({"a@x.com": "A"}), full_resync=True, mirror=False, template=template)
+    plan = planner.plan(delivered(ws, {"a@x.com": "A"}), full_resync=True, mirror=False, template=template)
     assert (plan.new, plan.update, plan.unchanged) == (1, 1, 0)
 
 
 def test_member_whose_email_became_invalid_is_removed_in_mirror_mode(ws: Workspace) -> None:
     build(ws, profiles({"b@x.com": "B", "c@x.com": "C"}, invalid=("a@x",)), MAPPING)
     plan = planner.plan(
-        ws,
-        delivered({"a@x.com": "A", "b@x.com": "B", "c@x.com": "C"}),
+        delivered(ws, {"a@x.com": "A", "b@x.com": "B", "c@x.com": "C"}),
         full_resync=False,
         mirror=True,
         template=template,
@@ -126,7 +130,7 @@ def test_mirror_guard_trips_above_half_of_the_delivered_members(
 ) -> None:
     everyone = {f"m{i}@x.com": "N" for i in range(10)}
     build(ws, profiles(dict(list(everyone.items())[:kept])), MAPPING)
-    plan = planner.plan(ws, delivered(everyone), full_resync=False, mirror=True, template=template)
+    plan = planner.plan(delivered(ws, everyone), full_resync=False, mirror=True, template=template)
     assert plan.remove == removed
     assert plan.guard_trips() is trips
 
@@ -143,13 +147,14 @@ def test_the_plan_is_stored_and_the_delivered_state_read_back(runtime: Runtime, 
         for email, digest in hashes({"same@x.com": "Ann"}).items():
             session.add(Delivered(export_id=export_id, email=email, hash=digest, profile_key="7"))
     with runtime.readers() as session:
-        state = planner.delivered_state(session, export_id)
-    assert state.to_pylist() == [
-        {"email": "same@x.com", "hash": hashes({"same@x.com": "Ann"})["same@x.com"], "profile_key": "7"}
+        assert planner.load_delivered(ws, session, export_id) == 1
+    assert ws.con.execute("SELECT email, hash, profile_key FROM delivered").fetchall() == [
+        ("same@x.com", hashes({"same@x.com": "Ann"})["same@x.com"], "7")
     ]
+    assert not (ws.folder / "delivered.csv").exists()  # the file it came through is gone
 
     build(ws, profiles({"same@x.com": "Ann", "new@x.com": "Di"}), MAPPING)
-    planner.plan(ws, state, full_resync=False, mirror=False, template=template)
+    planner.plan(ws, full_resync=False, mirror=False, template=template)
     with runtime.sessions() as session, session.begin():
         for chunk in planner.planned_rows(ws, run_id):
             planner.insert_members(session, chunk)
@@ -170,9 +175,14 @@ def test_the_plan_is_stored_and_the_delivered_state_read_back(runtime: Runtime, 
     assert (first_seq, count, zlib.decompress(data).decode()) == (2, 1, "same@x.com\t1")
 
 
-def test_the_delivered_state_survives_any_key(runtime: Runtime) -> None:
-    """Keys with quotes, commas, line breaks and no key at all come back as they were stored."""
-    keys = ["plain", 'with "quotes"', "a,b", "two\nlines", None, ""]
+@pytest.mark.parametrize("chunk", [planner.DELIVERED_CHUNK, 2])
+def test_the_delivered_state_survives_any_key(
+    runtime: Runtime, ws: Workspace, chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Keys with quotes, commas, line breaks and no key at all come back as they were stored —
+    also when SQLite hands the state over in several pieces (chunk 2: four pieces of text)."""
+    monkeypatch.setattr(planner, "DELIVERED_CHUNK", chunk)
+    keys = ["plain", 'with "quotes"', "a,b", "two\nlines", None, "", "cr\r\nlf", "x"]
     with runtime.sessions() as session, session.begin():
         export = Export(name="e", list_id="l" * 32, email_column="email")
         session.add(export)
@@ -183,10 +193,9 @@ def test_the_delivered_state_survives_any_key(runtime: Runtime) -> None:
             )
         export_id = export.id
     with runtime.readers() as session:
-        state = planner.delivered_state(session, export_id).to_pylist()
-    assert sorted(state, key=lambda row: row["email"]) == [
-        {"email": f"m{index}@x.com", "hash": f"{index:016x}", "profile_key": key}
-        for index, key in enumerate(keys)
+        assert planner.load_delivered(ws, session, export_id) == len(keys)
+    assert ws.con.execute("SELECT email, hash, profile_key FROM delivered ORDER BY email").fetchall() == [
+        (f"m{index}@x.com", f"{index:016x}", key) for index, key in enumerate(keys)
     ]
 
 
@@ -195,7 +204,7 @@ def test_nothing_to_send_asks_the_destination_nothing(ws: Workspace) -> None:
         raise AssertionError("the destination was asked for its template with nothing to send")
 
     build(ws, profiles({"a@x.com": "A"}), MAPPING)
-    plan = planner.plan(ws, delivered({"a@x.com": "A"}), full_resync=False, mirror=False, template=no_call)
+    plan = planner.plan(delivered(ws, {"a@x.com": "A"}), full_resync=False, mirror=False, template=no_call)
     assert (plan.unchanged, plan.to_send) == (1, 0)
 
 
@@ -205,7 +214,7 @@ def test_rows_the_platform_would_refuse_are_rejected_not_sent(ws: Workspace) -> 
     long = "a@" + "b" * 40 + "." + "c" * 40 + ".com"  # valid, but over Constant Contact's 80 characters
     build(ws, profiles({"ok@x.com": "A", long: "B"}), MAPPING)
     plan = planner.plan(
-        ws, delivered({}), full_resync=False, mirror=False, template=lambda: cc.template([], {})
+        delivered(ws, {}), full_resync=False, mirror=False, template=lambda: cc.template([], {})
     )
     assert (plan.new, plan.refused) == (1, 1)
     rows = ws.con.execute(
@@ -213,3 +222,16 @@ def test_rows_the_platform_would_refuse_are_rejected_not_sent(ws: Workspace) -> 
     ).fetchall()
     assert rows[0][:4] == ("ok@x.com", "new", None, None)
     assert rows[1] == (long, "new", "rejected", "refused", "the address is longer than 80 characters", None)
+
+
+def test_an_export_that_delivered_nothing_yet_has_an_empty_state(runtime: Runtime, ws: Workspace) -> None:
+    with runtime.sessions() as session, session.begin():
+        export = Export(name="e", list_id="l" * 32, email_column="email")
+        session.add(export)
+        session.flush()
+        export_id = export.id
+    with runtime.readers() as session:
+        assert planner.load_delivered(ws, session, export_id) == 0
+    build(ws, profiles({"a@x.com": "A"}), MAPPING)
+    plan = planner.plan(ws, full_resync=False, mirror=True, template=template)
+    assert (plan.new, plan.remove, plan.delivered_before) == (1, 0, 0)

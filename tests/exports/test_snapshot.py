@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
+import duckdb
 import orjson
 import pyarrow as pa
 import pytest
@@ -15,6 +17,7 @@ from segmentsync.destinations import campaign_monitor_rows as cm
 from segmentsync.destinations.base import FieldInfo, FieldType
 from segmentsync.errors import Invalid
 from segmentsync.exports.snapshot import Mapping, Workspace, build, render_rows
+from segmentsync.profiles.source import Attachable
 
 # Rows are rendered as Campaign Monitor's, for a list with a City field.
 LOOKUP = cm.field_lookup([FieldInfo("[City]", "City", FieldType.TEXT)])
@@ -29,9 +32,25 @@ WORK = Path(tempfile.gettempdir()) / "segmentsync-test-work"
 
 
 def rows_of(table: pa.Table, mapping: Mapping = PLAIN) -> list[tuple]:
-    """(seq, email, profile_key, hash, payload, problem, message) per member."""
+    """(seq, email, profile_key, hash, payload, problem, message) per member — the same whether the
+    members come as Arrow batches or from a DuckDB profile file the workspace attaches."""
+    streamed = _rows_of(table, mapping, iter(table.to_batches()))
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "profiles.duckdb"
+        con = duckdb.connect(str(path))
+        con.register("given", table)
+        con.execute("CREATE TABLE profiles AS SELECT * FROM given")
+        con.close()
+        attached = _rows_of(table, mapping, Attachable(path, "SELECT * FROM profiles", lock_wait=1))
+    assert attached == streamed
+    return streamed
+
+
+def _rows_of(
+    table: pa.Table, mapping: Mapping, members: Iterator[pa.RecordBatch] | Attachable
+) -> list[tuple]:
     with Workspace(WORK) as ws:
-        snap = build(ws, iter(table.to_batches()), mapping)
+        snap = build(ws, members, mapping)
         render_rows(ws, "members", "rendered", render(snap.values, snap.consent), "hash IS NOT NULL")
         rows = ws.con.execute(
             "SELECT row_number() OVER (ORDER BY problem IS NOT NULL, email, k), "

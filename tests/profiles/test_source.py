@@ -10,6 +10,7 @@ import duckdb
 import pytest
 
 from segmentsync.errors import ConfigError, Invalid, NotFound, Retriable
+from segmentsync.profiles import store
 from segmentsync.profiles.generate import generate
 from segmentsync.profiles.load import load_file
 from segmentsync.profiles.source import ProfileSource, engine_name, redact
@@ -109,6 +110,23 @@ def test_a_writer_in_another_process_is_a_clear_retriable_error(source: ProfileS
     assert "is locked by another process" in info.value.message
     assert info.value.code == "profile_store_locked"
     assert source.count(source.table()) == 25_000  # the lock is gone, so are the errors
+
+
+def test_an_attached_query_waits_for_a_writer_the_same_way(source: ProfileSource, db: Path) -> None:
+    """A run's workspace attaching the file meets a writer as a per-query connection does."""
+    query = source.attachable(source.table())
+    assert query is not None
+    con = duckdb.connect()
+    writer = hold(db, "write")
+    try:
+        with pytest.raises(Retriable) as info:
+            store.attach(con, query.path, "profile_source", lock_wait=query.lock_wait)
+    finally:
+        release(writer)
+    assert info.value.code == "profile_store_locked"
+    store.attach(con, query.path, "profile_source", lock_wait=query.lock_wait)
+    con.execute("USE profile_source")
+    assert con.execute(f"SELECT count(*) FROM ({query.sql})").fetchone() == (25_000,)
 
 
 def test_a_load_waits_for_readers_then_says_so(tmp_path: Path) -> None:

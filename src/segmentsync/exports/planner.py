@@ -17,14 +17,11 @@ refused members get their outcome at once and no payload; only what is sent is s
 
 from __future__ import annotations
 
-import io
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, BinaryIO
 
-import pyarrow as pa
-import pyarrow.csv as pa_csv
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
@@ -70,16 +67,22 @@ class Plan:
         }
 
 
-DELIVERED_SCHEMA = pa.schema([("email", pa.string()), ("hash", pa.string()), ("profile_key", pa.string())])
+DELIVERED_COLUMNS = "{'email': 'VARCHAR', 'hash': 'VARCHAR', 'profile_key': 'VARCHAR'}"
+DELIVERED_CHUNK = 100_000  # members per piece of CSV text read from SQLite
+# DuckDB's CSV reader holds a buffer per thread (32 MB by default: ≈ 45 MB more resident memory
+# at a million members); a member's line is an email (≤ 320), a hash and its profile key.
+MAX_LINE = 1 << 20
 
-
-# The delivered state leaves the database as one CSV text (quoted fields, a row a line), parsed by
-# Arrow in C: a million members cost no Python object each.
+# The delivered state leaves the metadata store as CSV text (quoted fields, a row a line) straight
+# into a file of the run's workspace folder, which DuckDB reads: a million members cost no Python
+# object each, and never sit in this process's memory whole (only DuckDB holds them, within its
+# memory limit). SQLite: a chunk of lines at a time, in key order (email after the last one).
 _DELIVERED_CSV = {
     "sqlite": (
-        "SELECT CAST(group_concat('\"' || replace(email, '\"', '\"\"') || '\",\"' || hash || '\",' || "
-        "coalesce('\"' || replace(profile_key, '\"', '\"\"') || '\"', ''), char(10)) AS BLOB) "
-        "FROM delivered WHERE export_id = ?"
+        "SELECT CAST(group_concat(line, char(10)) AS BLOB), max(email), count(*) FROM ("
+        "SELECT '\"' || replace(email, '\"', '\"\"') || '\",\"' || hash || '\",' || "
+        "coalesce('\"' || replace(profile_key, '\"', '\"\"') || '\"', '') AS line, email "
+        "FROM delivered WHERE export_id = ? AND email > ? ORDER BY email LIMIT ?)"
     ),
     "postgresql": (
         "COPY (SELECT email, hash, profile_key FROM delivered WHERE export_id = {export_id}) "
@@ -88,30 +91,49 @@ _DELIVERED_CSV = {
 }
 
 
-def delivered_state(session: Session, export_id: int) -> pa.Table:
-    """The export's delivered members (email, hash, profile key) as an Arrow table."""
+def load_delivered(ws: Workspace, session: Session, export_id: int) -> int:
+    """The export's delivered members (email, hash, profile key) as the workspace's table
+    ``delivered``; returns how many there are."""
+    path = ws.folder / "delivered.csv"
+    with path.open("wb") as out:
+        written = _write_delivered(session, export_id, out)
+    if written:
+        # Quoted fields keep commas, quotes and line breaks; an empty unquoted key is NULL, a
+        # quoted one the empty string. The path is our own folder's: safe as a literal.
+        source = (
+            f"read_csv('{str(path).replace(chr(39), chr(39) * 2)}', header = false, auto_detect = false, "
+            f"delim = ',', quote = '\"', escape = '\"', allow_quoted_nulls = false, "
+            f"columns = {DELIVERED_COLUMNS}, max_line_size = {MAX_LINE}, buffer_size = {2 * MAX_LINE})"
+        )
+        ws.con.execute(f"CREATE TABLE delivered AS SELECT * FROM {source}")  # noqa: S608  # see above
+    else:
+        ws.con.execute("CREATE TABLE delivered (email VARCHAR, hash VARCHAR, profile_key VARCHAR)")
+    path.unlink()
+    return ws.count("SELECT count(*) FROM delivered")
+
+
+def _write_delivered(session: Session, export_id: int, out: BinaryIO) -> int:
+    """Write the delivered state to ``out`` as CSV; returns the bytes written."""
     connection = session.connection()
     raw: Any = connection.connection.driver_connection  # psycopg or sqlite3: their own bulk paths
+    written = 0
     if connection.dialect.name == "postgresql":
-        buffer = io.BytesIO()
         statement = _DELIVERED_CSV["postgresql"].format(export_id=int(export_id))
         with raw.cursor() as cursor, cursor.copy(statement) as copy:
             for data in copy:
-                buffer.write(data)
-        text = buffer.getvalue()
-    else:
-        row = raw.execute(_DELIVERED_CSV["sqlite"], (export_id,)).fetchone()
-        text = bytes(row[0] or b"") if row else b""  # bytes straight from SQLite: no copy to encode
-    if not text.strip():
-        return DELIVERED_SCHEMA.empty_table()
-    return pa_csv.read_csv(
-        io.BytesIO(text),
-        read_options=pa_csv.ReadOptions(column_names=DELIVERED_SCHEMA.names),
-        parse_options=pa_csv.ParseOptions(newlines_in_values=True),
-        convert_options=pa_csv.ConvertOptions(
-            column_types=DELIVERED_SCHEMA, strings_can_be_null=True, quoted_strings_can_be_null=False
-        ),
-    )
+                written += out.write(data)
+        return written
+    after = ""
+    while True:
+        text, last, count = raw.execute(
+            _DELIVERED_CSV["sqlite"], (export_id, after, DELIVERED_CHUNK)
+        ).fetchone()
+        if not count:
+            return written
+        written += out.write(bytes(text)) + out.write(b"\n")
+        if count < DELIVERED_CHUNK:
+            return written
+        after = last
 
 
 # What a run asks of its destination when (and only when) it has rows to send.
@@ -119,15 +141,16 @@ Template = Callable[[], RowTemplate]
 TO_SEND = "action IN ('new', 'update')"
 
 
-def plan(
-    ws: Workspace, delivered: pa.Table, *, full_resync: bool, mirror: bool, template: Template | None
-) -> Plan:
+def plan(ws: Workspace, *, full_resync: bool, mirror: bool, template: Template | None) -> Plan:
     """Decide each member's action in the workspace (table ``planned``); returns the counts.
+
+    The workspace holds the snapshot's ``members`` and the export's ``delivered`` state
+    (:func:`load_delivered`); both are dropped once the plan is made.
 
     The rows to send are then rendered by the destination's ``template`` — asked for only if
     there is something to send, so an unchanged run does not call the platform at all.
     """
-    ws.con.register("delivered", delivered)
+    delivered_before = ws.count("SELECT count(*) FROM delivered")
     unchanged = "'update'" if full_resync else "'unchanged'"
     ws.con.execute(
         f"""
@@ -155,6 +178,7 @@ def plan(
     _order(ws)
     ws.con.execute("DROP TABLE planned_unordered")
     ws.con.execute("DROP TABLE members")
+    ws.con.execute("DROP TABLE delivered")
     counts = dict(
         ws.con.execute(
             "SELECT CASE WHEN outcome = 'rejected' THEN 'refused' ELSE action END AS kind, count(*) "
@@ -168,9 +192,8 @@ def plan(
         remove=int(counts.get("remove", 0)),
         invalid=int(counts.get("invalid", 0)),
         refused=int(counts.get("refused", 0)),
-        delivered_before=delivered.num_rows,
+        delivered_before=delivered_before,
     )
-    ws.con.unregister("delivered")
     result.samples = _samples(ws)
     return result
 

@@ -238,20 +238,19 @@ def _in_workspace(
         runtime.settings.data_dir / "work", memory_limit=runtime.settings.workspace_memory
     )
     with workspace as ws:
-        snap = snapshot.build(ws, source.stream(members, batch_rows=STREAM_BATCH_ROWS), mapping)
+        loaded = source.attachable(members) or source.stream(members, batch_rows=STREAM_BATCH_ROWS)
+        snap = snapshot.build(ws, loaded, mapping)
         _set_phase(ctx, RunPhase.PLAN)
         with runtime.readers() as session:
-            delivered = planner.delivered_state(session, export.id)
+            planner.load_delivered(ws, session, export.id)
         plan = planner.plan(
             ws,
-            delivered,
             full_resync=run.full_resync,
             mirror=export.sync_mode.value == "mirror",
             template=lambda: destination.get().row_template(
                 export.list_id, snap.values, consent=snap.consent
             ),
         )
-        del delivered
         for chunk in planner.planned_rows(ws, run.id):
             _check_stop(ctx)
             with runtime.sessions() as session, session.begin():

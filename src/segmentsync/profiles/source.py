@@ -27,6 +27,7 @@ import threading
 import urllib.parse
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from functools import reduce
 from operator import or_
@@ -48,7 +49,7 @@ if TYPE_CHECKING:
 
     from segmentsync.segments.rules import Group
 
-__all__ = ["ColumnType", "ProfileSource"]
+__all__ = ["Attachable", "ColumnType", "ProfileSource"]
 
 # Engines cheap to connect to: one connection per query (see the module docstring).
 PER_QUERY_ENGINES = frozenset({"duckdb", "postgres"})
@@ -68,6 +69,16 @@ def engine_name(url: str) -> str:
     """``postgresql+psycopg://…`` → ``postgres``; ``duckdb:///x`` → ``duckdb``."""
     scheme = urllib.parse.urlparse(url).scheme.split("+", 1)[0]
     return "postgres" if scheme in ("postgresql", "postgres") else scheme
+
+
+@dataclass(frozen=True)
+class Attachable:
+    """A query over a DuckDB profile file (see :meth:`ProfileSource.attachable`); its table names
+    are the file's own, unqualified."""
+
+    path: Path
+    sql: str
+    lock_wait: float
 
 
 class ProfileSource:
@@ -242,6 +253,14 @@ class ProfileSource:
             for batch in reader:
                 for offset in range(0, batch.num_rows, batch_rows):
                     yield batch.slice(offset, batch_rows)
+
+    def attachable(self, expr: ir.Table) -> Attachable | None:
+        """For a DuckDB file: the file and ``expr`` as DuckDB SQL, for a DuckDB of our own that
+        attaches the file and runs the query itself (a run's workspace: no second engine, no Arrow
+        through Python). None for any other engine: use :meth:`stream`."""
+        if self._file is None:
+            return None
+        return Attachable(self._file, str(ibis.to_sql(expr, dialect="duckdb")), self.lock_wait)
 
     def count(self, expr: ir.Table) -> int:
         """The number of rows of a table expression."""

@@ -12,14 +12,17 @@ from __future__ import annotations
 import re
 import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 
 from segmentsync.errors import ConfigError, Invalid, NotFound, Retriable
 from segmentsync.settings import Settings
+
+T = TypeVar("T")
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 STAGING_PREFIX = "_segmentsync_staging_"
@@ -77,16 +80,35 @@ def connect(
 ) -> duckdb.DuckDBPyConnection:
     """Open the file, waiting up to ``lock_wait`` seconds for another process's lock."""
     if read_only and not path.exists():
-        raise NotFound(
-            f"there is no profile store at {path} yet: load profiles with `segmentsync profiles load FILE` "
-            f"or create synthetic ones with `segmentsync profiles generate --rows N`",
-            code="no_profile_store",
-        )
+        raise _no_store(path)
+    return _waiting_for_lock(path, lock_wait, lambda: duckdb.connect(str(path), read_only=read_only))
+
+
+def attach(
+    con: duckdb.DuckDBPyConnection, path: Path, alias: str, *, lock_wait: float = LOCK_WAIT_SECONDS
+) -> None:
+    """Attach the file read-only to another DuckDB as ``alias`` (``check_identifier``-safe),
+    waiting for another process's lock as :func:`connect` does."""
+    if not path.exists():
+        raise _no_store(path)
+    literal = "'" + str(path).replace("'", "''") + "'"
+    _waiting_for_lock(path, lock_wait, lambda: con.execute(f"ATTACH {literal} AS {quote(alias)} (READ_ONLY)"))
+
+
+def _no_store(path: Path) -> NotFound:
+    return NotFound(
+        f"there is no profile store at {path} yet: load profiles with `segmentsync profiles load FILE` "
+        f"or create synthetic ones with `segmentsync profiles generate --rows N`",
+        code="no_profile_store",
+    )
+
+
+def _waiting_for_lock(path: Path, lock_wait: float, open_it: Callable[[], T]) -> T:
     deadline = time.monotonic() + lock_wait
     delay = 0.05
     while True:
         try:
-            return duckdb.connect(str(path), read_only=read_only)
+            return open_it()
         except duckdb.Error as exc:
             if not _lock_conflict(exc):
                 raise ConfigError(f"cannot open the profile store {path}: {exc}") from exc
