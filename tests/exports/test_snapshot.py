@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from segmentsync.destinations import campaign_monitor_rows as cm
 from segmentsync.destinations.base import FieldInfo, FieldType
 from segmentsync.errors import Invalid
-from segmentsync.exports.snapshot import Mapping, Workspace, build, render_rows
+from segmentsync.exports.snapshot import Mapping, Workspace, build
 from segmentsync.profiles.source import Attachable
 
 # Rows are rendered as Campaign Monitor's, for a list with a City field.
@@ -29,6 +29,16 @@ def render(values: list, consent: object) -> cm.RowTemplate:
 
 PLAIN = Mapping(key_column="id", email_column="email", attributes=[], consent=None)
 WORK = Path(tempfile.gettempdir()) / "segmentsync-test-work"
+
+
+def render_rows(ws: Workspace, source: str, target: str, template: cm.RowTemplate, where: str) -> None:
+    """``target``: ``source`` with the template's payload for the rows matching ``where`` (the
+    planner renders the rows to send the same way, as it orders them)."""
+    ws.con.execute(
+        f"CREATE TABLE {target} AS SELECT *, CASE WHEN {where} THEN CAST({template.row.text} AS VARCHAR) END "
+        f"AS payload FROM {source}",
+        list(template.row.params),
+    )
 
 
 def rows_of(table: pa.Table, mapping: Mapping = PLAIN) -> list[tuple]:

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from segmentsync.destinations.templates import RowTemplate
 from segmentsync.exports.models import MemberAction
-from segmentsync.exports.snapshot import Workspace, render_rows
+from segmentsync.exports.snapshot import Workspace
 
 COLUMNS = ("run_id", "seq", "email", "profile_key", "hash", "payload", "action", "outcome", "code", "message")
 SAMPLE_SIZE = 5
@@ -174,11 +174,11 @@ def plan(ws: Workspace, *, full_resync: bool, mirror: bool, template: Template |
             WHERE NOT EXISTS (SELECT 1 FROM members m WHERE m.problem IS NULL AND m.email = d.email)
             """
         )
-    _render(ws, template)
-    _order(ws)
-    ws.con.execute("DROP TABLE planned_unordered")
-    ws.con.execute("DROP TABLE members")
+    ws.con.execute("DROP TABLE members")  # planned_unordered holds what is left to do with them
     ws.con.execute("DROP TABLE delivered")
+    sending = ws.count(f"SELECT count(*) FROM planned_unordered WHERE {TO_SEND}")  # noqa: S608  # a constant
+    _order(ws, template() if template is not None and sending else None)
+    ws.con.execute("DROP TABLE planned_unordered")
     counts = dict(
         ws.con.execute(
             "SELECT CASE WHEN outcome = 'rejected' THEN 'refused' ELSE action END AS kind, count(*) "
@@ -198,59 +198,55 @@ def plan(ws: Workspace, *, full_resync: bool, mirror: bool, template: Template |
     return result
 
 
-def _render(ws: Workspace, template: Template | None) -> None:
-    """The rows to send in the platform's own JSON, with fitting notes and refusals."""
-    if template is None or not ws.count(f"SELECT count(*) FROM planned_unordered WHERE {TO_SEND}"):  # noqa: S608  # a constant
-        for column in ("payload", "note", "reject"):  # nothing to render: empty columns, no copy
-            ws.con.execute(f"ALTER TABLE planned_unordered ADD COLUMN {column} VARCHAR")
-        return
-    render_rows(ws, "planned_unordered", "planned_rendered", template(), TO_SEND)
-    ws.con.execute("DROP TABLE planned_unordered")
-    ws.con.execute("ALTER TABLE planned_rendered RENAME TO planned_unordered")
-    ws.con.execute(_NOTED)
-
-
-_NOTED = (
-    "UPDATE planned_unordered SET "
-    "code = CASE WHEN reject IS NOT NULL THEN 'refused' WHEN note IS NOT NULL THEN 'fitted' ELSE code END, "
-    "message = coalesce(reject, note, message) "
-    "WHERE action IN ('new', 'update')"
+_PLANNED = (
+    "CREATE TABLE planned (email VARCHAR, profile_key VARCHAR, hash VARCHAR, payload VARCHAR, "
+    "action VARCHAR, outcome VARCHAR, code VARCHAR, message VARCHAR)"
 )
-
-
-# The rows to send come first, so that each batch is a contiguous range of seq. A row the
-# platform would refuse (the destination's template says why) is rejected here, not sent.
-# Groups in seq order: to send · to remove · refused · unchanged · invalid.
-_GROUPS = (
-    f"{TO_SEND} AND reject IS NULL",
-    "action = 'remove'",
-    "reject IS NOT NULL",
-    "action = 'unchanged'",
-    "action = 'invalid'",
-)
-_COPY_GROUP = """
+# The rows to send, rendered by the destination's template (each row once, as it is copied):
+# the platform's JSON, and a note where fitting changed a value.
+_SEND = """
 INSERT INTO planned
-SELECT email, profile_key,
-  CASE WHEN {sendable} THEN hash END AS hash,
-  CASE WHEN {sendable} THEN payload END AS payload,
-  action,
-  CASE WHEN reject IS NOT NULL THEN 'rejected' WHEN action IN ('unchanged', 'invalid') THEN action END AS outcome,
-  code, message
-FROM planned_unordered WHERE {group}
+SELECT email, profile_key, hash, CAST({row} AS VARCHAR) AS payload, action, NULL AS outcome,
+  CASE WHEN note IS NOT NULL THEN 'fitted' ELSE code END AS code, coalesce(note, message) AS message
+FROM (SELECT *, CAST({note} AS VARCHAR) AS note FROM planned_unordered WHERE {to_send} AND ({reject}) IS NULL)
+"""
+# Rows to send that the platform would refuse (the template says why): rejected here, not sent.
+_REFUSED = """
+INSERT INTO planned
+SELECT email, profile_key, NULL, NULL, action, 'rejected', 'refused', reject
+FROM (SELECT *, CAST({reject} AS VARCHAR) AS reject FROM planned_unordered WHERE {to_send})
+WHERE reject IS NOT NULL
+"""
+# The others get their outcome at once, and keep no hash nor payload.
+_REST = """
+INSERT INTO planned
+SELECT email, profile_key, NULL, NULL, action,
+  CASE WHEN action IN ('unchanged', 'invalid') THEN action END, code, message
+FROM planned_unordered WHERE action = ?
 """
 
 
-def _order(ws: Workspace) -> None:
+def _order(ws: Workspace, template: RowTemplate | None) -> None:
     """Append the rows group by group: a row's seq is its place in ``planned`` (rowid + 1).
 
-    Only scans: a million wide rows are never sorted.
+    Groups in seq order — to send · to remove · refused · unchanged · invalid — so that each
+    batch is a contiguous range of seq. Only scans: a million wide rows are never sorted, and
+    never copied more than once. ``template`` is None when there is nothing to send.
     """
-    ws.con.execute(
-        "CREATE TABLE planned (email VARCHAR, profile_key VARCHAR, hash VARCHAR, payload VARCHAR, "
-        "action VARCHAR, outcome VARCHAR, code VARCHAR, message VARCHAR)"
-    )
-    for group in _GROUPS:
-        ws.con.execute(_COPY_GROUP.format(sendable=_GROUPS[0], group=group))
+    ws.con.execute(_PLANNED)
+    if template is not None:
+        row, note, reject = template.row, template.note, template.reject
+        ws.con.execute(
+            _SEND.format(row=row.text, note=note.text, reject=reject.text, to_send=TO_SEND),
+            [*row.params, *note.params, *reject.params],
+        )
+    ws.con.execute(_REST, ["remove"])
+    if template is not None:
+        ws.con.execute(
+            _REFUSED.format(reject=template.reject.text, to_send=TO_SEND), list(template.reject.params)
+        )
+    for action in ("unchanged", "invalid"):
+        ws.con.execute(_REST, [action])
 
 
 def _samples(ws: Workspace) -> dict[str, list[dict[str, Any]]]:

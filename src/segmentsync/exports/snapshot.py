@@ -11,7 +11,7 @@ The result is the table ``members`` of the workspace: ``k`` (key, typed as in th
 ``email``, ``profile_key``, ``hash`` (of what the export sends: the mapped values by field name),
 ``problem`` (None: valid), ``message`` and the mapped values (``v0``, ``v1`` … and ``consent``).
 The plan (``planner.py``) continues from there; the rows it decides to send are then rendered,
-each once, by the destination's own SQL template (``render_rows``): the platform's JSON for the
+each once, by the destination's own SQL template (``RowTemplate``): the platform's JSON for the
 row, ready to send, a note of what fitting changed, and why the platform would refuse it.
 """
 
@@ -127,8 +127,6 @@ def build(ws: Workspace, members: Iterator[pa.RecordBatch] | Attachable, mapping
         _load_attached(ws, members, mapping)
     else:
         _load(ws, members, mapping)
-    ws.con.execute(_CLASSIFY_SQL)
-    ws.con.execute("DROP TABLE raw")
     _judge_doubtful(ws.con)
     values = _values(ws, mapping)
     consent = Value("consent", "text") if _consent_expr(mapping) else None
@@ -140,21 +138,9 @@ def build(ws: Workspace, members: Iterator[pa.RecordBatch] | Attachable, mapping
     return Snapshot(profiles=profiles, valid=valid, invalid=profiles - valid, values=values, consent=consent)
 
 
-def render_rows(ws: Workspace, source: str, target: str, template: RowTemplate, where: str) -> None:
-    """``target``: ``source`` with the destination's rows (``payload``), fitting notes and refusals
-    for the rows that match ``where`` (only the rows to send are rendered: each once)."""
-    ws.con.execute(
-        f"CREATE TABLE {target} AS SELECT *, "  # noqa: S608  # our own names; the template's names are parameters
-        f"CASE WHEN {where} THEN CAST({template.row.text} AS VARCHAR) END AS payload, "
-        f"CASE WHEN {where} THEN CAST({template.note.text} AS VARCHAR) END AS note, "
-        f"CASE WHEN {where} THEN CAST({template.reject.text} AS VARCHAR) END AS reject "
-        f"FROM {source}",
-        [*template.row.params, *template.note.params, *template.reject.params],
-    )
-
-
 def _load(ws: Workspace, batches: Iterator[pa.RecordBatch], mapping: Mapping) -> None:
-    """The members as ``raw``, with neutral column names (k, e, a0…, cc), in one streamed insert."""
+    """The members, with neutral column names (k, e, a0…, cc), classified (``_CLASSIFY_SQL``) as
+    they stream in: the table ``classified``."""
     neutral = (_neutral(pa.Table.from_batches([batch]), mapping) for batch in batches)
     first = next(neutral, None)
     if first is None:
@@ -169,7 +155,7 @@ def _load(ws: Workspace, batches: Iterator[pa.RecordBatch], mapping: Mapping) ->
         ),
     )
     ws.con.register("members_stream", stream)
-    ws.con.execute("CREATE TABLE raw AS SELECT * FROM members_stream")
+    _classify(ws, "members_stream")
     ws.con.unregister("members_stream")
 
 
@@ -177,8 +163,8 @@ SOURCE_ALIAS = "profile_source"
 
 
 def _load_attached(ws: Workspace, query: Attachable, mapping: Mapping) -> None:
-    """The members as ``raw`` (neutral names, as :func:`_load`), read by the workspace itself from
-    the attached profile file: no Python in between."""
+    """The members as ``classified`` (as :func:`_load`), read by the workspace itself from the
+    attached profile file: no Python in between."""
     store.attach(ws.con, query.path, SOURCE_ALIAS, lock_wait=query.lock_wait)
     try:
         ws.con.execute(f"USE {SOURCE_ALIAS}")  # the query's table names are the file's own
@@ -194,8 +180,8 @@ def _load_attached(ws: Workspace, query: Attachable, mapping: Mapping) -> None:
         if mapping.consent == "column" and mapping.consent_column:
             selected.append(f"{store.quote(mapping.consent_column)} AS cc")
         # Names checked against the profile table (Mapping.check) and quoted; the query is Ibis's.
-        load = f"CREATE TABLE memory.main.raw AS SELECT {', '.join(selected)} FROM ({query.sql}) AS m"  # noqa: S608
-        ws.con.execute(load)
+        neutral = f"(SELECT {', '.join(selected)} FROM ({query.sql}) AS m)"  # noqa: S608
+        _classify(ws, neutral, table="memory.main.classified")  # the workspace's own catalog
     finally:
         ws.con.execute("USE memory")
         ws.con.execute(f"DETACH {SOURCE_ALIAS}")
@@ -223,7 +209,6 @@ def _without_nul(column: pa.ChunkedArray) -> pa.ChunkedArray:
 # problem: NULL valid · 'no_email' · 'doubtful' (judged in Python) · 'too_long' · 'bad_syntax'
 # Built from constants only; no input reaches the text.
 _CLASSIFY_SQL = f"""
-CREATE TABLE classified AS
 SELECT *,
   lower(trim(CAST(e AS VARCHAR))) AS email,
   CASE
@@ -235,8 +220,12 @@ SELECT *,
     ELSE NULL
   END AS problem,
   CAST(NULL AS VARCHAR) AS message
-FROM raw
-"""  # noqa: S608
+"""
+
+
+def _classify(ws: Workspace, source: str, *, table: str = "classified") -> None:
+    """``table``: the rows of ``source`` (a table or a subquery of ours), classified."""
+    ws.con.execute(f"CREATE TABLE {table} AS {_CLASSIFY_SQL} FROM {source}")
 
 
 def _judge_doubtful(con: duckdb.DuckDBPyConnection) -> None:
