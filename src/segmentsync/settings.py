@@ -47,7 +47,7 @@ class Settings(BaseSettings):
     constant_contact_client_secret: SecretStr | None = None
 
     export_limit: int = 1_000_000
-    workspace_memory: str = "192MB"  # a run's in-process DuckDB spills to disk beyond this
+    workspace_memory: str = "160MB"  # a run's in-process DuckDB spills to disk beyond this
     max_batch_rows: int | None = None  # cap below the platform's own batch size (None: the platform's)
     run_history_rows_kept: int = 20  # runs per export whose per-row outcomes are kept
     notification_webhook_url: str | None = None

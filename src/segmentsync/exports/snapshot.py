@@ -38,7 +38,7 @@ from segmentsync.profiles.source import Attachable
 
 CONSENT_VALUES = ("Yes", "No", "Unchanged")
 TRUE_WORDS = ("true", "t", "yes", "y", "1")
-MEMORY_LIMIT = "192MB"  # the workspace spills to its temporary folder beyond this (peak RSS vs time)
+MEMORY_LIMIT = "160MB"  # the workspace spills to its temporary folder beyond this (peak RSS vs time)
 
 
 class Workspace:
