@@ -77,7 +77,7 @@ def main() -> None:
 
 
 def _refuse_pandas_with_duckdb_profiles() -> None:
-    """No pandas in this process when the profiles are in a DuckDB file (see ``segmentsync.lean``)."""
+    """No pandas in this process when the profile source is DuckDB (see ``segmentsync.lean``)."""
     from pydantic import ValidationError
 
     from segmentsync.lean import refuse_pandas

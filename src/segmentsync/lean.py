@@ -6,10 +6,10 @@ builds an array from Python objects (its pandas shim). In an export process that
 40–50 MB of resident memory for a library no code path of ours uses with a DuckDB profile source
 (segment counts and previews read Arrow straight from DuckDB: ``profiles.source._arrow``). Both
 libraries treat a pandas that cannot be imported as one that is not installed, so the
-``segmentsync`` command refuses the import when the profile source is a DuckDB file
-(:func:`refuse_pandas`, called by ``cli.main``); other Ibis engines (Spark, PostgreSQL …) may
-convert through pandas, and are left alone. Tests and library users are never affected: only
-the command's own process installs the refusal.
+``segmentsync`` command refuses the import when the profile source is DuckDB — the embedded
+file, or any ``duckdb://`` URL (:func:`refuse_pandas`, called by ``cli.main``); other Ibis
+engines (Spark, PostgreSQL …) may convert through pandas, and are left alone. Tests and library
+users are never affected: only the command's own process installs the refusal.
 """
 
 from __future__ import annotations

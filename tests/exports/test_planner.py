@@ -147,7 +147,7 @@ def test_the_plan_is_stored_and_the_delivered_state_read_back(runtime: Runtime, 
         for email, digest in hashes({"same@x.com": "Ann"}).items():
             session.add(Delivered(export_id=export_id, email=email, hash=digest, profile_key="7"))
     with runtime.readers() as session:
-        assert planner.load_delivered(ws, session, export_id) == 1
+        planner.load_delivered(ws, session, export_id)
     assert ws.con.execute("SELECT email, hash, profile_key FROM delivered").fetchall() == [
         ("same@x.com", hashes({"same@x.com": "Ann"})["same@x.com"], "7")
     ]
@@ -193,7 +193,7 @@ def test_the_delivered_state_survives_any_key(
             )
         export_id = export.id
     with runtime.readers() as session:
-        assert planner.load_delivered(ws, session, export_id) == len(keys)
+        planner.load_delivered(ws, session, export_id)
     assert ws.con.execute("SELECT email, hash, profile_key FROM delivered ORDER BY email").fetchall() == [
         (f"m{index}@x.com", f"{index:016x}", key) for index, key in enumerate(keys)
     ]
@@ -231,7 +231,8 @@ def test_an_export_that_delivered_nothing_yet_has_an_empty_state(runtime: Runtim
         session.flush()
         export_id = export.id
     with runtime.readers() as session:
-        assert planner.load_delivered(ws, session, export_id) == 0
+        planner.load_delivered(ws, session, export_id)
+    assert ws.count("SELECT count(*) FROM delivered") == 0
     build(ws, profiles({"a@x.com": "A"}), MAPPING)
     plan = planner.plan(ws, full_resync=False, mirror=True, template=template)
     assert (plan.new, plan.remove, plan.delivered_before) == (1, 0, 0)

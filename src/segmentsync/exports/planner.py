@@ -91,9 +91,9 @@ _DELIVERED_CSV = {
 }
 
 
-def load_delivered(ws: Workspace, session: Session, export_id: int) -> int:
+def load_delivered(ws: Workspace, session: Session, export_id: int) -> None:
     """The export's delivered members (email, hash, profile key) as the workspace's table
-    ``delivered``; returns how many there are."""
+    ``delivered`` (counted by :func:`plan`)."""
     path = ws.folder / "delivered.csv"
     with path.open("wb") as out:
         written = _write_delivered(session, export_id, out)
@@ -109,7 +109,6 @@ def load_delivered(ws: Workspace, session: Session, export_id: int) -> int:
     else:
         ws.con.execute("CREATE TABLE delivered (email VARCHAR, hash VARCHAR, profile_key VARCHAR)")
     path.unlink()
-    return ws.count("SELECT count(*) FROM delivered")
 
 
 def _write_delivered(session: Session, export_id: int, out: BinaryIO) -> int:
