@@ -15,8 +15,18 @@ import pytest
 import sqlalchemy as sa
 
 from segmentsync.db import transaction
-from segmentsync.exports import runs
-from segmentsync.exports.models import Delivered, Export, Run, RunMember, RunStatus, RunUnchanged, SyncMode
+from segmentsync.exports import planner, runs
+from segmentsync.exports.models import (
+    Delivered,
+    Export,
+    Run,
+    RunMember,
+    RunPhase,
+    RunSnapshot,
+    RunStatus,
+    RunUnchanged,
+    SyncMode,
+)
 from segmentsync.scheduling.worker import Worker
 
 from .world import World
@@ -272,6 +282,75 @@ def test_interrupted_run_resumes_and_every_member_arrives_exactly_once(world: Wo
     assert set(platform_list(world, platform)) == {f"p{i}@example.com" for i in range(1, 5001)}
     # each batch sent once, plus at most the batches that were in flight when the first stopped
     assert upsert_calls(world, platform) <= done.batches_total + 8
+
+
+def test_a_run_interrupted_while_its_plan_is_stored_resumes_from_the_same_snapshot(world: World) -> None:
+    """Sending starts while the plan is still being stored. A worker stops then (phase *plan*, rows
+    already sent); the profiles change; another worker resumes the run: it keeps what was sent,
+    plans the rest from the kept snapshot (not from the changed profiles) and sends each member once."""
+    total = 6 * planner.CHUNK_ROWS  # the plan is stored in six chunks, the sender takes four ahead at most
+    change_profiles(
+        world,
+        "DELETE FROM profiles; INSERT INTO profiles SELECT i, 'p' || i || '@example.com', 'Old', 'L', 'C', 1, "
+        f"'PL', 'yes' FROM range(1, {total + 1}) t(i)",
+    )
+    world.sandbox.cm_faults(latency_ms=20)
+    export_id = make_export(
+        world,
+        "campaign_monitor",
+        segment_ids=[world.segments["PL"]],
+        attributes=_name_attribute("campaign_monitor"),
+    )
+    world.runtime.settings.max_batch_rows = 100  # the first chunk alone is 100 batches
+    actor = world.admin.load(world.runtime)
+    with transaction(world.runtime.sessions) as session:
+        export = session.get(Export, export_id)
+        assert export is not None
+        run_id = runs.start_run(session=session, export=export, actor=actor).id
+
+    first = Worker(world.runtime, name="first")
+    stopper = _stop_after_batches(world, run_id, batches=5)
+    assert first.claim() == run_id
+    _execute_until(first, run_id, stopper)
+    interrupted = load_run(world, run_id)
+    assert (interrupted.status, interrupted.phase) == (RunStatus.RUNNING, RunPhase.PLAN)
+    with world.runtime.sessions() as session:
+        stored = session.scalar(
+            sa.select(sa.func.count()).select_from(RunMember).where(RunMember.run_id == run_id)
+        )
+        sent = session.scalar(
+            sa.select(sa.func.count())
+            .select_from(RunMember)
+            .where(RunMember.run_id == run_id, RunMember.outcome.is_not(None))
+        )
+        assert session.scalar(
+            sa.select(sa.func.count()).select_from(RunSnapshot).where(RunSnapshot.run_id == run_id)
+        )
+    assert 5 * 100 <= (sent or 0) < (stored or 0) < total  # sent while the plan was not stored in full
+    on_list_before = len(platform_list(world, "campaign_monitor"))
+    assert on_list_before >= sent
+
+    change_profiles(world, "UPDATE profiles SET first_name = 'New'")  # after the snapshot: not this run's
+    with transaction(world.runtime.sessions) as session:  # the first worker's lease runs out
+        session.execute(
+            sa.update(Run)
+            .where(Run.id == run_id)
+            .values(lease_expires_at=world.runtime.clock() - timedelta(seconds=1))
+        )
+    assert Worker(world.runtime, name="second").run_once() == run_id
+    done = load_run(world, run_id)
+    assert done.status is RunStatus.SUCCEEDED, done.error
+    assert (done.new, done.updated, done.unchanged, done.profiles) == (total, 0, 0, total)
+    on_list = platform_list(world, "campaign_monitor")
+    assert set(on_list) == {f"p{i}@example.com" for i in range(1, total + 1)}
+    assert {row["Name"] for row in on_list.values()} == {"Old L"}  # the kept snapshot's values
+    with world.runtime.sessions() as session:
+        emails = list(session.scalars(sa.select(RunMember.email).where(RunMember.run_id == run_id)))
+        assert not session.scalar(
+            sa.select(sa.func.count()).select_from(RunSnapshot).where(RunSnapshot.run_id == run_id)
+        )
+    assert len(emails) == len(set(emails)) == total  # each member once in the run's account
+    assert upsert_calls(world, "campaign_monitor") <= done.batches_total + 16  # + what was in flight
 
 
 def _stop_after_batches(world: World, run_id: int, batches: int) -> threading.Event:

@@ -7,6 +7,9 @@ How the tables work together (see docs/architecture.md):
   with set operations against ``delivered``; the send phase sets ``outcome`` after each
   acknowledged batch. A resumed run sends the rows whose action needs sending and whose
   outcome is still empty, so the same snapshot is used and nothing is lost or sent twice.
+  Sending starts while the plan is still being stored: until it is stored in full, the snapshot
+  itself is kept (``run_snapshots``), and an interrupted run keeps the rows it sent and plans the
+  rest again from that snapshot.
 * ``delivered`` is what this export last delivered to its list: email + hash of the mapped
   fields. An unchanged member has the same hash and is not sent again.
 """
@@ -213,6 +216,21 @@ class RunUnchanged(Base):
     first_seq: Mapped[int] = mapped_column(sa.BigInteger)
     count: Mapped[int] = mapped_column(sa.BigInteger)
     data: Mapped[bytes] = mapped_column(sa.LargeBinary)
+
+
+class RunSnapshot(Base):
+    """A run's snapshot (its ``members``, as Parquet in parts), kept while the run sends from a
+    plan that is not yet stored in full: an interrupted run plans again from the same snapshot.
+
+    Deleted once the whole plan is stored, and when the run ends.
+    """
+
+    __tablename__ = "run_snapshots"
+
+    run_id: Mapped[int] = mapped_column(sa.ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    part: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    data: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    meta: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)  # on part 0: what the members hold
 
 
 class Delivered(Base):

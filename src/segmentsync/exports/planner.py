@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO
 
 import sqlalchemy as sa
@@ -50,6 +50,15 @@ class Plan:
     def to_send(self) -> int:
         return self.new + self.update + self.remove
 
+    def with_sent(self, sent: dict[str, int]) -> Plan:
+        """This plan and what an earlier attempt of the run already sent (:func:`restart`)."""
+        return replace(
+            self,
+            new=self.new + sent.get("new", 0),
+            update=self.update + sent.get("update", 0),
+            remove=self.remove + sent.get("remove", 0),
+        )
+
     def guard_trips(self) -> bool:
         """Would this plan take out more than half of what the list holds from us?"""
         return self.remove > 0 and self.remove > self.delivered_before * MIRROR_GUARD_SHARE
@@ -67,66 +76,111 @@ class Plan:
         }
 
 
-DELIVERED_COLUMNS = "{'email': 'VARCHAR', 'hash': 'VARCHAR', 'profile_key': 'VARCHAR'}"
 DELIVERED_CHUNK = 100_000  # members per piece of CSV text read from SQLite
 # DuckDB's CSV reader holds a buffer per thread (32 MB by default: ≈ 45 MB more resident memory
 # at a million members); a member's line is an email (≤ 320), a hash and its profile key.
 MAX_LINE = 1 << 20
 
+
+@dataclass(frozen=True)
+class CsvQuery:
+    """Rows of the metadata store, as CSV lines, for the workspace's table ``table``.
+
+    ``sqlite`` takes (key, after, limit) and returns (lines, last keyset value, count);
+    ``postgresql`` is a COPY with ``{key}``; ``start`` is the keyset value before the first row.
+    """
+
+    table: str
+    columns: tuple[str, ...]  # all VARCHAR
+    sqlite: str
+    postgresql: str
+    start: str | int
+
+
 # The delivered state leaves the metadata store as CSV text (quoted fields, a row a line) straight
 # into a file of the run's workspace folder, which DuckDB reads: a million members cost no Python
 # object each, and never sit in this process's memory whole (only DuckDB holds them, within its
 # memory limit). SQLite: a chunk of lines at a time, in key order (email after the last one).
-_DELIVERED_CSV = {
-    "sqlite": (
+_DELIVERED_CSV = CsvQuery(
+    table="delivered",
+    columns=("email", "hash", "profile_key"),
+    sqlite=(
         "SELECT CAST(group_concat(line, char(10)) AS BLOB), max(email), count(*) FROM ("
         "SELECT '\"' || replace(email, '\"', '\"\"') || '\",\"' || hash || '\",' || "
         "coalesce('\"' || replace(profile_key, '\"', '\"\"') || '\"', '') AS line, email "
         "FROM delivered WHERE export_id = ? AND email > ? ORDER BY email LIMIT ?)"
     ),
-    "postgresql": (
-        "COPY (SELECT email, hash, profile_key FROM delivered WHERE export_id = {export_id}) "
+    postgresql=(
+        "COPY (SELECT email, hash, profile_key FROM delivered WHERE export_id = {key}) "
         "TO STDOUT (FORMAT csv, FORCE_QUOTE (email, hash))"
     ),
-}
+    start="",
+)
 
 
 def load_delivered(ws: Workspace, session: Session, export_id: int) -> None:
     """The export's delivered members (email, hash, profile key) as the workspace's table
     ``delivered`` (counted by :func:`plan`)."""
-    path = ws.folder / "delivered.csv"
+    _load_csv(ws, session, _DELIVERED_CSV, export_id)
+
+
+# The e-mails an earlier attempt of the run already sent (see :func:`restart`), the same way.
+_DONE_CSV = CsvQuery(
+    table="done",
+    columns=("email",),
+    sqlite=(
+        "SELECT CAST(group_concat(line, char(10)) AS BLOB), max(seq), count(*) FROM ("
+        "SELECT '\"' || replace(email, '\"', '\"\"') || '\"' AS line, seq "
+        "FROM run_members WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?)"
+    ),
+    postgresql="COPY (SELECT email FROM run_members WHERE run_id = {key}) TO STDOUT (FORMAT csv, FORCE_QUOTE (email))",
+    start=0,
+)
+
+
+def load_done(ws: Workspace, session: Session, run_id: int) -> None:
+    """The e-mails this run already sent in an earlier attempt, as the workspace's table ``done``:
+    :func:`plan` leaves them out (they keep the outcome they had)."""
+    _load_csv(ws, session, _DONE_CSV, run_id)
+
+
+def _load_csv(ws: Workspace, session: Session, query: CsvQuery, key: int) -> None:
+    """Fill the workspace's table of ``query`` from the metadata store, through a CSV file."""
+    path = ws.folder / f"{query.table}.csv"
     with path.open("wb") as out:
-        written = _write_delivered(session, export_id, out)
+        written = _write_csv(session, query, key, out)
+    columns = "{" + ", ".join(f"'{name}': 'VARCHAR'" for name in query.columns) + "}"
     if written:
         # Quoted fields keep commas, quotes and line breaks; an empty unquoted key is NULL, a
         # quoted one the empty string. The path is our own folder's: safe as a literal.
         source = (
             f"read_csv('{str(path).replace(chr(39), chr(39) * 2)}', header = false, auto_detect = false, "
             f"delim = ',', quote = '\"', escape = '\"', allow_quoted_nulls = false, "
-            f"columns = {DELIVERED_COLUMNS}, max_line_size = {MAX_LINE}, buffer_size = {2 * MAX_LINE})"
+            f"columns = {columns}, max_line_size = {MAX_LINE}, buffer_size = {2 * MAX_LINE})"
         )
-        ws.con.execute(f"CREATE TABLE delivered AS SELECT * FROM {source}")  # noqa: S608  # see above
+        ws.con.execute(f"CREATE TABLE {query.table} AS SELECT * FROM {source}")  # noqa: S608  # see above
     else:
-        ws.con.execute("CREATE TABLE delivered (email VARCHAR, hash VARCHAR, profile_key VARCHAR)")
+        names = ", ".join(f"{name} VARCHAR" for name in query.columns)
+        ws.con.execute(f"CREATE TABLE {query.table} ({names})")
     path.unlink()
 
 
-def _write_delivered(session: Session, export_id: int, out: BinaryIO) -> int:
-    """Write the delivered state to ``out`` as CSV; returns the bytes written."""
+def _write_csv(session: Session, query: CsvQuery, key: int, out: BinaryIO) -> int:
+    """Write the rows of ``query`` to ``out`` as CSV; returns the bytes written.
+
+    PostgreSQL: one COPY. SQLite: a chunk of lines at a time, by keyset (each chunk's last key).
+    """
     connection = session.connection()
     raw: Any = connection.connection.driver_connection  # psycopg or sqlite3: their own bulk paths
     written = 0
     if connection.dialect.name == "postgresql":
-        statement = _DELIVERED_CSV["postgresql"].format(export_id=int(export_id))
-        with raw.cursor() as cursor, cursor.copy(statement) as copy:
+        with raw.cursor() as cursor, cursor.copy(query.postgresql.format(key=int(key))) as copy:
             for data in copy:
                 written += out.write(data)
         return written
-    after = ""
+    after = query.start
     while True:
-        text, last, count = raw.execute(
-            _DELIVERED_CSV["sqlite"], (export_id, after, DELIVERED_CHUNK)
-        ).fetchone()
+        text, last, count = raw.execute(query.sqlite, (key, after, DELIVERED_CHUNK)).fetchone()
         if not count:
             return written
         written += out.write(bytes(text)) + out.write(b"\n")
@@ -135,16 +189,28 @@ def _write_delivered(session: Session, export_id: int, out: BinaryIO) -> int:
         after = last
 
 
+_NOT_DONE = "NOT EXISTS (SELECT 1 FROM done x WHERE x.email = {email})"  # sent by an earlier attempt
+
 # What a run asks of its destination when (and only when) it has rows to send.
 Template = Callable[[], RowTemplate]
 TO_SEND = "action IN ('new', 'update')"
 
 
-def plan(ws: Workspace, *, full_resync: bool, mirror: bool, template: Template | None) -> Plan:
+def plan(
+    ws: Workspace,
+    *,
+    full_resync: bool,
+    mirror: bool,
+    template: Template | None,
+    done: bool = False,
+    keep_members: bool = False,
+) -> Plan:
     """Decide each member's action in the workspace (table ``planned``); returns the counts.
 
     The workspace holds the snapshot's ``members`` and the export's ``delivered`` state
-    (:func:`load_delivered`); both are dropped once the plan is made.
+    (:func:`load_delivered`); both are dropped once the plan is made. ``done``: the workspace
+    also holds the e-mails an earlier attempt of this run sent (:func:`load_done`), which this
+    plan leaves out — those members keep the outcome they got (an invalid row is planned again).
 
     The rows to send are then rendered by the destination's ``template`` — asked for only if
     there is something to send, so an unchanged run does not call the platform at all.
@@ -163,17 +229,22 @@ def plan(ws: Workspace, *, full_resync: bool, mirror: bool, template: Template |
           END AS action,
           m.problem AS code, m.message
         FROM members m LEFT JOIN delivered d ON d.email = m.email  -- one equality: a hash join
-        """  # noqa: S608  # a constant chosen above
+        {"WHERE m.problem IS NOT NULL OR " + _NOT_DONE.format(email="m.email") if done else ""}
+        """  # noqa: S608  # constants chosen above
     )
     if mirror:
         ws.con.execute(
-            """
+            f"""
             INSERT INTO planned_unordered (email, profile_key, hash, action)
             SELECT d.email, d.profile_key, d.hash, 'remove' FROM delivered d
             WHERE NOT EXISTS (SELECT 1 FROM members m WHERE m.problem IS NULL AND m.email = d.email)
-            """
+            {"AND " + _NOT_DONE.format(email="d.email") if done else ""}
+            """  # noqa: S608  # constants
         )
-    ws.con.execute("DROP TABLE members")  # planned_unordered holds what is left to do with them
+    if done:
+        ws.con.execute("DROP TABLE done")
+    if not keep_members:  # kept: the caller may keep the snapshot (exports.snapshot.save)
+        ws.con.execute("DROP TABLE members")  # planned_unordered holds what is left to do with them
     ws.con.execute("DROP TABLE delivered")
     sending = ws.count(f"SELECT count(*) FROM planned_unordered WHERE {TO_SEND}")  # noqa: S608  # a constant
     _order(ws, template() if template is not None and sending else None)
@@ -267,10 +338,11 @@ def _samples(ws: Workspace) -> dict[str, list[dict[str, Any]]]:
 UNCHANGED_CHUNK = 100_000
 
 
-def unchanged(ws: Workspace) -> tuple[int, int, bytes] | None:
+def unchanged(ws: Workspace, first_seq: int = 1) -> tuple[int, int, bytes] | None:
     """The unchanged members as (first seq, count, zlib of "email<TAB>key" lines), or None.
 
     They are one contiguous run of ``planned`` (see ``_order``); compressed a chunk at a time.
+    ``first_seq`` is the seq of ``planned``'s first row.
     """
     first, count = ws.con.execute(
         "SELECT min(rowid), count(*) FROM planned WHERE action = 'unchanged'"
@@ -288,17 +360,17 @@ def unchanged(ws: Workspace) -> tuple[int, int, bytes] | None:
         ).fetchone() or ("",)
         parts.append(compressor.compress((("\n" if start != first else "") + text).encode()))
     parts.append(compressor.flush())
-    return int(first) + 1, int(count), b"".join(parts)
+    return int(first) + first_seq, int(count), b"".join(parts)
 
 
-def planned_rows(ws: Workspace, run_id: int) -> Iterator[list[tuple[Any, ...]]]:
-    """The plan as ``run_members`` rows (COLUMNS), in chunks, in seq order — but the unchanged
-    members, which are kept compactly (:func:`unchanged`)."""
+def planned_rows(ws: Workspace, run_id: int, first_seq: int = 1) -> Iterator[list[tuple[Any, ...]]]:
+    """The plan as ``run_members`` rows (COLUMNS), in chunks, in seq order from ``first_seq`` —
+    but the unchanged members, which are kept compactly (:func:`unchanged`)."""
     # planned was filled in seq order, and the workspace keeps insertion order: no sort needed.
     cursor = ws.con.execute(
-        "SELECT ?, rowid + 1, email, profile_key, hash, payload, action, outcome, code, message FROM planned "
+        "SELECT ?, rowid + ?, email, profile_key, hash, payload, action, outcome, code, message FROM planned "
         "WHERE action <> 'unchanged'",
-        [run_id],
+        [run_id, first_seq],
     )
     while chunk := cursor.fetchmany(CHUNK_ROWS):
         yield chunk
@@ -324,5 +396,23 @@ def analyze(session: Session) -> None:
         session.execute(sa.text("ANALYZE run_members"))
 
 
-def clear_members(session: Session, run_id: int) -> None:
-    session.execute(sa.text("DELETE FROM run_members WHERE run_id = :run"), {"run": run_id})
+# What an earlier attempt sent is what the sender recorded: an outcome on a row that has a hash
+# (the plan's own outcomes — refused, unchanged, invalid — come without one).
+_NOT_SENT = "run_id = :run AND (outcome IS NULL OR hash IS NULL)"
+
+
+def restart(session: Session, run_id: int) -> tuple[int, dict[str, int]]:
+    """Before the run's snapshot is taken (again): keep only the rows an earlier attempt sent.
+
+    A run sends while its plan is still being stored; if it stopped then, its next attempt plans
+    again from a new snapshot, without the members already sent (:func:`load_done`). Returns the
+    first free seq and the kept rows by action (nothing kept on a first attempt: ``(1, {})``).
+    """
+    session.execute(sa.text(f"DELETE FROM run_members WHERE {_NOT_SENT}"), {"run": run_id})  # noqa: S608  # a constant
+    session.execute(sa.text("DELETE FROM run_unchanged WHERE run_id = :run"), {"run": run_id})
+    kept = session.execute(
+        sa.text("SELECT action, count(*), max(seq) FROM run_members WHERE run_id = :run GROUP BY action"),
+        {"run": run_id},
+    ).all()
+    last = max((int(seq) for _, _, seq in kept), default=0)
+    return last + 1, {str(action): int(count) for action, count, _ in kept}

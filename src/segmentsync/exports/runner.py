@@ -2,8 +2,10 @@
 
 ``execute`` is called by a worker that holds the run's lease. Every phase change and every
 acknowledged batch is committed, so a run interrupted at any point resumes from its last
-checkpoint: before *send* the snapshot is simply taken again (nothing was sent); during *send*
-the stored snapshot is reused and only rows without an outcome are sent.
+checkpoint. Sending starts while the plan is still being stored (phase *plan*): a run interrupted
+then keeps the rows it sent and takes its snapshot again for the rest (the members it sent are left
+out of the new plan); once the whole plan is stored (phase *send*) a resumed run reuses it and
+sends only the rows without an outcome.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -140,7 +143,9 @@ def _phases(ctx: Context, factory: DestinationFactory) -> RunStatus | None:
     destination = LazyDestination(ctx, factory)
     try:
         if run.phase in (None, RunPhase.SNAPSHOT, RunPhase.PLAN):
-            plan = _snapshot_and_plan(ctx, destination)
+            plan, sent = _snapshot_and_plan(ctx, destination)
+            if sent:
+                return _finish(ctx)
             if run.dry_run:
                 return _end(ctx.runtime, run.id, ctx.lease_owner, RunStatus.SUCCEEDED, None, None)
             if plan.guard_trips() and not run.confirm_removals:
@@ -175,8 +180,8 @@ def _has_rows_to_send(ctx: Context) -> bool:
         )
 
 
-def _send(ctx: Context, destination: Destination) -> None:
-    job = sender.SendJob(
+def _job(ctx: Context, destination: Destination, **more: Any) -> sender.SendJob:
+    return sender.SendJob(
         sessions=ctx.runtime.sessions,
         run_id=ctx.run.id,
         export_id=ctx.export.id,
@@ -187,16 +192,84 @@ def _send(ctx: Context, destination: Destination) -> None:
         removal_mode=ctx.export.removal_mode.value,
         stop=ctx.stop,
         max_batch_rows=ctx.runtime.settings.max_batch_rows,
+        **more,
     )
+
+
+def _send(ctx: Context, destination: Destination) -> None:
+    job = _job(ctx, destination)
     _count_batches(ctx, job.limits())
     sender.send(job)
 
 
-def _snapshot_and_plan(ctx: Context, destination: LazyDestination) -> planner.Plan:
+class SendWhilePlanning:
+    """Sends the plan's rows from a thread of its own while the runner still stores the plan.
+
+    The runner hands over each chunk before storing it (:meth:`hand`), says when it is stored
+    (:meth:`stored`) and, after the last, :meth:`close`; :meth:`join` waits for the sender and
+    raises what stopped it. Both write to the metadata store; on SQLite they take turns through
+    one lock instead of waiting in SQLite's busy loop.
+    """
+
+    def __init__(self, ctx: Context, destination: Destination, lock: Any) -> None:
+        self.feed = sender.Feed()
+        self.job = _job(ctx, destination, feed=self.feed, write_lock=lock)
+        self.error: BaseException | None = None
+        self.open = True  # rows of the plan may still come
+        self._thread = threading.Thread(target=self._send, name=f"run{ctx.run.id}-send", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _send(self) -> None:
+        try:
+            sender.send(self.job)
+        except BaseException as exc:  # handed to the runner's thread by join()
+            self.error = exc
+
+    def hand(self, rows: list[tuple[Any, ...]]) -> bool:
+        """Hand over a chunk of the plan (``planner.COLUMNS`` rows) before it is stored; False if
+        the sender stopped. After a chunk with rows not to send, no later one has any (the plan's
+        rows to send come first), and the feed is closed."""
+        if not self.open:
+            return True
+        pending = [
+            sender.Row(seq, action, email, hash_, key, payload)
+            for _, seq, email, key, hash_, payload, action, outcome, _, _ in rows
+            if outcome is None and action in _SENT_ACTIONS
+        ]
+        if not self.feed.put(pending):
+            return False
+        if len(pending) < len(rows):
+            self.close()
+        return True
+
+    def stored(self, rows: list[tuple[Any, ...]]) -> None:
+        self.feed.stored(rows[-1][1])
+
+    def close(self) -> None:
+        self.open = False
+        self.feed.close()
+
+    def abort(self, reason: BaseException) -> None:
+        self.feed.abort(reason)
+        self._thread.join()
+
+    def join(self) -> None:
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
+
+
+_SENT_ACTIONS = frozenset({"new", "update", "remove"})
+
+
+def _snapshot_and_plan(ctx: Context, destination: LazyDestination) -> tuple[planner.Plan, bool]:
+    """Snapshot, plan and store the plan; returns it, and whether its rows were sent meanwhile."""
     runtime, run, export = ctx.runtime, ctx.run, ctx.export
     _set_phase(ctx, RunPhase.SNAPSHOT)
     with runtime.sessions() as session, session.begin():
-        planner.clear_members(session, run.id)
+        first_seq, sent_before = planner.restart(session, run.id)
         segments = list(
             session.scalars(
                 sa.select(Segment)
@@ -208,20 +281,24 @@ def _snapshot_and_plan(ctx: Context, destination: LazyDestination) -> planner.Pl
         raise Invalid("this export has no segments", code="no_segments")
     source = runtime.profiles
     mapping = _mapping(export, source.key, ctx.connection)
-    mapping.check(list(source.columns()))
-    rules = [_rules(segment) for segment in segments]
-    members = source.members(rules, [source.key, *mapping.source_columns()])
-    total = source.count(members)
-    _refresh_segment_counts(ctx, segments, rules)
-    limit = runtime.settings.export_limit
-    if total > limit:
-        raise Fatal(
-            f"the selected segments hold {total:,} profiles; an export may send at most {limit:,}. "
-            "Nothing was sent. Narrow the segments or raise SEGMENTSYNC_EXPORT_LIMIT.",
-            code="limit_exceeded",
-        )
+    with runtime.readers() as session:
+        kept = snapshot.kept(session, run.id)
+    members = None  # this run sent from a kept snapshot before it stopped: plan the rest from it
+    if not kept:
+        mapping.check(list(source.columns()))
+        rules = [_rules(segment) for segment in segments]
+        members = source.members(rules, [source.key, *mapping.source_columns()])
+        total = source.count(members)
+        _refresh_segment_counts(ctx, segments, rules)
+        limit = runtime.settings.export_limit
+        if total > limit:
+            raise Fatal(
+                f"the selected segments hold {total:,} profiles; an export may send at most {limit:,}. "
+                "Nothing was sent. Narrow the segments or raise SEGMENTSYNC_EXPORT_LIMIT.",
+                code="limit_exceeded",
+            )
     try:
-        return _in_workspace(ctx, destination, source, mapping, members)
+        return _in_workspace(ctx, destination, source, mapping, members, first_seq, sent_before)
     except duckdb.OutOfMemoryException as exc:
         raise Fatal(
             f"the run's workspace ran out of memory ({runtime.settings.workspace_memory}): raise "
@@ -231,60 +308,112 @@ def _snapshot_and_plan(ctx: Context, destination: LazyDestination) -> planner.Pl
 
 
 def _in_workspace(
-    ctx: Context, destination: LazyDestination, source: ProfileSource, mapping: snapshot.Mapping, members: Any
-) -> planner.Plan:
+    ctx: Context,
+    destination: LazyDestination,
+    source: ProfileSource,
+    mapping: snapshot.Mapping,
+    members: Any,
+    first_seq: int,
+    sent_before: dict[str, int],
+) -> tuple[planner.Plan, bool]:
+    """Snapshot (``members``: the profile source's query; None: the run's kept snapshot), plan,
+    and store the plan — sending its rows meanwhile, unless it is a dry run or the mirror guard
+    stops it. Returns the plan and whether its rows were sent."""
     runtime, run, export = ctx.runtime, ctx.run, ctx.export
     workspace = snapshot.Workspace(
         runtime.settings.data_dir / "work", memory_limit=runtime.settings.workspace_memory
     )
-    with workspace as ws:
-        loaded = source.attachable(members) or source.stream(members, batch_rows=STREAM_BATCH_ROWS)
-        snap = snapshot.build(ws, loaded, mapping)
-        _set_phase(ctx, RunPhase.PLAN)
-        with runtime.readers() as session:
-            planner.load_delivered(ws, session, export.id)
-        plan = planner.plan(
-            ws,
-            full_resync=run.full_resync,
-            mirror=export.sync_mode.value == "mirror",
-            template=lambda: destination.get().row_template(
-                export.list_id, snap.values, consent=snap.consent
-            ),
-        )
-        for chunk in planner.planned_rows(ws, run.id):
-            _check_stop(ctx)
-            with runtime.sessions() as session, session.begin():
-                planner.insert_members(session, chunk)
-        kept = planner.unchanged(ws)
-    if kept is not None:
-        with runtime.sessions() as session, session.begin():
-            first_seq, count, data = kept
-            session.add(RunUnchanged(run_id=run.id, first_seq=first_seq, count=count, data=data))
-    with runtime.sessions() as session, session.begin():
-        planner.analyze(session)
-        _update_run(
-            session,
-            ctx,
-            profiles=snap.profiles,
-            invalid=plan.invalid,
-            unchanged=plan.unchanged,
-            rows_to_send=plan.to_send,
-            plan=plan.as_dict(),
-        )
-    return plan
-
-
-def _count_batches(ctx: Context, limits: Limits) -> None:
-    """Batches still to send (an estimate where a byte limit may split batches further)."""
-    with ctx.runtime.sessions() as session, session.begin():
-        pending: dict[str, int] = dict(
-            session.execute(
-                sa.text(
-                    "SELECT action, count(*) FROM run_members WHERE run_id = :run AND outcome IS NULL GROUP BY action"
+    lock = threading.Lock() if runtime.engine.dialect.name == "sqlite" else nullcontext()
+    sending: SendWhilePlanning | None = None
+    try:
+        with workspace as ws:
+            if members is None:
+                with runtime.readers() as session:
+                    snap = snapshot.restore(ws, session, run.id)
+                if snap is None:
+                    raise Retriable("the run's kept snapshot is gone", code="snapshot_gone")
+            else:
+                loaded = source.attachable(members) or source.stream(members, batch_rows=STREAM_BATCH_ROWS)
+                snap = snapshot.build(ws, loaded, mapping)
+            _set_phase(ctx, RunPhase.PLAN)
+            with runtime.readers() as session:
+                planner.load_delivered(ws, session, export.id)
+                if sent_before:
+                    planner.load_done(ws, session, run.id)
+            fresh = planner.plan(
+                ws,
+                full_resync=run.full_resync,
+                mirror=export.sync_mode.value == "mirror",
+                template=lambda: destination.get().row_template(
+                    export.list_id, snap.values, consent=snap.consent
                 ),
-                {"run": ctx.run.id},
-            ).all()
-        )
+                done=bool(sent_before),
+                keep_members=True,
+            )
+            plan = fresh.with_sent(sent_before)
+            early = (
+                fresh.to_send and not run.dry_run and not (plan.guard_trips() and not run.confirm_removals)
+            )
+            with runtime.sessions() as session, session.begin():
+                if early and members is not None:
+                    snapshot.save(ws, session, run.id, snap)  # before anything is sent
+                _update_run(
+                    session, ctx, profiles=snap.profiles, invalid=plan.invalid, unchanged=plan.unchanged,
+                    rows_to_send=plan.to_send, plan=plan.as_dict(),
+                    **({"send_started_at": runtime.clock()} if early else {}),
+                )  # fmt: skip
+            ws.con.execute("DROP TABLE members")
+            if early:
+                ws.limit_memory(snapshot.SENDING_MEMORY_LIMIT)
+                sending = SendWhilePlanning(ctx, destination.get(), lock)
+                pending = {"new": fresh.new + fresh.update, "remove": fresh.remove}
+                _count_batches(ctx, sending.job.limits(), pending)
+                sending.start()
+            for chunk in planner.planned_rows(ws, run.id, first_seq):
+                _check_stop(ctx)
+                if sending is not None and not sending.hand(chunk):
+                    break  # the sender stopped: join() below says why
+                with lock, runtime.sessions() as session, session.begin():
+                    planner.insert_members(session, chunk)
+                if sending is not None:
+                    sending.stored(chunk)
+            if sending is not None and sending.open:
+                sending.close()
+            unchanged = planner.unchanged(ws, first_seq)
+        if sending is not None and sending.error is not None:
+            sending.join()  # raises why it stopped; the plan is left unfinished, as it is
+        with lock, runtime.sessions() as session, session.begin():
+            if unchanged is not None:
+                first, count, data = unchanged
+                session.add(RunUnchanged(run_id=run.id, first_seq=first, count=count, data=data))
+            planner.analyze(session)
+            if sending is not None:  # the whole plan is stored: a resumed run sends the rest of it
+                snapshot.forget(session, run.id)
+                _update_run(session, ctx, phase=RunPhase.SEND)
+                ctx.run.phase = RunPhase.SEND
+        if sending is not None:
+            sending.join()
+    except BaseException as exc:
+        if sending is not None:
+            sending.abort(exc)  # what is in flight is recorded first
+        raise
+    return plan, sending is not None
+
+
+def _count_batches(ctx: Context, limits: Limits, pending: dict[str, int] | None = None) -> None:
+    """Batches still to send (an estimate where a byte limit may split batches further), from
+    ``pending`` rows by action, or else from the stored plan."""
+    with ctx.runtime.sessions() as session, session.begin():
+        if pending is None:
+            pending = dict(
+                session.execute(
+                    sa.text(
+                        "SELECT action, count(*) FROM run_members WHERE run_id = :run AND outcome IS NULL "
+                        "GROUP BY action"
+                    ),
+                    {"run": ctx.run.id},
+                ).all()
+            )
         upserts = pending.get("new", 0) + pending.get("update", 0)
         remaining = -(-upserts // limits.max_batch_rows) + -(-pending.get("remove", 0) // sender.REMOVE_BATCH)
         done = session.scalar(sa.select(Run.batches_done).where(Run.id == ctx.run.id)) or 0
@@ -428,6 +557,8 @@ def _end(
         )
         if result.rowcount != 1:  # type: ignore[attr-defined]  # CursorResult of an UPDATE
             return None
+        if status is not RunStatus.FAILED_RETRY:
+            snapshot.forget(session, run_id)
         if status is RunStatus.FAILED:
             webhook = notify.run_failed(session=session, run_id=run_id, message=message or "")
     if webhook is not None:

@@ -8,13 +8,18 @@ acknowledged batch and in one transaction: the rows' outcomes, the export's deli
 and the run's progress. That transaction only commits while this worker still
 holds the run's lease (fencing), so a worker that lost its lease cannot write over another.
 A resumed run simply sends the rows whose outcome is still empty.
+
+The rows may also come from a :class:`Feed`: the runner hands over each chunk of the plan as
+soon as it is stored, so that sending starts while the rest of the plan is still being written.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
@@ -27,6 +32,7 @@ from segmentsync.errors import Fatal
 from segmentsync.exports.models import Outcome
 
 PAGE_ROWS = 20_000
+STORED_WAIT = 0.05  # seconds between looks at the plan's storing, while acknowledged batches wait for it
 REMOVE_BATCH = 500
 ROW_OVERHEAD_BYTES = 24  # JSON punctuation and the email key around each member (the destination re-splits a batch that is still too big)
 
@@ -60,6 +66,8 @@ class SendJob:
     removal_mode: str
     stop: threading.Event  # set by the worker on shutdown or when the lease is lost
     max_batch_rows: int | None = None  # an operator's cap below the platform's batch size
+    feed: Feed | None = None  # the rows as the runner stores them; None: read the stored plan
+    write_lock: AbstractContextManager[Any] | None = None  # shared with the plan's writer (SQLite)
 
     def limits(self) -> Limits:
         limits = self.destination.limits
@@ -68,10 +76,88 @@ class SendJob:
         return limits
 
 
+class Feed:
+    """The plan's rows to send, handed from the runner to the sender as the runner stores them.
+
+    The runner puts each chunk, in seq order (the rows to upsert, then those to remove), *before*
+    storing it, then says up to which seq the rows are stored (:meth:`stored`); the sender may
+    send a batch at once but records it only once its rows are stored. At most ``max_chunks``
+    wait, so the plan is read from the workspace no faster than it is sent.
+    """
+
+    def __init__(self, max_chunks: int = 4) -> None:
+        self._changed = threading.Condition()
+        self._chunks: deque[list[Row]] = deque()
+        self._max = max_chunks
+        self._closed = self._gone = False
+        self._error: BaseException | None = None
+        self._stored = 0
+
+    def put(self, rows: list[Row]) -> bool:
+        """Hand over the next rows; False if the sender takes no more (it stopped)."""
+        with self._changed:
+            self._changed.wait_for(lambda: len(self._chunks) < self._max or self._gone)
+            if self._gone:
+                return False
+            if rows:
+                self._chunks.append(rows)
+                self._changed.notify_all()
+            return True
+
+    def stored(self, seq: int) -> None:
+        """The plan's rows are stored up to ``seq``."""
+        with self._changed:
+            self._stored = max(self._stored, seq)
+            self._changed.notify_all()
+
+    def close(self) -> None:
+        """No more rows to send."""
+        with self._changed:
+            self._closed = True
+            self._changed.notify_all()
+
+    def abort(self, reason: BaseException) -> None:
+        """The runner failed: the sender takes no more rows and records no more batches."""
+        with self._changed:
+            self._error = reason
+            self._changed.notify_all()
+
+    def leave(self) -> None:
+        """The sender stopped taking rows."""
+        with self._changed:
+            self._gone = True
+            self._changed.notify_all()
+
+    def rows(self) -> Iterator[Row]:
+        while True:
+            with self._changed:
+                self._changed.wait_for(lambda: self._chunks or self._closed or self._error is not None)
+                if self._error is not None:
+                    raise self._error
+                if not self._chunks:
+                    return
+                chunk = self._chunks.popleft()
+                self._changed.notify_all()
+            yield from chunk
+
+    def is_stored(self, seq: int) -> bool:
+        return self._stored >= seq
+
+    def wait_stored(self, seq: int, timeout: float) -> bool:
+        """Wait until the rows up to ``seq`` are stored; False if they will not be (aborted)."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._stored >= seq or self._error is not None, timeout)
+            return self._error is None
+
+
 def send(job: SendJob) -> None:
     """Send every pending row of the run; raises the destination's error if a batch fails."""
     limits = job.limits()
-    _drive(job, _work(job, limits), Window.of(limits, job.destination.pushback))
+    try:
+        _drive(job, _work(job, limits), Window.of(limits, job.destination.pushback))
+    finally:
+        if job.feed is not None:
+            job.feed.leave()
 
 
 class Window:
@@ -116,13 +202,15 @@ Action = Callable[["SendJob", list[Row]], dict[int, RowResult]]
 
 def _work(job: SendJob, limits: Limits) -> Iterator[tuple[Action, list[Row]]]:
     budget = None if limits.max_batch_bytes is None else limits.max_batch_bytes - ENVELOPE_BYTES
-    upserts = chunk(
-        _pending(job, ("new", "update")), max_rows=limits.max_batch_rows, max_bytes=budget, size=_row_bytes
-    )
+    if job.feed is not None:
+        to_upsert, to_remove = _split(job.feed.rows())
+    else:
+        to_upsert, to_remove = _pending(job, ("new", "update")), _pending(job, ("remove",))
+    upserts = chunk(to_upsert, max_rows=limits.max_batch_rows, max_bytes=budget, size=_row_bytes)
     for batch in upserts:
         yield _upsert, batch
     removals = chunk(
-        _pending(job, ("remove",)),
+        to_remove,
         max_rows=min(REMOVE_BATCH, limits.max_batch_rows),
         max_bytes=None,
         size=_row_bytes,
@@ -131,12 +219,35 @@ def _work(job: SendJob, limits: Limits) -> Iterator[tuple[Action, list[Row]]]:
         yield _remove, batch
 
 
+def _split(rows: Iterable[Row]) -> tuple[Iterator[Row], Iterator[Row]]:
+    """The rows to upsert and, once those are used up, the rows to remove (seq order puts the
+    upserts first)."""
+    stream = iter(rows)
+    first_removal: list[Row] = []
+
+    def upserts() -> Iterator[Row]:
+        for row in stream:
+            if row.action == "remove":
+                first_removal.append(row)
+                return
+            yield row
+
+    def removals() -> Iterator[Row]:
+        yield from first_removal
+        yield from stream
+
+    return upserts(), removals()
+
+
 def _drive(
     job: SendJob,
     work: Iterator[tuple[Action, list[Row]]],
     window: Window,
 ) -> None:
     in_flight: dict[Future[dict[int, RowResult]], list[Row]] = {}
+    # acknowledged, in order, and recorded once their rows are stored (at once without a feed)
+    acked: deque[tuple[list[Row], dict[int, RowResult]]] = deque()
+    feed = job.feed
     failure: BaseException | None = None
     cancelled = False
     with ThreadPoolExecutor(max_workers=window.ceiling, thread_name_prefix=f"run{job.run_id}") as pool:
@@ -144,26 +255,37 @@ def _drive(
             while (
                 failure is None and not cancelled and not job.stop.is_set() and len(in_flight) < window.size
             ):
-                item = next(work, None)
+                try:
+                    item = next(work, None)
+                except Exception as exc:  # the rows could not be read: stop, but record what is in flight
+                    failure = exc
+                    break
                 if item is None:
                     break
                 action, batch = item
                 in_flight[pool.submit(action, job, batch)] = batch
-            if not in_flight:
+            if in_flight:
+                done, _ = wait(in_flight, timeout=STORED_WAIT if acked else None, return_when=FIRST_COMPLETED)
+                for future in done:
+                    batch = in_flight.pop(future)
+                    error = future.exception()
+                    if error is not None:
+                        failure = failure or error
+                        continue
+                    window.acknowledged()
+                    acked.append((batch, future.result()))
+            elif not acked:
                 break
-            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-            for future in done:
-                batch = in_flight.pop(future)
-                error = future.exception()
-                if error is not None:
-                    failure = failure or error
-                    continue
-                window.acknowledged()
+            elif feed is not None and not feed.wait_stored(acked[0][0][-1].seq, STORED_WAIT):
+                break  # the runner failed: these rows are not stored, their batches are sent again
+            while acked and (feed is None or feed.is_stored(acked[0][0][-1].seq)):
+                batch, result = acked.popleft()
                 try:
-                    cancelled = record(job, batch, future.result()) or cancelled
+                    cancelled = record(job, batch, result) or cancelled
                 except LeaseLost as exc:
                     job.stop.set()
                     failure = failure or exc
+                    acked.clear()
     if failure is not None:
         raise failure
     if job.stop.is_set():
@@ -281,7 +403,7 @@ def record(job: SendJob, batch: list[Row], unplanned: dict[int, RowResult]) -> b
              "run": job.run_id, "seq": row.seq}
         )  # fmt: skip
     span = {"run": job.run_id, "export": job.export_id, "first": batch[0].seq, "last": batch[-1].seq}
-    with job.sessions() as session, session.begin():
+    with job.write_lock or nullcontext(), job.sessions() as session, session.begin():
         if exceptions:
             session.execute(_EXCEPTION, exceptions)
         session.execute(_EXPECTED, span)

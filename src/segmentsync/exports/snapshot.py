@@ -28,17 +28,23 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
+import sqlalchemy as sa
 from email_validator import EmailNotValidError, validate_email
+from sqlalchemy.orm import Session
 
 from segmentsync.destinations.templates import Kind, RowTemplate, Value
 from segmentsync.emails import FAST_EMAIL, MAX_LOCAL_PART, SPECIAL_USE_TLD
 from segmentsync.errors import Invalid
+from segmentsync.exports.models import RunSnapshot
 from segmentsync.profiles import store
 from segmentsync.profiles.source import Attachable
 
 CONSENT_VALUES = ("Yes", "No", "Unchanged")
 TRUE_WORDS = ("true", "t", "yes", "y", "1")
 MEMORY_LIMIT = "160MB"  # the workspace spills to its temporary folder beyond this (peak RSS vs time)
+# While the plan is read out as it is sent (a chunk at a time, in order), the workspace needs
+# little memory: what it holds beyond this spills, and the sender's own memory comes on top.
+SENDING_MEMORY_LIMIT = "48MB"
 
 
 class Workspace:
@@ -51,6 +57,10 @@ class Workspace:
         self.con.execute(f"SET memory_limit = '{memory_limit}'")
         self.con.execute("SET temp_directory = ?", [str(self.folder / "spill")])
         self.con.execute("SET TimeZone = 'UTC'")  # dates of timestamps as the platforms see them
+
+    def limit_memory(self, memory_limit: str) -> None:
+        """A new cap (e.g. lower while the plan is only read out, row by row, as it is sent)."""
+        self.con.execute(f"SET memory_limit = '{memory_limit}'")
 
     def count(self, sql: str, params: Sequence[Any] = ()) -> int:
         row = self.con.execute(sql, list(params)).fetchone()
@@ -378,3 +388,78 @@ def _members_sql(mapping: Mapping, values: list[tuple[str, Value]]) -> tuple[str
     FROM valued
     """  # noqa: S608
     return query, [target for target, _ in values]
+
+
+# ---------------------------------------------------------------- keeping a snapshot in the store
+
+SNAPSHOT_PART_BYTES = 16 << 20  # a row of run_snapshots holds at most this much of the file
+
+
+def save(ws: Workspace, session: Session, run_id: int, snap: Snapshot) -> int:
+    """Keep the workspace's ``members`` (the snapshot) in the metadata store, as Parquet in parts
+    (``run_snapshots``); returns the bytes stored. :func:`restore` gives it back."""
+    path = ws.folder / "snapshot.parquet"
+    # our own folder's path: safe as a literal
+    ws.con.execute(f"COPY members TO '{_quoted(path)}' (FORMAT parquet, COMPRESSION zstd)")
+    meta = {
+        "profiles": snap.profiles,
+        "valid": snap.valid,
+        "values": [[field, value.sql, value.kind] for field, value in snap.values],
+        "consent": None if snap.consent is None else [snap.consent.sql, snap.consent.kind],
+    }
+    stored = 0
+    forget(session, run_id)  # a snapshot taken again replaces the one kept
+    with path.open("rb") as data:
+        for part in itertools.count():
+            piece = data.read(SNAPSHOT_PART_BYTES)
+            if not piece and part:
+                break
+            session.add(RunSnapshot(run_id=run_id, part=part, data=piece, meta=meta if part == 0 else None))
+            session.flush()  # one part in memory at a time
+            stored += len(piece)
+    path.unlink()
+    return stored
+
+
+def restore(ws: Workspace, session: Session, run_id: int) -> Snapshot | None:
+    """The run's kept snapshot as the workspace's ``members`` (None if none is kept)."""
+    parts = session.execute(
+        sa.select(RunSnapshot.data, RunSnapshot.meta)
+        .where(RunSnapshot.run_id == run_id)
+        .order_by(RunSnapshot.part)
+    )
+    path = ws.folder / "snapshot.parquet"
+    meta: dict[str, Any] | None = None
+    with path.open("wb") as out:
+        for data, part_meta in parts:
+            meta = meta or part_meta
+            out.write(data)
+    if meta is None:
+        path.unlink()
+        return None
+    ws.con.execute(f"CREATE TABLE members AS SELECT * FROM read_parquet('{_quoted(path)}')")  # noqa: S608  # our folder
+    path.unlink()
+    consent = meta["consent"]
+    return Snapshot(
+        profiles=int(meta["profiles"]),
+        valid=int(meta["valid"]),
+        invalid=int(meta["profiles"]) - int(meta["valid"]),
+        values=[(field, Value(sql, kind)) for field, sql, kind in meta["values"]],
+        consent=None if consent is None else Value(consent[0], consent[1]),
+    )
+
+
+def kept(session: Session, run_id: int) -> bool:
+    """Is a snapshot of the run kept?"""
+    return (
+        session.scalar(sa.select(RunSnapshot.part).where(RunSnapshot.run_id == run_id).limit(1)) is not None
+    )
+
+
+def forget(session: Session, run_id: int) -> None:
+    """The run no longer needs its kept snapshot."""
+    session.execute(sa.delete(RunSnapshot).where(RunSnapshot.run_id == run_id))
+
+
+def _quoted(path: Path) -> str:
+    return str(path).replace("'", "''")
