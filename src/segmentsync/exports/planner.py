@@ -193,6 +193,7 @@ _NOT_DONE = "NOT EXISTS (SELECT 1 FROM done x WHERE x.email = {email})"  # sent 
 
 # What a run asks of its destination when (and only when) it has rows to send.
 Template = Callable[[], RowTemplate]
+Keep = Callable[[int, int, int], None]
 TO_SEND = "action IN ('new', 'update')"
 
 
@@ -203,7 +204,7 @@ def plan(
     mirror: bool,
     template: Template | None,
     done: bool = False,
-    keep_members: bool = False,
+    keep: Keep | None = None,
 ) -> Plan:
     """Decide each member's action in the workspace (table ``planned``); returns the counts.
 
@@ -211,6 +212,8 @@ def plan(
     (:func:`load_delivered`); both are dropped once the plan is made. ``done``: the workspace
     also holds the e-mails an earlier attempt of this run sent (:func:`load_done`), which this
     plan leaves out — those members keep the outcome they got (an invalid row is planned again).
+    ``keep`` is called with (rows to send, rows to remove, delivered members) once those are known
+    and while the snapshot's ``members`` are still there (to keep them: ``snapshot.save``).
 
     The rows to send are then rendered by the destination's ``template`` — asked for only if
     there is something to send, so an unchanged run does not call the platform at all.
@@ -243,10 +246,15 @@ def plan(
         )
     if done:
         ws.con.execute("DROP TABLE done")
-    if not keep_members:  # kept: the caller may keep the snapshot (exports.snapshot.save)
-        ws.con.execute("DROP TABLE members")  # planned_unordered holds what is left to do with them
-    ws.con.execute("DROP TABLE delivered")
     sending = ws.count(f"SELECT count(*) FROM planned_unordered WHERE {TO_SEND}")  # noqa: S608  # a constant
+    if keep is not None:
+        keep(
+            sending,
+            ws.count("SELECT count(*) FROM planned_unordered WHERE action = 'remove'"),
+            delivered_before,
+        )
+    ws.con.execute("DROP TABLE members")  # planned_unordered holds what is left to do with them
+    ws.con.execute("DROP TABLE delivered")
     _order(ws, template() if template is not None and sending else None)
     ws.con.execute("DROP TABLE planned_unordered")
     counts = dict(

@@ -148,7 +148,7 @@ def _phases(ctx: Context, factory: DestinationFactory) -> RunStatus | None:
                 return _finish(ctx)
             if run.dry_run:
                 return _end(ctx.runtime, run.id, ctx.lease_owner, RunStatus.SUCCEEDED, None, None)
-            if plan.guard_trips() and not run.confirm_removals:
+            if not _may_send(run, plan):  # the mirror guard
                 message = (
                     f"This run would remove {plan.remove:,} of the {plan.delivered_before:,} members it "
                     "delivered (more than half). Nothing was sent. Confirm to go ahead, or check the "
@@ -340,6 +340,14 @@ def _in_workspace(
                 planner.load_delivered(ws, session, export.id)
                 if sent_before:
                     planner.load_done(ws, session, run.id)
+
+            def keep(sending: int, removes: int, delivered: int) -> None:
+                """Keep the snapshot before anything is sent (a run that will send none: not)."""
+                counts = planner.Plan(remove=removes, delivered_before=delivered).with_sent(sent_before)
+                if members is not None and _may_send(run, counts) and (sending or removes):
+                    with runtime.sessions() as session, session.begin():
+                        snapshot.save(ws, session, run.id, snap)
+
             fresh = planner.plan(
                 ws,
                 full_resync=run.full_resync,
@@ -348,21 +356,16 @@ def _in_workspace(
                     export.list_id, snap.values, consent=snap.consent
                 ),
                 done=bool(sent_before),
-                keep_members=True,
+                keep=keep,
             )
             plan = fresh.with_sent(sent_before)
-            early = (
-                fresh.to_send and not run.dry_run and not (plan.guard_trips() and not run.confirm_removals)
-            )
+            early = bool(fresh.to_send) and _may_send(run, plan)
             with runtime.sessions() as session, session.begin():
-                if early and members is not None:
-                    snapshot.save(ws, session, run.id, snap)  # before anything is sent
                 _update_run(
                     session, ctx, profiles=snap.profiles, invalid=plan.invalid, unchanged=plan.unchanged,
                     rows_to_send=plan.to_send, plan=plan.as_dict(),
                     **({"send_started_at": runtime.clock()} if early else {}),
                 )  # fmt: skip
-            ws.con.execute("DROP TABLE members")
             if early:
                 ws.limit_memory(snapshot.SENDING_MEMORY_LIMIT)
                 sending = SendWhilePlanning(ctx, destination.get(), lock)
@@ -398,6 +401,11 @@ def _in_workspace(
             sending.abort(exc)  # what is in flight is recorded first
         raise
     return plan, sending is not None
+
+
+def _may_send(run: Run, plan: planner.Plan) -> bool:
+    """Not a dry run, and not stopped by the mirror guard (unless confirmed)."""
+    return not run.dry_run and not (plan.guard_trips() and not run.confirm_removals)
 
 
 def _count_batches(ctx: Context, limits: Limits, pending: dict[str, int] | None = None) -> None:

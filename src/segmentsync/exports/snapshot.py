@@ -393,14 +393,23 @@ def _members_sql(mapping: Mapping, values: list[tuple[str, Value]]) -> tuple[str
 # ---------------------------------------------------------------- keeping a snapshot in the store
 
 SNAPSHOT_PART_BYTES = 16 << 20  # a row of run_snapshots holds at most this much of the file
+SNAPSHOT_ROW_GROUP = 20_000
 
 
 def save(ws: Workspace, session: Session, run_id: int, snap: Snapshot) -> int:
     """Keep the workspace's ``members`` (the snapshot) in the metadata store, as Parquet in parts
     (``run_snapshots``); returns the bytes stored. :func:`restore` gives it back."""
     path = ws.folder / "snapshot.parquet"
-    # our own folder's path: safe as a literal
-    ws.con.execute(f"COPY members TO '{_quoted(path)}' (FORMAT parquet, COMPRESSION zstd)")
+    # One thread and small row groups: ≈ 15 MB more resident memory at a million members instead
+    # of ≈ 80 MB, for 0.1 s more (≈ 0.7 s; 19 MB of Parquet). Our own folder's path: safe as a literal.
+    (threads,) = ws.con.execute("SELECT current_setting('threads')").fetchone() or (1,)
+    ws.con.execute("SET threads = 1")
+    try:
+        ws.con.execute(
+            f"COPY members TO '{_quoted(path)}' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {SNAPSHOT_ROW_GROUP})"
+        )
+    finally:
+        ws.con.execute(f"SET threads = {int(threads)}")
     meta = {
         "profiles": snap.profiles,
         "valid": snap.valid,
