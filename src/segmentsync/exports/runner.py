@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -288,8 +289,7 @@ def _snapshot_and_plan(ctx: Context, destination: LazyDestination) -> tuple[plan
         mapping.check(list(source.columns()))
         rules = [_rules(segment) for segment in segments]
         members = source.members(rules, [source.key, *mapping.source_columns()])
-        total = source.count(members)
-        _refresh_segment_counts(ctx, segments, rules)
+        total = _count_and_refresh(ctx, segments, rules)
         limit = runtime.settings.export_limit
         if total > limit:
             raise Fatal(
@@ -447,13 +447,25 @@ def _rules(segment: Segment) -> Any:
     return Group.model_validate(segment.rules)
 
 
-def _refresh_segment_counts(ctx: Context, segments: list[Segment], rules: list[Any]) -> None:
-    """Each run refreshes its segments: their member counts are stored with a history entry."""
+def _count_and_refresh(ctx: Context, segments: list[Segment], rules: list[Any]) -> int:
+    """The segments' union's member count; each run also refreshes its segments (their counts
+    are stored with a history entry). One scan of the profiles counts them all."""
+    from segmentsync.segments.rules import Group
     from segmentsync.segments.service import record_refresh
 
-    for segment, rule in zip(segments, rules, strict=True):
+    started = time.perf_counter()
+    union = [Group(op="or", items=rules)] if len(rules) > 1 else []
+    counts = ctx.runtime.profiles.counts([*union, *rules])
+    elapsed_ms = int((time.perf_counter() - started) * 1000)
+    for segment, count in zip(segments, counts[len(union) :], strict=True):
         with ctx.runtime.sessions() as session, session.begin():
-            record_refresh(session=session, source=ctx.runtime.profiles, segment_id=segment.id, rules=rule)
+            record_refresh(
+                session=session,
+                source=ctx.runtime.profiles,
+                segment_id=segment.id,
+                counted=(count, elapsed_ms),
+            )
+    return counts[0]
 
 
 def _finish(ctx: Context) -> RunStatus | None:

@@ -225,18 +225,21 @@ def record_refresh(
     segment_id: int,
     rules: Group | None = None,
     now: datetime | None = None,
+    counted: tuple[int, int] | None = None,
 ) -> RefreshOut:
     """Count one segment and store it; raises on failure (for the run engine and the scheduler).
 
-    ``rules`` may be given when the caller has parsed them already.
+    ``rules`` may be given when the caller has parsed them already; ``counted``, (count,
+    milliseconds), when the caller has counted it already (the run engine: with its union).
     """
     segment = get(session=session, segment_id=segment_id)
-    rule = rules or rules_of(segment)
     moment = now or datetime.now(UTC)
-    started = time.perf_counter()
-    (count,) = source.counts([rule], now=moment)
-    elapsed_ms = int((time.perf_counter() - started) * 1000)
-    return _store(session, segment, moment, elapsed_ms, count, None)
+    if counted is None:
+        rule = rules or rules_of(segment)
+        started = time.perf_counter()
+        (count,) = source.counts([rule], now=moment)
+        counted = count, int((time.perf_counter() - started) * 1000)
+    return _store(session, segment, moment, counted[1], counted[0], None)
 
 
 def _count_all(
