@@ -14,6 +14,8 @@ timeouts), and looks every failure up in the error table (``policy.RULES``):
 
 from __future__ import annotations
 
+import functools
+import ssl
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
@@ -243,6 +245,13 @@ def new_http_client(
 ) -> httpx.Client:
     """A keep-alive pool sized for the threads that share it; ``transport`` is the test seam."""
     transport = transport or httpx.HTTPTransport(
-        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+        verify=_tls(), limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     )
     return httpx.Client(transport=transport, timeout=timeout, headers={"User-Agent": "segmentsync"})
+
+
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """One TLS context for the process: loading the CA bundle takes 20-50 ms, and every run and
+    connection check opens a client (a context is safe to share between clients and threads)."""
+    return httpx.create_ssl_context()
