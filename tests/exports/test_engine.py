@@ -285,8 +285,8 @@ def test_interrupted_run_resumes_and_every_member_arrives_exactly_once(world: Wo
 
 
 def test_a_run_interrupted_while_its_plan_is_stored_resumes_from_the_same_snapshot(world: World) -> None:
-    """Sending starts while the plan is still being stored. A worker stops then (phase *plan*, rows
-    already sent); the profiles change; another worker resumes the run: it keeps what was sent,
+    """Sending starts while the plan is still being stored. A worker stops then (rows already sent,
+    the snapshot kept); the profiles change; another worker resumes the run: it keeps what was sent,
     plans the rest from the kept snapshot (not from the changed profiles) and sends each member once."""
     total = 6 * planner.CHUNK_ROWS  # the plan is stored in six chunks, the sender takes four ahead at most
     change_profiles(
@@ -313,7 +313,7 @@ def test_a_run_interrupted_while_its_plan_is_stored_resumes_from_the_same_snapsh
     assert first.claim() == run_id
     _execute_until(first, run_id, stopper)
     interrupted = load_run(world, run_id)
-    assert (interrupted.status, interrupted.phase) == (RunStatus.RUNNING, RunPhase.PLAN)
+    assert (interrupted.status, interrupted.phase) == (RunStatus.RUNNING, RunPhase.SEND)
     with world.runtime.sessions() as session:
         stored = session.scalar(
             sa.select(sa.func.count()).select_from(RunMember).where(RunMember.run_id == run_id)

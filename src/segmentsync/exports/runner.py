@@ -2,10 +2,10 @@
 
 ``execute`` is called by a worker that holds the run's lease. Every phase change and every
 acknowledged batch is committed, so a run interrupted at any point resumes from its last
-checkpoint. Sending starts while the plan is still being stored (phase *plan*): a run interrupted
-then keeps the rows it sent and takes its snapshot again for the rest (the members it sent are left
-out of the new plan); once the whole plan is stored (phase *send*) a resumed run reuses it and
-sends only the rows without an outcome.
+checkpoint. Sending (phase *send*) starts while the plan is still being stored; until it is stored
+in full the run keeps its snapshot, and a run interrupted then keeps the rows it sent and plans the
+rest again from that snapshot (the members it sent are left out of the new plan); once the whole
+plan is stored a resumed run reuses it and sends only the rows without an outcome.
 """
 
 from __future__ import annotations
@@ -143,7 +143,9 @@ def _phases(ctx: Context, factory: DestinationFactory) -> RunStatus | None:
     run = ctx.run
     destination = LazyDestination(ctx, factory)
     try:
-        if run.phase in (None, RunPhase.SNAPSHOT, RunPhase.PLAN):
+        with ctx.runtime.readers() as session:
+            kept = snapshot.kept(session, run.id)  # the run sent while its plan was not stored in full
+        if run.phase in (None, RunPhase.SNAPSHOT, RunPhase.PLAN) or (kept and run.phase is RunPhase.SEND):
             plan, sent = _snapshot_and_plan(ctx, destination)
             if sent:
                 return _finish(ctx)
@@ -364,9 +366,10 @@ def _in_workspace(
                 _update_run(
                     session, ctx, profiles=snap.profiles, invalid=plan.invalid, unchanged=plan.unchanged,
                     rows_to_send=plan.to_send, plan=plan.as_dict(),
-                    **({"send_started_at": runtime.clock()} if early else {}),
+                    **({"phase": RunPhase.SEND, "send_started_at": runtime.clock()} if early else {}),
                 )  # fmt: skip
             if early:
+                ctx.run.phase = RunPhase.SEND
                 ws.limit_memory(snapshot.SENDING_MEMORY_LIMIT)
                 sending = SendWhilePlanning(ctx, destination.get(), lock)
                 pending = {"new": fresh.new + fresh.update, "remove": fresh.remove}
@@ -391,9 +394,10 @@ def _in_workspace(
                 session.add(RunUnchanged(run_id=run.id, first_seq=first, count=count, data=data))
             planner.analyze(session)
             if sending is not None:  # the whole plan is stored: a resumed run sends the rest of it
+                _update_run(
+                    session, ctx, phase=RunPhase.SEND
+                )  # fenced: only while this worker holds the lease
                 snapshot.forget(session, run.id)
-                _update_run(session, ctx, phase=RunPhase.SEND)
-                ctx.run.phase = RunPhase.SEND
         if sending is not None:
             sending.join()
     except BaseException as exc:
