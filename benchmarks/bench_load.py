@@ -314,7 +314,11 @@ async def _phases(
 
         async def runs_over() -> None:
             while True:
-                runs = (await api.get("/api/v1/runs", params={"limit": 100})).json()["items"]
+                try:
+                    runs = (await api.get("/api/v1/runs", params={"limit": 100})).json()["items"]
+                except httpx.TransportError:  # a keep-alive connection the server closed while idle
+                    await asyncio.sleep(0.1)
+                    continue
                 if all(r["status"] in FINAL for r in runs):
                     outcome["seconds"] = time.perf_counter() - started
                     outcome["statuses"] = sorted({r["status"] for r in runs})

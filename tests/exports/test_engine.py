@@ -254,28 +254,12 @@ def test_interrupted_run_resumes_and_every_member_arrives_exactly_once(world: Wo
         world.sandbox.cm_faults(latency_ms=20)
     export_id = make_export(world, platform, segment_ids=[world.segments["PL"]])
     world.runtime.settings.max_batch_rows = 100  # many checkpoints in a few thousand members
-    actor = world.admin.load(world.runtime)
-    with transaction(world.runtime.sessions) as session:
-        export = session.get(Export, export_id)
-        assert export is not None
-        run_id = runs.start_run(session=session, export=export, actor=actor).id
-
-    first = Worker(world.runtime, name="first")
-    stopper = _stop_after_batches(world, run_id, batches=5)
-    assert first.claim() == run_id
-    _execute_until(first, run_id, stopper)
+    run_id = _start_and_stop_after(world, export_id, batches=5)
     interrupted = load_run(world, run_id)
     assert interrupted.status is RunStatus.RUNNING
     assert 5 <= interrupted.batches_done < interrupted.batches_total
 
-    with transaction(world.runtime.sessions) as session:  # the first worker's lease runs out
-        session.execute(
-            sa.update(Run)
-            .where(Run.id == run_id)
-            .values(lease_expires_at=world.runtime.clock() - timedelta(seconds=1))
-        )
-    second = Worker(world.runtime, name="second")
-    assert second.run_once() == run_id
+    _resume_elsewhere(world, run_id)
     done = load_run(world, run_id)
     assert done.status is RunStatus.SUCCEEDED, done.error
     assert done.new == 5000
@@ -302,16 +286,7 @@ def test_a_run_interrupted_while_its_plan_is_stored_resumes_from_the_same_snapsh
         attributes=_name_attribute("campaign_monitor"),
     )
     world.runtime.settings.max_batch_rows = 100  # the first chunk alone is 100 batches
-    actor = world.admin.load(world.runtime)
-    with transaction(world.runtime.sessions) as session:
-        export = session.get(Export, export_id)
-        assert export is not None
-        run_id = runs.start_run(session=session, export=export, actor=actor).id
-
-    first = Worker(world.runtime, name="first")
-    stopper = _stop_after_batches(world, run_id, batches=5)
-    assert first.claim() == run_id
-    _execute_until(first, run_id, stopper)
+    run_id = _start_and_stop_after(world, export_id, batches=5)
     interrupted = load_run(world, run_id)
     assert (interrupted.status, interrupted.phase) == (RunStatus.RUNNING, RunPhase.SEND)
     with world.runtime.sessions() as session:
@@ -331,13 +306,7 @@ def test_a_run_interrupted_while_its_plan_is_stored_resumes_from_the_same_snapsh
     assert on_list_before >= sent
 
     change_profiles(world, "UPDATE profiles SET first_name = 'New'")  # after the snapshot: not this run's
-    with transaction(world.runtime.sessions) as session:  # the first worker's lease runs out
-        session.execute(
-            sa.update(Run)
-            .where(Run.id == run_id)
-            .values(lease_expires_at=world.runtime.clock() - timedelta(seconds=1))
-        )
-    assert Worker(world.runtime, name="second").run_once() == run_id
+    _resume_elsewhere(world, run_id)
     done = load_run(world, run_id)
     assert done.status is RunStatus.SUCCEEDED, done.error
     assert (done.new, done.updated, done.unchanged, done.profiles) == (total, 0, 0, total)
@@ -351,6 +320,31 @@ def test_a_run_interrupted_while_its_plan_is_stored_resumes_from_the_same_snapsh
         )
     assert len(emails) == len(set(emails)) == total  # each member once in the run's account
     assert upsert_calls(world, "campaign_monitor") <= done.batches_total + 16  # + what was in flight
+
+
+def _start_and_stop_after(world: World, export_id: int, *, batches: int) -> int:
+    """Start a run; a first worker executes it and stops after ``batches`` (as if it died)."""
+    actor = world.admin.load(world.runtime)
+    with transaction(world.runtime.sessions) as session:
+        export = session.get(Export, export_id)
+        assert export is not None
+        run_id = runs.start_run(session=session, export=export, actor=actor).id
+    first = Worker(world.runtime, name="first")
+    stopper = _stop_after_batches(world, run_id, batches=batches)
+    assert first.claim() == run_id
+    _execute_until(first, run_id, stopper)
+    return run_id
+
+
+def _resume_elsewhere(world: World, run_id: int) -> None:
+    """The first worker's lease runs out; a second worker resumes the run to its end."""
+    with transaction(world.runtime.sessions) as session:
+        session.execute(
+            sa.update(Run)
+            .where(Run.id == run_id)
+            .values(lease_expires_at=world.runtime.clock() - timedelta(seconds=1))
+        )
+    assert Worker(world.runtime, name="second").run_once() == run_id
 
 
 def _stop_after_batches(world: World, run_id: int, batches: int) -> threading.Event:
