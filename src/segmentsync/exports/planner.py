@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from segmentsync.destinations.templates import RowTemplate
 from segmentsync.exports.models import MemberAction
-from segmentsync.exports.snapshot import Workspace
+from segmentsync.exports.snapshot import Workspace, sql_path
 
 COLUMNS = ("run_id", "seq", "email", "profile_key", "hash", "payload", "action", "outcome", "code", "message")
 SAMPLE_SIZE = 5
@@ -154,7 +154,7 @@ def _load_csv(ws: Workspace, session: Session, query: CsvQuery, key: int) -> Non
         # Quoted fields keep commas, quotes and line breaks; an empty unquoted key is NULL, a
         # quoted one the empty string. The path is our own folder's: safe as a literal.
         source = (
-            f"read_csv('{str(path).replace(chr(39), chr(39) * 2)}', header = false, auto_detect = false, "
+            f"read_csv('{sql_path(path)}', header = false, auto_detect = false, "
             f"delim = ',', quote = '\"', escape = '\"', allow_quoted_nulls = false, "
             f"columns = {columns}, max_line_size = {MAX_LINE}, buffer_size = {2 * MAX_LINE})"
         )
@@ -428,8 +428,9 @@ def restart(session: Session, run_id: int) -> tuple[int, dict[str, int]]:
     """Before the run's snapshot is taken (again): keep only the rows an earlier attempt sent.
 
     A run sends while its plan is still being stored; if it stopped then, its next attempt plans
-    again from a new snapshot, without the members already sent (:func:`load_done`). Returns the
-    first free seq and the kept rows by action (nothing kept on a first attempt: ``(1, {})``).
+    again from its kept snapshot (``snapshot.restore``), without the members already sent
+    (:func:`load_done`). Returns the first free seq and the kept rows by action (nothing kept on
+    a first attempt: ``(1, {})``).
     """
     session.execute(sa.text(f"DELETE FROM run_members WHERE {_NOT_SENT}"), {"run": run_id})  # noqa: S608  # a constant
     session.execute(sa.text("DELETE FROM run_unchanged WHERE run_id = :run"), {"run": run_id})

@@ -146,7 +146,7 @@ def _phases(ctx: Context, factory: DestinationFactory) -> RunStatus | None:
         with ctx.runtime.readers() as session:
             kept = snapshot.kept(session, run.id)  # the run sent while its plan was not stored in full
         if run.phase in (None, RunPhase.SNAPSHOT, RunPhase.PLAN) or (kept and run.phase is RunPhase.SEND):
-            plan, sent = _snapshot_and_plan(ctx, destination)
+            plan, sent = _snapshot_and_plan(ctx, destination, restore=kept)
             if sent:
                 return _finish(ctx)
             if run.dry_run:
@@ -239,7 +239,7 @@ class SendWhilePlanning:
         pending = [
             sender.Row(seq, action, email, hash_, key, payload)
             for _, seq, email, key, hash_, payload, action, outcome, _, _ in rows
-            if outcome is None and action in _SENT_ACTIONS
+            if outcome is None and action in sender.EXPECTED
         ]
         if not self.feed.put(pending):
             return False
@@ -264,11 +264,11 @@ class SendWhilePlanning:
             raise self.error
 
 
-_SENT_ACTIONS = frozenset({"new", "update", "remove"})
-
-
-def _snapshot_and_plan(ctx: Context, destination: LazyDestination) -> tuple[planner.Plan, bool]:
-    """Snapshot, plan and store the plan; returns it, and whether its rows were sent meanwhile."""
+def _snapshot_and_plan(
+    ctx: Context, destination: LazyDestination, *, restore: bool
+) -> tuple[planner.Plan, bool]:
+    """Snapshot (``restore``: the run's kept one), plan and store the plan; returns it, and
+    whether its rows were sent meanwhile."""
     runtime, run, export = ctx.runtime, ctx.run, ctx.export
     _set_phase(ctx, RunPhase.SNAPSHOT)
     with runtime.sessions() as session, session.begin():
@@ -284,10 +284,8 @@ def _snapshot_and_plan(ctx: Context, destination: LazyDestination) -> tuple[plan
         raise Invalid("this export has no segments", code="no_segments")
     source = runtime.profiles
     mapping = _mapping(export, source.key, ctx.connection)
-    with runtime.readers() as session:
-        kept = snapshot.kept(session, run.id)
     members = None  # this run sent from a kept snapshot before it stopped: plan the rest from it
-    if not kept:
+    if not restore:
         mapping.check(list(source.columns()))
         rules = [_rules(segment) for segment in segments]
         members = source.members(rules, [source.key, *mapping.source_columns()])
@@ -388,20 +386,19 @@ def _in_workspace(
                     planner.insert_members(session, chunk)
                 if sending is not None:
                     sending.stored(chunk)
+            if sending is not None and sending.error is not None:
+                sending.join()  # raises why it stopped; the plan is left unfinished, as it is
             if sending is not None and sending.open:
                 sending.close()
             unchanged = planner.unchanged(ws, first_seq)
-        if sending is not None and sending.error is not None:
-            sending.join()  # raises why it stopped; the plan is left unfinished, as it is
         with lock, runtime.sessions() as session, session.begin():
             if unchanged is not None:
                 first, count, data = unchanged
                 session.add(RunUnchanged(run_id=run.id, first_seq=first, count=count, data=data))
             planner.analyze(session)
             if sending is not None:  # the whole plan is stored: a resumed run sends the rest of it
-                _update_run(
-                    session, ctx, phase=RunPhase.SEND
-                )  # fenced: only while this worker holds the lease
+                # the phase is send already; the update fences the snapshot's removal by the lease
+                _update_run(session, ctx, phase=RunPhase.SEND)
                 snapshot.forget(session, run.id)
         if sending is not None:
             sending.join()

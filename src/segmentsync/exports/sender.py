@@ -9,8 +9,9 @@ and the run's progress. That transaction only commits while this worker still
 holds the run's lease (fencing), so a worker that lost its lease cannot write over another.
 A resumed run simply sends the rows whose outcome is still empty.
 
-The rows may also come from a :class:`Feed`: the runner hands over each chunk of the plan as
-soon as it is stored, so that sending starts while the rest of the plan is still being written.
+The rows may also come from a :class:`Feed`: the runner hands over each chunk of the plan just
+before it stores it, so that sending starts while the rest of the plan is still being written;
+a batch is then recorded once its rows are stored.
 """
 
 from __future__ import annotations
