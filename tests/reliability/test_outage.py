@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
 
@@ -41,9 +39,6 @@ from .scenario import (
 
 PROFILES = 10_000
 BATCH_ROWS = {"campaign_monitor": 200, "constant_contact": 1_000}  # many checkpoints
-# Campaign Monitor's 50 batches go out 16 at a time as soon as the plan's rows are read: a latency
-# that keeps most of them still to send when the outage begins (after 3 recorded batches).
-LATENCY_MS = {"campaign_monitor": 30, "constant_contact": 5}
 # Gives up on a request after three quick tries: a short outage outlasts it.
 IMPATIENT = Tuning(
     timeout=FAST.timeout,
@@ -54,26 +49,12 @@ IMPATIENT = Tuning(
 )
 
 
-@contextmanager
-def outage_after(world: World, platform: str, run_id: int, *, batches: int, seconds: float) -> Iterator[None]:
-    """The platform answers nothing for ``seconds`` once the run has ``batches`` acknowledged."""
-    done = threading.Event()
+def outage_after(world: World, platform: str, *, imports: int, seconds: float) -> None:
+    """The platform answers no import for ``seconds`` once ``imports`` more imports went through.
 
-    def watch() -> None:
-        while not done.is_set():
-            run = load_run(world.runtime, run_id)
-            if run.batches_done >= batches or run.status in FINAL:
-                faults(world, platform, outage_seconds=seconds)
-                return
-            time.sleep(0.01)
-
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    try:
-        yield
-    finally:
-        done.set()
-        watcher.join()
+    The sandbox counts the requests itself, so the outage begins mid-run however fast the run is.
+    """
+    faults(world, platform, path_pattern="import", outage_after_requests=imports, outage_seconds=seconds)
 
 
 def _never_short(world: World, platform: str, run: Run) -> None:
@@ -87,7 +68,6 @@ def _never_short(world: World, platform: str, run: Run) -> None:
 def _prepare(world: World, platform: str) -> int:
     write_profiles(world.runtime, PROFILES)
     world.runtime.settings.max_batch_rows = BATCH_ROWS[platform]
-    faults(world, platform, latency_ms=LATENCY_MS[platform])
     return start_run(world, make_export(world, platform))
 
 
@@ -104,8 +84,8 @@ def worker(world: World, tuning: Tuning) -> Worker:
 @pytest.mark.parametrize("platform", PLATFORMS)
 def test_a_short_outage_is_waited_out_within_the_run(world: World, platform: str) -> None:
     run_id = _prepare(world, platform)
-    with outage_after(world, platform, run_id, batches=3, seconds=2):
-        assert worker(world, FAST).run_once() == run_id
+    outage_after(world, platform, imports=3, seconds=2)
+    assert worker(world, FAST).run_once() == run_id
     run = load_run(world.runtime, run_id)
     assert run.status is RunStatus.SUCCEEDED, run.error
     assert faults(world, platform)["injected"].get("outage", 0) > 0
@@ -120,8 +100,8 @@ def test_an_outage_longer_than_the_retries_fails_for_now_and_the_next_attempt_co
 ) -> None:
     run_id = _prepare(world, platform)
     seconds = 3.0
-    with outage_after(world, platform, run_id, batches=3, seconds=seconds):
-        assert worker(world, IMPATIENT).run_once() == run_id
+    outage_after(world, platform, imports=3, seconds=seconds)
+    assert worker(world, IMPATIENT).run_once() == run_id
     first = load_run(world.runtime, run_id)
     assert first.status is RunStatus.FAILED_RETRY, (first.status, first.error)
     assert "will retry" in (first.error or "")
@@ -145,18 +125,18 @@ def test_two_minutes_without_the_platform_with_production_retries(world: World) 
     shutdown = threading.Event()
     loop = threading.Thread(target=Worker(world.runtime, poll_seconds=0.5).run_forever, args=(shutdown,))
     seen: list[RunStatus] = []
-    with outage_after(world, platform, run_id, batches=3, seconds=120):
-        loop.start()
-        try:
-            deadline = time.monotonic() + 600
-            while (run := load_run(world.runtime, run_id)).status not in FINAL:
-                if not seen or seen[-1] is not run.status:
-                    seen.append(run.status)
-                assert time.monotonic() < deadline, seen
-                time.sleep(0.5)
-        finally:
-            shutdown.set()
-            loop.join()
+    outage_after(world, platform, imports=3, seconds=120)
+    loop.start()
+    try:
+        deadline = time.monotonic() + 600
+        while (run := load_run(world.runtime, run_id)).status not in FINAL:
+            if not seen or seen[-1] is not run.status:
+                seen.append(run.status)
+            assert time.monotonic() < deadline, seen
+            time.sleep(0.5)
+    finally:
+        shutdown.set()
+        loop.join()
     assert run.status is RunStatus.SUCCEEDED, (run.error, seen)
     _never_short(world, platform, run)
     assert RunStatus.FAILED_RETRY in seen or run.attempt == 0, seen

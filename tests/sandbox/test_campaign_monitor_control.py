@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from cm_api import CM, row
 
@@ -167,3 +168,17 @@ def test_expire_every_token(cm: CM) -> None:
     assert cm.control("tokens/expire").json() == {"expired": 2}
     for token in tokens:
         assert cm.http.get("/api/v3.3/clients.json", headers=cm.bearer(token)).json()["Code"] == 121
+
+
+def test_an_outage_can_begin_after_a_number_of_matching_requests(cm: CM) -> None:
+    list_id = cm.new_list()
+    cm.control("faults", {"outage_after_requests": 2, "outage_seconds": 30, "path_pattern": "import"})
+    assert cm.api("GET", "/clients.json").status_code == 200  # not matched: neither counted nor dropped
+    for n in range(2):
+        assert cm.import_rows(list_id, [row(f"before{n}@example.com")]).status_code == 201
+    with pytest.raises(httpx.TransportError):  # the third import finds the platform gone
+        cm.import_rows(list_id, [row("during@example.com")])
+    assert cm.api("GET", "/clients.json").status_code == 200
+    assert cm.http.get("/_sandbox/stats").json()["injected_faults"] == {"outage": 1}
+    cm.control("faults", {"outage_seconds": 0})  # over
+    assert cm.import_rows(list_id, [row("after@example.com")]).status_code == 201

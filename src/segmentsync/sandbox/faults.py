@@ -41,6 +41,11 @@ class Faults(BaseModel):
     stall_rate: float = Field(default=0, ge=0, le=1, description="share that stall, then drop")
     stall_seconds: float = Field(default=30, ge=0)
     outage_seconds: float = Field(default=0, ge=0, description="from now on, drop every request this long")
+    outage_after_requests: int = Field(
+        default=0,
+        ge=0,
+        description="with outage_seconds: let this many more affected requests through, then begin the outage",
+    )
     path_pattern: str | None = Field(default=None, description="only paths matching this regex are affected")
     seed: int | None = None
 
@@ -53,20 +58,35 @@ class FaultState:
     def __init__(self) -> None:
         self.faults = Faults()
         self.outage_until = 0.0
+        self.outage_countdown: int | None = None  # requests still let through before a pending outage
         self.rng = random.Random()
         self.injected: dict[str, int] = {}
 
     def update(self, changes: dict[str, Any]) -> Faults:
         merged = self.faults.model_dump() | changes
         self.faults = Faults.model_validate(merged)
-        if "outage_seconds" in changes:
-            self.outage_until = time.monotonic() + self.faults.outage_seconds
+        if "outage_seconds" in changes or "outage_after_requests" in changes:
+            self.outage_until, self.outage_countdown = 0.0, None  # outage_seconds=0 ends any outage
+            if self.faults.outage_seconds and self.faults.outage_after_requests:
+                self.outage_countdown = self.faults.outage_after_requests
+            elif self.faults.outage_seconds:
+                self.outage_until = time.monotonic() + self.faults.outage_seconds
         if "seed" in changes:
             self.rng = random.Random(self.faults.seed)
         return self.faults
 
     def reset(self) -> None:
         self.__init__()  # type: ignore[misc]  # same fresh state as a new instance
+
+    def in_outage(self) -> bool:
+        """Whether this request falls in the outage; counts it towards a pending one."""
+        if self.outage_countdown is not None:
+            if self.outage_countdown > 0:
+                self.outage_countdown -= 1
+                return False
+            self.outage_countdown = None
+            self.outage_until = time.monotonic() + self.faults.outage_seconds
+        return time.monotonic() < self.outage_until
 
     def count(self, kind: str) -> None:
         self.injected[kind] = self.injected.get(kind, 0) + 1
@@ -89,7 +109,7 @@ class FaultMiddleware:
             return
         if faults.latency_ms:
             await asyncio.sleep(faults.latency_ms / 1000)
-        if time.monotonic() < self.state.outage_until:
+        if self.state.in_outage():
             self.state.count("outage")
             await _drop(send)
         roll = self.state.rng.random()
