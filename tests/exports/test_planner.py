@@ -87,6 +87,18 @@ def test_new_changed_unchanged_removed_and_the_rows_to_send_come_first(ws: Works
     assert not plan.guard_trips()
 
 
+def test_the_rows_to_send_are_in_email_order(ws: Workspace) -> None:
+    """Each batch then touches a narrow range of the delivered state's e-mail key: its checkpoint
+    writes a few pages of that index instead of a page per member."""
+    emails = [f"{n * 7919 % 30_011:05d}@x.com" for n in range(30_000)]  # a shuffled order, no repeats
+    build(ws, profiles(dict.fromkeys(emails, "Ann")), MAPPING)
+    changed = dict.fromkeys(emails[::3], "Bo")  # every third one was delivered with another name
+    planner.plan(delivered(ws, changed), full_resync=False, mirror=False, template=template)
+    to_send = [email for _, email, action, _ in planned(ws) if action in ("new", "update")]
+    assert len(to_send) == len(emails)
+    assert to_send == sorted(emails)
+
+
 def test_only_rows_to_send_keep_their_payload(ws: Workspace) -> None:
     build(ws, profiles({"same@x.com": "Ann", "new@x.com": "Di"}), MAPPING)
     planner.plan(delivered(ws, {"same@x.com": "Ann"}), full_resync=False, mirror=False, template=template)

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from segmentsync.destinations import campaign_monitor_rows as cm
 from segmentsync.destinations.base import FieldInfo, FieldType
 from segmentsync.errors import Invalid
-from segmentsync.exports.snapshot import Mapping, Workspace, build
+from segmentsync.exports.snapshot import Mapping, Workspace, build, size_bytes
 from segmentsync.profiles.source import Attachable
 
 # Rows are rendered as Campaign Monitor's, for a list with a City field.
@@ -206,6 +206,33 @@ def test_the_workspace_cleans_up_after_itself() -> None:
         build(ws, iter(pa.table({"id": [1], "email": ["a@x.com"]}).to_batches()), PLAIN)
         assert ws.folder.exists()
     assert not ws.folder.exists()
+
+
+@pytest.mark.parametrize(
+    ("workspace", "lowered", "during"),
+    [("160MB", "128MB", 128 * 10**6), ("64MB", "128MB", 64 * 10**6)],  # never raised
+)
+def test_memory_may_be_lowered_for_a_while_and_comes_back(workspace: str, lowered: str, during: int) -> None:
+    def cap(ws: Workspace) -> float:
+        row = ws.con.execute("SELECT current_setting('memory_limit')").fetchone()
+        return size_bytes(str(row[0] if row else ""))
+
+    with Workspace(WORK, memory_limit=workspace) as ws:
+        before = cap(ws)
+        with ws.memory_at_most(lowered):
+            assert cap(ws) == pytest.approx(during, rel=0.01)
+        assert cap(ws) == before == pytest.approx(size_bytes(workspace), rel=0.01)
+        with pytest.raises(duckdb.Error), ws.memory_at_most(lowered):
+            ws.con.execute("SELECT no_such_column")
+        assert cap(ws) == before  # restored after a failure too
+
+
+def test_memory_sizes_are_read_in_duckdbs_units() -> None:
+    assert size_bytes("160MB") == 160 * 10**6
+    assert size_bytes("152.5 MiB") == 152.5 * 2**20
+    assert size_bytes("2GiB") == 2 * 2**30
+    with pytest.raises(ValueError, match="not a memory size"):
+        size_bytes("lots")
 
 
 @settings(max_examples=60, deadline=None)
