@@ -248,13 +248,13 @@ def test_interrupted_run_resumes_and_every_member_arrives_exactly_once(world: Wo
         world,
         "DELETE FROM profiles; INSERT INTO profiles SELECT i, 'p' || i || '@example.com', 'F', 'L', 'C', 1, 'PL', 'yes' FROM range(1, 5001) t(i)",
     )
-    if platform == "constant_contact":
-        world.sandbox.cc_faults(latency_ms=20)
-    else:
-        world.sandbox.cm_faults(latency_ms=20)
+    faults = world.sandbox.cc_faults if platform == "constant_contact" else world.sandbox.cm_faults
+    # After 10 imports the platform answers none until the first worker has stopped: the run
+    # cannot end before it, however fast or loaded the machine is.
+    faults(latency_ms=20, path_pattern="import", outage_after_requests=10, outage_seconds=600)
     export_id = make_export(world, platform, segment_ids=[world.segments["PL"]])
     world.runtime.settings.max_batch_rows = 100  # many checkpoints in a few thousand members
-    run_id = _start_and_stop_after(world, export_id, batches=5)
+    run_id = _start_and_stop_after(world, export_id, batches=5, then=lambda: faults(outage_seconds=0))
     interrupted = load_run(world, run_id)
     assert interrupted.status is RunStatus.RUNNING
     assert 5 <= interrupted.batches_done < interrupted.batches_total
@@ -278,7 +278,12 @@ def test_a_run_interrupted_while_its_plan_is_stored_resumes_from_the_same_snapsh
         "DELETE FROM profiles; INSERT INTO profiles SELECT i, 'p' || i || '@example.com', 'Old', 'L', 'C', 1, "
         f"'PL', 'yes' FROM range(1, {total + 1}) t(i)",
     )
-    world.sandbox.cm_faults(latency_ms=20)
+    # After 20 imports the platform answers none until the first worker has stopped: the sender
+    # cannot leave the first chunk, so the plan's writer (at most four chunks ahead) cannot store
+    # the sixth, however fast or loaded the machine is.
+    world.sandbox.cm_faults(
+        latency_ms=20, path_pattern="import", outage_after_requests=20, outage_seconds=600
+    )
     export_id = make_export(
         world,
         "campaign_monitor",
@@ -286,7 +291,9 @@ def test_a_run_interrupted_while_its_plan_is_stored_resumes_from_the_same_snapsh
         attributes=_name_attribute("campaign_monitor"),
     )
     world.runtime.settings.max_batch_rows = 100  # the first chunk alone is 100 batches
-    run_id = _start_and_stop_after(world, export_id, batches=5)
+    run_id = _start_and_stop_after(
+        world, export_id, batches=5, then=lambda: world.sandbox.cm_faults(outage_seconds=0)
+    )
     interrupted = load_run(world, run_id)
     assert (interrupted.status, interrupted.phase) == (RunStatus.RUNNING, RunPhase.SEND)
     with world.runtime.sessions() as session:
@@ -322,15 +329,18 @@ def test_a_run_interrupted_while_its_plan_is_stored_resumes_from_the_same_snapsh
     assert upsert_calls(world, "campaign_monitor") <= done.batches_total + 16  # + what was in flight
 
 
-def _start_and_stop_after(world: World, export_id: int, *, batches: int) -> int:
-    """Start a run; a first worker executes it and stops after ``batches`` (as if it died)."""
+def _start_and_stop_after(
+    world: World, export_id: int, *, batches: int, then: Callable[[], object] | None = None
+) -> int:
+    """Start a run; a first worker executes it and stops after ``batches`` (as if it died);
+    ``then`` is called once the worker is told to stop."""
     actor = world.admin.load(world.runtime)
     with transaction(world.runtime.sessions) as session:
         export = session.get(Export, export_id)
         assert export is not None
         run_id = runs.start_run(session=session, export=export, actor=actor).id
     first = Worker(world.runtime, name="first")
-    stopper = _stop_after_batches(world, run_id, batches=batches)
+    stopper = _stop_after_batches(world, run_id, batches=batches, then=then)
     assert first.claim() == run_id
     _execute_until(first, run_id, stopper)
     return run_id
@@ -347,7 +357,9 @@ def _resume_elsewhere(world: World, run_id: int) -> None:
     assert Worker(world.runtime, name="second").run_once() == run_id
 
 
-def _stop_after_batches(world: World, run_id: int, batches: int) -> threading.Event:
+def _stop_after_batches(
+    world: World, run_id: int, batches: int, then: Callable[[], object] | None = None
+) -> threading.Event:
     stop = threading.Event()
 
     def watch() -> None:
@@ -356,6 +368,8 @@ def _stop_after_batches(world: World, run_id: int, batches: int) -> threading.Ev
                 done = session.scalar(sa.select(Run.batches_done).where(Run.id == run_id)) or 0
             if done >= batches:
                 stop.set()
+                if then is not None:
+                    then()
             time.sleep(0.01)
 
     threading.Thread(target=watch, daemon=True).start()
@@ -373,7 +387,8 @@ def test_a_cancelled_run_stops_after_the_batches_in_flight(world: World) -> None
         world,
         "DELETE FROM profiles; INSERT INTO profiles SELECT i, 'p' || i || '@example.com', 'F', 'L', 'C', 1, 'PL', 'yes' FROM range(1, 3001) t(i)",
     )
-    world.sandbox.cm_faults(latency_ms=30)
+    # After 6 imports the platform answers none until the run is cancelled: it cannot end first.
+    world.sandbox.cm_faults(latency_ms=30, path_pattern="import", outage_after_requests=6, outage_seconds=600)
     export_id = make_export(world, "campaign_monitor", segment_ids=[world.segments["PL"]])
     world.runtime.settings.max_batch_rows = 100
     actor = world.admin.load(world.runtime)
@@ -391,6 +406,7 @@ def test_a_cancelled_run_stops_after_the_batches_in_flight(world: World) -> None
         actor = world.admin.load(world.runtime)
         with transaction(world.runtime.sessions) as session:
             runs.cancel_run(session=session, run_id=run_id, actor=actor)
+        world.sandbox.cm_faults(outage_seconds=0)  # the batches in flight are answered now
 
     canceller = threading.Thread(target=cancel_soon)
     canceller.start()
