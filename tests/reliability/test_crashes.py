@@ -4,6 +4,7 @@ segment. Workers are real `segmentsync worker` processes configured by environme
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from .scenario import (
     ON_SQLITE,
     count_received,
     counts_add_up,
+    faults,
     load_run,
     make_export,
     platform_list,
@@ -36,6 +38,7 @@ PROFILES = 200_000
 KILLS = 10
 BEFORE_SEND = 3  # of the kills, how many strike before the send phase (snapshot, plan)
 POLL = 0.05
+PLATFORM = "campaign_monitor"
 IN_FLIGHT = CampaignMonitor.limits.max_concurrency or CampaignMonitor.limits.concurrency
 
 
@@ -50,7 +53,7 @@ class Moment:
 
 def moments(rng: random.Random) -> list[Moment]:
     early = [Moment(delay=rng.uniform(0.0, 3.0)) for _ in range(BEFORE_SEND)]
-    shares = sorted(rng.uniform(0.02, 0.97) for _ in range(KILLS - BEFORE_SEND))
+    shares = sorted(rng.uniform(0.02, 0.97) for _ in range(KILLS - BEFORE_SEND))  # never the last batch
     return early + [Moment(share=share) for share in shares]
 
 
@@ -82,16 +85,23 @@ def _strike(world: World, run_id: int, workers: list[WorkerProcess], moment: Mom
             assert run.status is RunStatus.RUNNING, f"the run ended ({run.status.value}) before {moment}"
     else:
         assert moment.share is not None
+        # The holder has just claimed the run and sends nothing yet. The sandbox lets through the
+        # imports this moment needs (one more than it needs), then answers none until the kill: the
+        # run cannot end before it, however fast it sends or however late this loop looks.
+        batches = run.batches_total or -(-PROFILES // 1000)
+        needed = max(1, math.ceil(moment.share * batches) - run.batches_done + 1)
+        faults(world, PLATFORM, path_pattern="import", outage_after_requests=needed, outage_seconds=600)
         while run.batches_total == 0 or run.batches_done < moment.share * run.batches_total:
             assert run.status is RunStatus.RUNNING, f"the run ended ({run.status.value}) before {moment}"
             time.sleep(POLL)
             run = load_run(world.runtime, run_id)
     holder.kill()
+    faults(world, PLATFORM, outage_seconds=0)  # the platform answers again (no-op after an early kill)
     return load_run(world.runtime, run_id)
 
 
 def _crash_and_resume(world: World, tmp_path: Path, workers: int, seed: int) -> None:
-    platform = "campaign_monitor"
+    platform = PLATFORM
     write_profiles(world.runtime, PROFILES)
     export_id = make_export(world, platform)
     count_received(world, platform)
