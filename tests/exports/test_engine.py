@@ -29,7 +29,7 @@ from segmentsync.exports.models import (
 )
 from segmentsync.scheduling.worker import Worker
 
-from .world import World
+from .world import World, outage_after, outage_over
 
 PLATFORMS = ["campaign_monitor", "constant_contact"]
 
@@ -248,13 +248,12 @@ def test_interrupted_run_resumes_and_every_member_arrives_exactly_once(world: Wo
         world,
         "DELETE FROM profiles; INSERT INTO profiles SELECT i, 'p' || i || '@example.com', 'F', 'L', 'C', 1, 'PL', 'yes' FROM range(1, 5001) t(i)",
     )
-    faults = world.sandbox.cc_faults if platform == "constant_contact" else world.sandbox.cm_faults
     # After 10 imports the platform answers none until the first worker has stopped: the run
     # cannot end before it, however fast or loaded the machine is.
-    faults(latency_ms=20, path_pattern="import", outage_after_requests=10, outage_seconds=600)
+    outage_after(world, platform, imports=10, latency_ms=20)
     export_id = make_export(world, platform, segment_ids=[world.segments["PL"]])
     world.runtime.settings.max_batch_rows = 100  # many checkpoints in a few thousand members
-    run_id = _start_and_stop_after(world, export_id, batches=5, then=lambda: faults(outage_seconds=0))
+    run_id = _start_and_stop_after(world, export_id, batches=5, then=lambda: outage_over(world, platform))
     interrupted = load_run(world, run_id)
     assert interrupted.status is RunStatus.RUNNING
     assert 5 <= interrupted.batches_done < interrupted.batches_total
@@ -281,9 +280,7 @@ def test_a_run_interrupted_while_its_plan_is_stored_resumes_from_the_same_snapsh
     # After 20 imports the platform answers none until the first worker has stopped: the sender
     # cannot leave the first chunk, so the plan's writer (at most four chunks ahead) cannot store
     # the sixth, however fast or loaded the machine is.
-    world.sandbox.cm_faults(
-        latency_ms=20, path_pattern="import", outage_after_requests=20, outage_seconds=600
-    )
+    outage_after(world, "campaign_monitor", imports=20, latency_ms=20)
     export_id = make_export(
         world,
         "campaign_monitor",
@@ -292,7 +289,7 @@ def test_a_run_interrupted_while_its_plan_is_stored_resumes_from_the_same_snapsh
     )
     world.runtime.settings.max_batch_rows = 100  # the first chunk alone is 100 batches
     run_id = _start_and_stop_after(
-        world, export_id, batches=5, then=lambda: world.sandbox.cm_faults(outage_seconds=0)
+        world, export_id, batches=5, then=lambda: outage_over(world, "campaign_monitor")
     )
     interrupted = load_run(world, run_id)
     assert (interrupted.status, interrupted.phase) == (RunStatus.RUNNING, RunPhase.SEND)
@@ -388,7 +385,7 @@ def test_a_cancelled_run_stops_after_the_batches_in_flight(world: World) -> None
         "DELETE FROM profiles; INSERT INTO profiles SELECT i, 'p' || i || '@example.com', 'F', 'L', 'C', 1, 'PL', 'yes' FROM range(1, 3001) t(i)",
     )
     # After 6 imports the platform answers none until the run is cancelled: it cannot end first.
-    world.sandbox.cm_faults(latency_ms=30, path_pattern="import", outage_after_requests=6, outage_seconds=600)
+    outage_after(world, "campaign_monitor", imports=6, latency_ms=30)
     export_id = make_export(world, "campaign_monitor", segment_ids=[world.segments["PL"]])
     world.runtime.settings.max_batch_rows = 100
     actor = world.admin.load(world.runtime)
@@ -406,7 +403,7 @@ def test_a_cancelled_run_stops_after_the_batches_in_flight(world: World) -> None
         actor = world.admin.load(world.runtime)
         with transaction(world.runtime.sessions) as session:
             runs.cancel_run(session=session, run_id=run_id, actor=actor)
-        world.sandbox.cm_faults(outage_seconds=0)  # the batches in flight are answered now
+        outage_over(world, "campaign_monitor")  # the batches in flight are answered now
 
     canceller = threading.Thread(target=cancel_soon)
     canceller.start()

@@ -130,6 +130,32 @@ class World:
         )
 
 
+def faults(world: World, platform: str, **changes: Any) -> dict[str, Any]:
+    """Set the platform's sandbox faults and limits (``POST /_sandbox/faults``); returns them."""
+    if platform == "campaign_monitor":
+        return world.sandbox.cm_faults(**changes)
+    return world.sandbox.cc_faults(**changes)
+
+
+# Both platforms' import paths (Campaign Monitor's …/import.json, Constant Contact's
+# …/contacts_json_import), and not Constant Contact's activity polls.
+IMPORTS = "import"
+
+
+def outage_after(world: World, platform: str, *, imports: int, seconds: float = 600, **more: Any) -> None:
+    """The platform answers no import for ``seconds`` once ``imports`` more imports went through
+    (``more``: other faults, e.g. latency). The sandbox counts the imports itself, so the outage
+    strikes mid-run however fast the run is or however late a test's watcher looks."""
+    faults(
+        world, platform, path_pattern=IMPORTS, outage_after_requests=imports, outage_seconds=seconds, **more
+    )
+
+
+def outage_over(world: World, platform: str) -> None:
+    """The platform answers again (also ends an outage still waiting for its imports)."""
+    faults(world, platform, outage_seconds=0)
+
+
 def cm_list(sandbox: Sandbox, client: dict[str, Any], title: str) -> str:
     return sandbox.cm_create_list(client, title)
 

@@ -208,12 +208,6 @@ def platform_list(world: World, platform: str) -> set[str]:
     return {row["email"].lower() for row in rows if row["permission_to_send"] != "unsubscribed"}
 
 
-def faults(world: World, platform: str, **changes: Any) -> dict[str, Any]:
-    if platform == "campaign_monitor":
-        return world.sandbox.cm_faults(**changes)
-    return world.sandbox.cc_faults(**changes)
-
-
 def counts_add_up(run: Run) -> None:
     """SPEC §5: every profile ends in exactly one outcome (removals are counted apart)."""
     outcomes = run.invalid + run.new + run.updated + run.unchanged + run.rejected + run.skipped

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from exports.world import World
+from exports.world import World, outage_after, outage_over
 from segmentsync.destinations.campaign_monitor import CampaignMonitor
 from segmentsync.exports.models import Run, RunPhase, RunStatus
 
@@ -23,7 +23,6 @@ from .scenario import (
     ON_SQLITE,
     count_received,
     counts_add_up,
-    faults,
     load_run,
     make_export,
     platform_list,
@@ -88,15 +87,16 @@ def _strike(world: World, run_id: int, workers: list[WorkerProcess], moment: Mom
         # The holder has just claimed the run and sends nothing yet. The sandbox lets through the
         # imports this moment needs (one more than it needs), then answers none until the kill: the
         # run cannot end before it, however fast it sends or however late this loop looks.
-        batches = run.batches_total or -(-PROFILES // 1000)
-        needed = max(1, math.ceil(moment.share * batches) - run.batches_done + 1)
-        faults(world, PLATFORM, path_pattern="import", outage_after_requests=needed, outage_seconds=600)
+        batches = run.batches_total or math.ceil(PROFILES / 1000)
+        outage_after(
+            world, PLATFORM, imports=max(1, math.ceil(moment.share * batches) - run.batches_done + 1)
+        )
         while run.batches_total == 0 or run.batches_done < moment.share * run.batches_total:
             assert run.status is RunStatus.RUNNING, f"the run ended ({run.status.value}) before {moment}"
             time.sleep(POLL)
             run = load_run(world.runtime, run_id)
     holder.kill()
-    faults(world, PLATFORM, outage_seconds=0)  # the platform answers again (no-op after an early kill)
+    outage_over(world, PLATFORM)  # (nothing to end after an early kill)
     return load_run(world.runtime, run_id)
 
 

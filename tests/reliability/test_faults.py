@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from exports.world import World
+from exports.world import World, faults
 
 from .scenario import (
     ON_SQLITE,
@@ -19,7 +19,6 @@ from .scenario import (
     count_received,
     counts_add_up,
     drive,
-    faults,
     make_export,
     platform_list,
     profile_emails,

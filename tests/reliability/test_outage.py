@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from exports.world import World
+from exports.world import World, faults, outage_after
 from segmentsync.connections.destination import destination_for
 from segmentsync.connections.models import Connection
 from segmentsync.destinations.base import Destination
@@ -27,7 +27,6 @@ from .scenario import (
     ON_SQLITE,
     PLATFORMS,
     counts_add_up,
-    faults,
     load_run,
     make_due,
     make_export,
@@ -47,14 +46,6 @@ IMPATIENT = Tuning(
     poll_max=0.2,
     requests_per_second=20,
 )
-
-
-def outage_after(world: World, platform: str, *, imports: int, seconds: float) -> None:
-    """The platform answers no import for ``seconds`` once ``imports`` more imports went through.
-
-    The sandbox counts the requests itself, so the outage begins mid-run however fast the run is.
-    """
-    faults(world, platform, path_pattern="import", outage_after_requests=imports, outage_seconds=seconds)
 
 
 def _never_short(world: World, platform: str, run: Run) -> None:
