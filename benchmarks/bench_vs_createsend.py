@@ -6,6 +6,7 @@ one call at a time) and our export (``segmentsync exports run NAME --wait``), ea
 process. Target: ours ≥ 5× faster; and the unchanged re-run makes no API call at all.
 
     .venv/bin/python -m benchmarks.bench_vs_createsend [--rows 100000] [--latency-ms 100] [--no-publish]
+        [--py-spy PATH --profile-dir DIR]
 """
 
 from __future__ import annotations
@@ -32,7 +33,10 @@ def measure_all(args: Any, folder: Path) -> dict[str, Any]:
             loop, sent = measure.run_loop(
                 world, "benchmarks.createsend_loop", connection[1], "createsend list"
             )
-            first = measure.run_export(world, target, "campaign_monitor")
+            profile = args.profile_dir / "vs_createsend.raw.txt" if args.py_spy else None
+            first = measure.run_export(
+                world, target, "campaign_monitor", py_spy=measure.py_spy_path(args.py_spy), profile=profile
+            )
             again = measure.run_export(world, target, "campaign_monitor")
         finally:
             world.close()
@@ -116,7 +120,7 @@ def notes(summary: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = measure.arguments(__doc__, rows=100_000, store=False, profile=False)
+    parser = measure.arguments(__doc__, rows=100_000, store=False)
     parser.add_argument("--latency-ms", type=float, default=100.0, help="added to every API request")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-vs-createsend-") as folder:

@@ -267,6 +267,7 @@ def run_export(
             py_spy,
             "record",
             "--threads",
+            "--gil",
             "--rate",
             "200",
             "--format",
