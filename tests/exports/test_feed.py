@@ -1,4 +1,4 @@
-"""The feed between the plan's writer and the sender: order, back-pressure, storing, stopping."""
+"""The feed between the plan's reader and the sender: order, back-pressure, stopping."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from segmentsync.exports.sender import Feed, Row
 
 def rows(first: int, count: int, action: str = "new") -> list[Row]:
     return [
-        Row(seq, action, f"p{seq}@example.com", "h", str(seq), "{}") for seq in range(first, first + count)
+        Row(seq, action, f"p{seq}@example.com", "h", str(seq), "{}", None, None)
+        for seq in range(first, first + count)
     ]
 
 
@@ -56,29 +57,13 @@ def test_a_sender_that_stopped_releases_a_waiting_writer() -> None:
     assert feed.put(rows(3, 1)) is False
 
 
-def test_an_abort_stops_the_sender_taking_rows_and_waiting_for_them_to_be_stored() -> None:
+def test_an_abort_stops_the_sender_taking_rows() -> None:
     feed = Feed()
     feed.put(rows(1, 2))
+    feed.put(rows(3, 1))
     taken = feed.rows()
     assert next(taken).seq == 1
     assert next(taken).seq == 2
-    feed.abort(RuntimeError("the plan could not be stored"))
-    with pytest.raises(RuntimeError, match="could not be stored"):
-        next(taken)
-    assert feed.wait_stored(2, timeout=1) is False  # these rows will not be stored
-
-
-def test_a_batch_is_known_stored_once_the_writer_says_so() -> None:
-    feed = Feed()
-    assert not feed.is_stored(1)
-    assert feed.wait_stored(10, timeout=0.01)  # not aborted: only not yet stored
-    assert not feed.is_stored(10)
-    later = threading.Timer(0.05, feed.stored, args=(10_000,))
-    later.start()
-    assert feed.wait_stored(10, timeout=5)
-    later.join()
-    assert feed.is_stored(10)
-    assert feed.is_stored(10_000)
-    assert not feed.is_stored(10_001)
-    feed.stored(5)  # never goes back
-    assert feed.is_stored(10_000)
+    feed.abort(RuntimeError("the plan could not be read"))
+    with pytest.raises(RuntimeError, match="could not be read"):
+        next(taken)  # the chunk still waiting is not sent

@@ -206,12 +206,13 @@ def _send(ctx: Context, destination: Destination) -> None:
 
 
 class SendWhilePlanning:
-    """Sends the plan's rows from a thread of its own while the runner still stores the plan.
+    """Sends the plan's rows from a thread of its own while the runner still reads the plan out.
 
-    The runner hands over each chunk before storing it (:meth:`hand`), says when it is stored
-    (:meth:`stored`) and, after the last, :meth:`close`; :meth:`join` waits for the sender and
-    raises what stopped it. Both write to the metadata store; on SQLite they take turns through
-    one lock instead of waiting in SQLite's busy loop.
+    The runner hands over each chunk (:meth:`hand`), stores only what it did not hand over and,
+    after the last, calls :meth:`close`; :meth:`join` waits for the sender and raises what
+    stopped it. The sender stores the rows it sends, with their outcomes, as it checkpoints them.
+    Both write to the metadata store; on SQLite they take turns through one lock instead of
+    waiting in SQLite's busy loop.
     """
 
     def __init__(self, ctx: Context, destination: Destination, lock: Any) -> None:
@@ -230,25 +231,26 @@ class SendWhilePlanning:
         except BaseException as exc:  # handed to the runner's thread by join()
             self.error = exc
 
-    def hand(self, rows: list[tuple[Any, ...]]) -> bool:
-        """Hand over a chunk of the plan (``planner.COLUMNS`` rows) before it is stored; False if
-        the sender stopped. After a chunk with rows not to send, no later one has any (the plan's
-        rows to send come first), and the feed is closed."""
+    def hand(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]] | None:
+        """Hand over the rows to send of a chunk of the plan (``planner.COLUMNS`` rows); returns
+        the others, for the runner to store, or None if the sender stopped. After a chunk with
+        rows not to send, no later one has any (the plan's rows to send come first), and the
+        feed is closed."""
         if not self.open:
-            return True
-        pending = [
-            sender.Row(seq, action, email, hash_, key, payload)
-            for _, seq, email, key, hash_, payload, action, outcome, _, _ in rows
-            if outcome is None and action in sender.EXPECTED
-        ]
+            return rows
+        pending: list[sender.Row] = []
+        rest: list[tuple[Any, ...]] = []
+        for row in rows:
+            _, seq, email, key, hash_, payload, action, outcome, code, message = row
+            if outcome is None and action in sender.EXPECTED:
+                pending.append(sender.Row(seq, action, email, hash_, key, payload, code, message))
+            else:
+                rest.append(row)
         if not self.feed.put(pending):
-            return False
-        if len(pending) < len(rows):
+            return None
+        if rest:
             self.close()
-        return True
-
-    def stored(self, rows: list[tuple[Any, ...]]) -> None:
-        self.feed.stored(rows[-1][1])
+        return rest
 
     def close(self) -> None:
         self.open = False
@@ -380,12 +382,12 @@ def _in_workspace(
                 sending.start()
             for chunk in planner.planned_rows(ws, run.id, first_seq):
                 _check_stop(ctx)
-                if sending is not None and not sending.hand(chunk):
+                rest = chunk if sending is None else sending.hand(chunk)
+                if rest is None:
                     break  # the sender stopped: join() below says why
-                with lock, runtime.sessions() as session, session.begin():
-                    planner.insert_members(session, chunk)
-                if sending is not None:
-                    sending.stored(chunk)
+                if rest:
+                    with lock, runtime.sessions() as session, session.begin():
+                        planner.insert_members(session, rest)
             if sending is not None and sending.error is not None:
                 sending.join()  # raises why it stopped; the plan is left unfinished, as it is
             if sending is not None and sending.open:
@@ -395,13 +397,14 @@ def _in_workspace(
             if unchanged is not None:
                 first, count, data = unchanged
                 session.add(RunUnchanged(run_id=run.id, first_seq=first, count=count, data=data))
-            planner.analyze(session)
-            if sending is not None:  # the whole plan is stored: a resumed run sends the rest of it
-                # the phase is send already; the update fences the snapshot's removal by the lease
-                _update_run(session, ctx, phase=RunPhase.SEND)
-                snapshot.forget(session, run.id)
+            if sending is None:
+                planner.analyze(session)
         if sending is not None:
+            # The rows sent are stored as they are checkpointed: until the last is, a resumed run
+            # plans the rest again from the kept snapshot (dropped when the run ends).
             sending.join()
+            with runtime.sessions() as session, session.begin():
+                planner.analyze(session)
     except BaseException as exc:
         if sending is not None:
             sending.abort(exc)  # what is in flight is recorded first

@@ -9,9 +9,11 @@ and the run's progress. That transaction only commits while this worker still
 holds the run's lease (fencing), so a worker that lost its lease cannot write over another.
 A resumed run simply sends the rows whose outcome is still empty.
 
-The rows may also come from a :class:`Feed`: the runner hands over each chunk of the plan just
-before it stores it, so that sending starts while the rest of the plan is still being written;
-a batch is then recorded once its rows are stored.
+The rows may also come from a :class:`Feed`: the runner hands over the plan's rows to send
+chunk by chunk instead of storing them, so that sending starts while the plan is still being
+read out; each batch's rows are then stored by its checkpoint, with their outcomes (one write
+per row instead of an insert before sending and an update after). Until the run has sent them
+all, it keeps its snapshot: a resumed run plans what it did not record again from it.
 """
 
 from __future__ import annotations
@@ -31,9 +33,9 @@ from segmentsync.destinations.base import Destination, Limits, RenderedBatch, Ro
 from segmentsync.destinations.batching import ENVELOPE_BYTES, chunk
 from segmentsync.errors import Fatal
 from segmentsync.exports.models import Outcome
+from segmentsync.exports.planner import insert_members
 
 PAGE_ROWS = 20_000
-STORED_WAIT = 0.05  # seconds between looks at the plan's storing, while acknowledged batches wait for it
 REMOVE_BATCH = 500
 ROW_OVERHEAD_BYTES = 24  # JSON punctuation and the email key around each member (the destination re-splits a batch that is still too big)
 
@@ -53,6 +55,8 @@ class Row(NamedTuple):  # a tuple: a million of them are made, cheaply, straight
     hash: str | None
     profile_key: str | None
     payload: str | None
+    code: str | None  # the plan's note on the row (a value fitted to the platform's limits)
+    message: str | None
 
 
 @dataclass
@@ -78,12 +82,12 @@ class SendJob:
 
 
 class Feed:
-    """The plan's rows to send, handed from the runner to the sender as the runner stores them.
+    """The plan's rows to send, handed from the runner to the sender while the runner stores the rest.
 
-    The runner puts each chunk, in seq order (the rows to upsert, then those to remove), *before*
-    storing it, then says up to which seq the rows are stored (:meth:`stored`); the sender may
-    send a batch at once but records it only once its rows are stored. At most ``max_chunks``
-    wait, so the plan is read from the workspace no faster than it is sent.
+    The runner puts each chunk, in seq order (the rows to upsert, then those to remove), instead
+    of storing those rows itself: the sender stores each batch's rows, with their outcomes, in
+    the batch's checkpoint. At most ``max_chunks`` wait, so the plan is read from the workspace
+    no faster than it is sent.
     """
 
     def __init__(self, max_chunks: int = 4) -> None:
@@ -92,7 +96,6 @@ class Feed:
         self._max = max_chunks
         self._closed = self._gone = False
         self._error: BaseException | None = None
-        self._stored = 0
 
     def put(self, rows: list[Row]) -> bool:
         """Hand over the next rows; False if the sender takes no more (it stopped)."""
@@ -105,12 +108,6 @@ class Feed:
                 self._changed.notify_all()
             return True
 
-    def stored(self, seq: int) -> None:
-        """The plan's rows are stored up to ``seq``."""
-        with self._changed:
-            self._stored = max(self._stored, seq)
-            self._changed.notify_all()
-
     def close(self) -> None:
         """No more rows to send."""
         with self._changed:
@@ -118,7 +115,7 @@ class Feed:
             self._changed.notify_all()
 
     def abort(self, reason: BaseException) -> None:
-        """The runner failed: the sender takes no more rows and records no more batches."""
+        """The runner failed: the sender takes no more rows (it records what is in flight)."""
         with self._changed:
             self._error = reason
             self._changed.notify_all()
@@ -140,15 +137,6 @@ class Feed:
                 chunk = self._chunks.popleft()
                 self._changed.notify_all()
             yield from chunk
-
-    def is_stored(self, seq: int) -> bool:
-        return self._stored >= seq
-
-    def wait_stored(self, seq: int, timeout: float) -> bool:
-        """Wait until the rows up to ``seq`` are stored; False if they will not be (aborted)."""
-        with self._changed:
-            self._changed.wait_for(lambda: self._stored >= seq or self._error is not None, timeout)
-            return self._error is None
 
 
 def send(job: SendJob) -> None:
@@ -246,11 +234,8 @@ def _drive(
     window: Window,
 ) -> None:
     in_flight: dict[Future[dict[int, RowResult]], list[Row]] = {}
-    # acknowledged, in order, and recorded once their rows are stored (at once without a feed)
-    acked: deque[tuple[list[Row], dict[int, RowResult]]] = deque()
-    feed = job.feed
     failure: BaseException | None = None
-    cancelled = False
+    cancelled = lease_lost = False
     with ThreadPoolExecutor(max_workers=window.ceiling, thread_name_prefix=f"run{job.run_id}") as pool:
         while True:
             while (
@@ -265,28 +250,23 @@ def _drive(
                     break
                 action, batch = item
                 in_flight[pool.submit(action, job, batch)] = batch
-            if in_flight:
-                done, _ = wait(in_flight, timeout=STORED_WAIT if acked else None, return_when=FIRST_COMPLETED)
-                for future in done:
-                    batch = in_flight.pop(future)
-                    error = future.exception()
-                    if error is not None:
-                        failure = failure or error
-                        continue
-                    window.acknowledged()
-                    acked.append((batch, future.result()))
-            elif not acked:
+            if not in_flight:
                 break
-            elif feed is not None and not feed.wait_stored(acked[0][0][-1].seq, STORED_WAIT):
-                break  # the runner failed: these rows are not stored, their batches are sent again
-            while acked and (feed is None or feed.is_stored(acked[0][0][-1].seq)):
-                batch, result = acked.popleft()
+            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            for future in done:
+                batch = in_flight.pop(future)
+                error = future.exception()
+                if error is not None:
+                    failure = failure or error
+                    continue
+                window.acknowledged()
+                if lease_lost:
+                    continue  # another worker has the run: nothing more is written
                 try:
-                    cancelled = record(job, batch, result) or cancelled
+                    cancelled = record(job, batch, future.result()) or cancelled
                 except LeaseLost as exc:
                     job.stop.set()
-                    failure = failure or exc
-                    acked.clear()
+                    failure, lease_lost = failure or exc, True
     if failure is not None:
         raise failure
     if job.stop.is_set():
@@ -316,7 +296,7 @@ def _remove(job: SendJob, batch: list[Row]) -> dict[int, RowResult]:
 
 
 _PENDING = (
-    "SELECT seq, action, email, hash, profile_key, payload FROM run_members "
+    "SELECT seq, action, email, hash, profile_key, payload, code, message FROM run_members "
     "WHERE run_id = ? AND seq > ? AND outcome IS NULL AND action IN ({}) ORDER BY seq LIMIT ?"
 )
 PENDING_UPSERTS = _PENDING.format("'new', 'update'")
@@ -394,7 +374,8 @@ EXPECTED = {"new": Outcome.NEW, "update": Outcome.UPDATED, "remove": Outcome.REM
 def record(job: SendJob, batch: list[Row], unplanned: dict[int, RowResult]) -> bool:
     """Checkpoint one acknowledged batch; returns whether the run was asked to cancel.
 
-    ``unplanned``: the rows (by position) that did not end as their plan expected.
+    ``unplanned``: the rows (by position) that did not end as their plan expected. Rows of the
+    stored plan get their outcomes; rows from a feed are stored with them.
     """
     counts = dict.fromkeys(Outcome, 0)
     for row in batch:
@@ -412,9 +393,12 @@ def record(job: SendJob, batch: list[Row], unplanned: dict[int, RowResult]) -> b
     with job.write_lock or nullcontext(), job.sessions() as session, session.begin():
         if session.get_bind().dialect.name == "postgresql":
             session.execute(_NO_FLUSH_WAIT)
-        if exceptions:
-            session.execute(_EXCEPTION, exceptions)
-        session.execute(_EXPECTED, span)
+        if job.feed is not None:
+            insert_sent(session, job.run_id, batch, unplanned)
+        else:
+            if exceptions:
+                session.execute(_EXCEPTION, exceptions)
+            session.execute(_EXPECTED, span)
         if counts[Outcome.NEW] or counts[Outcome.UPDATED]:
             session.execute(_DELIVERED, span)
         if counts[Outcome.REMOVED]:
@@ -438,3 +422,29 @@ def record(job: SendJob, batch: list[Row], unplanned: dict[int, RowResult]) -> b
             sa.text("SELECT cancel_requested FROM runs WHERE id = :run"), {"run": job.run_id}
         )
     return bool(cancel)
+
+
+def insert_sent(session: Session, run_id: int, batch: list[Row], unplanned: dict[int, RowResult]) -> None:
+    """Store a batch from the feed as ``run_members`` rows, each with the outcome it got."""
+    rows: list[tuple[Any, ...]] = []
+    for index, row in enumerate(batch):
+        result = unplanned.get(index)
+        if result is None:
+            outcome, code, message = EXPECTED[row.action].value, row.code, row.message
+        else:
+            outcome, code, message = result.outcome.value, result.code, result.message
+        rows.append(
+            (
+                run_id,
+                row.seq,
+                row.email,
+                row.profile_key,
+                row.hash,
+                row.payload,
+                row.action,
+                outcome,
+                code,
+                message,
+            )
+        )
+    insert_members(session, rows)
