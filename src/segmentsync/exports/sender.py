@@ -3,10 +3,12 @@
 The rows still to send are read in pages by ``seq`` (keyset pagination, short reads), packed
 into batches within the destination's limits and sent from a thread pool; how many are in
 flight adapts to the platform (:class:`Window`: from ``limits.concurrency`` up to
-``max_concurrency``). Results come back to this (the only writing) thread, which commits, per
-acknowledged batch and in one transaction: the rows' outcomes, the export's delivered state
-and the run's progress. That transaction only commits while this worker still
-holds the run's lease (fencing), so a worker that lost its lease cannot write over another.
+``max_concurrency``). Acknowledged batches go, in the order they came back, to a recorder
+thread (the only writing one), which commits for each batch — or for the batches that came back
+while it wrote the last checkpoint, together — in one transaction: the rows' outcomes, the
+export's delivered state and the run's progress; meanwhile the next batches are sent. That
+transaction only commits while this worker still holds the run's lease (fencing), so a worker
+that lost its lease cannot write over another.
 A resumed run simply sends the rows whose outcome is still empty.
 
 The rows may also come from a :class:`Feed`: the runner hands over the plan's rows to send
@@ -235,44 +237,103 @@ def _drive(
 ) -> None:
     in_flight: dict[Future[dict[int, RowResult]], list[Row]] = {}
     failure: BaseException | None = None
-    cancelled = lease_lost = False
-    with ThreadPoolExecutor(max_workers=window.ceiling, thread_name_prefix=f"run{job.run_id}") as pool:
-        while True:
-            while (
-                failure is None and not cancelled and not job.stop.is_set() and len(in_flight) < window.size
-            ):
-                try:
-                    item = next(work, None)
-                except Exception as exc:  # the rows could not be read: stop, but record what is in flight
-                    failure = exc
+    recorder = _Recorder(job)
+    try:
+        with ThreadPoolExecutor(max_workers=window.ceiling, thread_name_prefix=f"run{job.run_id}") as pool:
+            while True:
+                while (
+                    failure is None
+                    and not recorder.stopped()
+                    and not job.stop.is_set()
+                    and len(in_flight) < window.size
+                ):
+                    try:
+                        item = next(work, None)
+                    except Exception as exc:  # the rows could not be read: stop, but record what is in flight
+                        failure = exc
+                        break
+                    if item is None:
+                        break
+                    action, batch = item
+                    in_flight[pool.submit(action, job, batch)] = batch
+                if not in_flight:
                     break
-                if item is None:
-                    break
-                action, batch = item
-                in_flight[pool.submit(action, job, batch)] = batch
-            if not in_flight:
-                break
-            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-            for future in done:
-                batch = in_flight.pop(future)
-                error = future.exception()
-                if error is not None:
-                    failure = failure or error
-                    continue
-                window.acknowledged()
-                if lease_lost:
-                    continue  # another worker has the run: nothing more is written
-                try:
-                    cancelled = record(job, batch, future.result()) or cancelled
-                except LeaseLost as exc:
-                    job.stop.set()
-                    failure, lease_lost = failure or exc, True
+                done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                for future in done:
+                    batch = in_flight.pop(future)
+                    error = future.exception()
+                    if error is not None:
+                        failure = failure or error
+                        continue
+                    window.acknowledged()
+                    recorder.put(batch, future.result())
+    finally:
+        recorder.close()  # every acknowledged batch is checkpointed (or the store said why not)
+    if isinstance(recorder.error, LeaseLost):
+        job.stop.set()
+    failure = failure or recorder.error
     if failure is not None:
         raise failure
     if job.stop.is_set():
         raise LeaseLost("the worker is stopping or lost the lease")
-    if cancelled:
+    if recorder.cancelled:
         raise Cancelled
+
+
+# Acknowledged batches waiting for their checkpoint, at most: sending pauses beyond it.
+RECORD_BACKLOG = 32
+
+
+class _Recorder:
+    """Checkpoints acknowledged batches on a thread of its own, in the order they came back, so
+    that the next batches are sent meanwhile; the batches that came back while it was writing
+    share the next transaction. This thread is the only one of the send phase that writes."""
+
+    def __init__(self, job: SendJob) -> None:
+        self.job = job
+        self.cancelled = False
+        self.error: BaseException | None = None  # LeaseLost, or why the store refused a checkpoint
+        self._changed = threading.Condition()
+        self._waiting: list[tuple[list[Row], dict[int, RowResult]]] = []
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name=f"run{job.run_id}-record", daemon=True)
+        self._thread.start()
+
+    def put(self, batch: list[Row], unplanned: dict[int, RowResult]) -> None:
+        """Queue an acknowledged batch; waits while ``RECORD_BACKLOG`` batches are waiting."""
+        with self._changed:
+            self._changed.wait_for(lambda: len(self._waiting) < RECORD_BACKLOG or self.error is not None)
+            if self.error is None:  # after a failure nothing more is written
+                self._waiting.append((batch, unplanned))
+                self._changed.notify_all()
+
+    def stopped(self) -> bool:
+        """Cancelled, or the checkpoints failed: send no more."""
+        return self.cancelled or self.error is not None
+
+    def close(self) -> None:
+        """Checkpoint what is waiting, then end the thread."""
+        with self._changed:
+            self._closed = True
+            self._changed.notify_all()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            with self._changed:
+                self._changed.wait_for(lambda: bool(self._waiting) or self._closed)
+                if not self._waiting:
+                    return
+                taken, self._waiting = self._waiting, []
+                self._changed.notify_all()
+            try:
+                self.cancelled = record(self.job, taken) or self.cancelled
+            except BaseException as exc:  # raised by the sending thread (_drive)
+                with self._changed:
+                    self.error = exc
+                    self._waiting.clear()
+                    self._changed.notify_all()
+                return
 
 
 def _upsert(job: SendJob, batch: list[Row]) -> dict[int, RowResult]:
@@ -358,7 +419,7 @@ _UNDELIVER = sa.text(
     "SELECT email FROM run_members WHERE run_id = :run AND seq BETWEEN :first AND :last AND outcome = 'removed')"
 )
 _PROGRESS = sa.text(
-    "UPDATE runs SET batches_done = batches_done + 1, rows_sent = rows_sent + :rows, "
+    "UPDATE runs SET batches_done = batches_done + :batches, rows_sent = rows_sent + :rows, "
     "new = new + :new, updated = updated + :updated, removed = removed + :removed, "
     "rejected = rejected + :rejected, skipped = skipped + :skipped "
     "WHERE id = :run AND lease_owner = :owner AND status = 'running'"
@@ -371,42 +432,57 @@ _NO_FLUSH_WAIT = sa.text("SET LOCAL synchronous_commit = off")
 EXPECTED = {"new": Outcome.NEW, "update": Outcome.UPDATED, "remove": Outcome.REMOVED}
 
 
-def record(job: SendJob, batch: list[Row], unplanned: dict[int, RowResult]) -> bool:
-    """Checkpoint one acknowledged batch; returns whether the run was asked to cancel.
+def record(job: SendJob, acknowledged: Sequence[tuple[list[Row], dict[int, RowResult]]]) -> bool:
+    """Checkpoint acknowledged batches in one transaction; returns whether the run was asked to cancel.
 
-    ``unplanned``: the rows (by position) that did not end as their plan expected. Rows of the
-    stored plan get their outcomes; rows from a feed are stored with them.
+    Each item is (batch, unplanned): the rows (by position) that did not end as their plan
+    expected. Rows of the stored plan get their outcomes; rows from a feed are stored with them.
     """
     counts = dict.fromkeys(Outcome, 0)
-    for row in batch:
-        counts[EXPECTED[row.action]] += 1
-    exceptions = []
-    for index, result in unplanned.items():
-        row = batch[index]
-        counts[EXPECTED[row.action]] -= 1
-        counts[result.outcome] += 1
-        exceptions.append(
-            {"outcome": result.outcome.value, "code": result.code, "message": result.message,
-             "run": job.run_id, "seq": row.seq}
-        )  # fmt: skip
-    span = {"run": job.run_id, "export": job.export_id, "first": batch[0].seq, "last": batch[-1].seq}
+    exceptions: list[dict[str, Any]] = []
+    spans: list[dict[str, Any]] = []
+    delivered: list[dict[str, Any]] = []
+    undelivered: list[dict[str, Any]] = []
+    rows = 0
+    for batch, unplanned in acknowledged:
+        here = dict.fromkeys(Outcome, 0)
+        for row in batch:
+            here[EXPECTED[row.action]] += 1
+        for index, result in unplanned.items():
+            row = batch[index]
+            here[EXPECTED[row.action]] -= 1
+            here[result.outcome] += 1
+            exceptions.append(
+                {"outcome": result.outcome.value, "code": result.code, "message": result.message,
+                 "run": job.run_id, "seq": row.seq}
+            )  # fmt: skip
+        span = {"run": job.run_id, "export": job.export_id, "first": batch[0].seq, "last": batch[-1].seq}
+        spans.append(span)
+        if here[Outcome.NEW] or here[Outcome.UPDATED]:
+            delivered.append(span)
+        if here[Outcome.REMOVED]:
+            undelivered.append(span)
+        for outcome, count in here.items():
+            counts[outcome] += count
+        rows += len(batch)
     with job.write_lock or nullcontext(), job.sessions() as session, session.begin():
         if session.get_bind().dialect.name == "postgresql":
             session.execute(_NO_FLUSH_WAIT)
         if job.feed is not None:
-            insert_sent(session, job.run_id, batch, unplanned)
+            insert_sent(session, job.run_id, acknowledged)
         else:
             if exceptions:
                 session.execute(_EXCEPTION, exceptions)
-            session.execute(_EXPECTED, span)
-        if counts[Outcome.NEW] or counts[Outcome.UPDATED]:
-            session.execute(_DELIVERED, span)
-        if counts[Outcome.REMOVED]:
-            session.execute(_UNDELIVER, span)
+            session.execute(_EXPECTED, spans)
+        if delivered:
+            session.execute(_DELIVERED, delivered)
+        if undelivered:
+            session.execute(_UNDELIVER, undelivered)
         progress = session.execute(
             _PROGRESS,
             {
-                "rows": len(batch),
+                "batches": len(acknowledged),
+                "rows": rows,
                 "new": counts[Outcome.NEW],
                 "updated": counts[Outcome.UPDATED],
                 "removed": counts[Outcome.REMOVED],
@@ -424,27 +500,19 @@ def record(job: SendJob, batch: list[Row], unplanned: dict[int, RowResult]) -> b
     return bool(cancel)
 
 
-def insert_sent(session: Session, run_id: int, batch: list[Row], unplanned: dict[int, RowResult]) -> None:
-    """Store a batch from the feed as ``run_members`` rows, each with the outcome it got."""
+def insert_sent(
+    session: Session, run_id: int, acknowledged: Sequence[tuple[list[Row], dict[int, RowResult]]]
+) -> None:
+    """Store batches from the feed as ``run_members`` rows, each with the outcome it got."""
     rows: list[tuple[Any, ...]] = []
-    for index, row in enumerate(batch):
-        result = unplanned.get(index)
-        if result is None:
-            outcome, code, message = EXPECTED[row.action].value, row.code, row.message
-        else:
-            outcome, code, message = result.outcome.value, result.code, result.message
-        rows.append(
-            (
-                run_id,
-                row.seq,
-                row.email,
-                row.profile_key,
-                row.hash,
-                row.payload,
-                row.action,
-                outcome,
-                code,
-                message,
-            )
-        )
+    for batch, unplanned in acknowledged:
+        for index, row in enumerate(batch):
+            result = unplanned.get(index)
+            if result is None:
+                outcome, code, message = EXPECTED[row.action].value, row.code, row.message
+            else:
+                outcome, code, message = result.outcome.value, result.code, result.message
+            rows.append(
+                (run_id, row.seq, row.email, row.profile_key, row.hash, row.payload, row.action, outcome, code, message)
+            )  # fmt: skip
     insert_members(session, rows)
