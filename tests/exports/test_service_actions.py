@@ -11,7 +11,7 @@ from segmentsync.auth.models import AuditEntry
 from segmentsync.db import transaction
 from segmentsync.errors import ConfigError, Conflict, Forbidden, Invalid
 from segmentsync.exports import service, views
-from segmentsync.exports.models import Export, Run, RunStatus, ScheduleMode
+from segmentsync.exports.models import Delivered, Export, Run, RunStatus, ScheduleMode
 from segmentsync.exports.schemas import ExportUpdate
 
 from .world import Person, World
@@ -190,6 +190,23 @@ def test_remove_keeps_the_run_history_and_cancels_waiting_runs(world: World) -> 
         assert kept is not None
         assert (kept.export_id, kept.export_name, kept.status) == (None, "Newsletter PL", RunStatus.CANCELLED)
         assert session.get(Export, saved.export_id) is None
+
+
+def test_remove_deletes_what_the_export_delivered_and_nothing_of_another(world: World) -> None:
+    removed = world.create(world.form())
+    other = world.create(world.form(name="Newsletter LV"))
+    with world.runtime.sessions() as session, session.begin():  # no foreign key does it (migration 0003)
+        for export_id in (removed.export_id, other.export_id):
+            session.add_all(
+                Delivered(export_id=export_id, email=f"p{i}@example.com", hash="h", profile_key=str(i))
+                for i in range(3)
+            )
+    act(world, world.contributor, "remove", removed.export_id)
+    with world.runtime.sessions() as session:
+        left = session.execute(
+            sa.select(Delivered.export_id, sa.func.count()).group_by(Delivered.export_id)
+        ).all()
+    assert [tuple(row) for row in left] == [(other.export_id, 3)]
 
 
 def test_a_running_export_cannot_be_removed_or_detached(world: World) -> None:

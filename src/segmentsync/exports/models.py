@@ -189,8 +189,10 @@ class RunMember(Base):
     # No secondary index: a run's rows are found by (run_id, seq), the primary key — the rows to
     # send come first — and a search by email scans one run's rows. A million rows are written
     # per run; each index would cost more on every run than it saves on a rare search.
+    # No foreign key either: PostgreSQL checks one row by row (a trigger per inserted row), which
+    # doubled the cost of a checkpoint; runs are never deleted, and their rows are pruned by run.
 
-    run_id: Mapped[int] = mapped_column(sa.ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    run_id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
     seq: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
     email: Mapped[str] = mapped_column(sa.String(320))  # normalised; the raw value when invalid
     profile_key: Mapped[str | None] = mapped_column(sa.Text)
@@ -234,11 +236,14 @@ class RunSnapshot(Base):
 
 
 class Delivered(Base):
-    """What the export last delivered: one row per email in its list."""
+    """What the export last delivered: one row per email in its list.
+
+    No foreign key to ``exports`` (each checkpoint upserts a thousand rows, and PostgreSQL would
+    check each): removing an export deletes its rows (``exports.service.remove``)."""
 
     __tablename__ = "delivered"
 
-    export_id: Mapped[int] = mapped_column(sa.ForeignKey("exports.id", ondelete="CASCADE"), primary_key=True)
+    export_id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
     email: Mapped[str] = mapped_column(sa.String(320), primary_key=True)
     hash: Mapped[str] = mapped_column(sa.String(32))
     profile_key: Mapped[str | None] = mapped_column(sa.Text)

@@ -321,6 +321,7 @@ def remove(*, session: Session, export: Export, actor: User, ip: str | None = No
         object_label=export.name, before=snapshot(session, export), ip=ip,
     )  # fmt: skip
     session.flush()
+    session.execute(sa.delete(Delivered).where(Delivered.export_id == export.id))  # no foreign key
     session.delete(export)
     session.flush()
 
