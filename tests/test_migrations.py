@@ -15,7 +15,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from segmentsync.db import alembic_config, create_engine, import_models, upgrade
+from segmentsync.db import SCHEMA_HEAD, alembic_config, at_head, create_engine, import_models, upgrade
 from segmentsync.runtime import Runtime
 from segmentsync.settings import get_settings
 
@@ -183,3 +183,27 @@ def test_processes_starting_at_once_migrate_once(store_url: str, empty_database:
     processes = [subprocess.Popen([sys.executable, "-c", code, url]) for _ in range(4)]
     assert [process.wait(timeout=120) for process in processes] == [0, 0, 0, 0]
     assert schema(url) == schema(store_url)
+
+
+def test_the_schema_head_named_in_the_code_is_alembics_head(store_url: str) -> None:
+    """``db.SCHEMA_HEAD`` lets a process skip Alembic when the store is there already."""
+    engine = create_engine(store_url)
+    try:
+        assert ScriptDirectory.from_config(alembic_config(engine)).get_current_head() == SCHEMA_HEAD
+    finally:
+        engine.dispose()
+
+
+def test_a_store_at_the_head_is_recognised_and_an_older_or_new_one_is_not(
+    empty_database: EmptyDatabase,
+) -> None:
+    url = empty_database("head_check")
+    engine = create_engine(url)
+    try:
+        assert not at_head(engine)  # a new database: no version table
+        command.upgrade(alembic_config(engine), "0002")
+        assert not at_head(engine)
+        upgrade(engine)
+        assert at_head(engine)
+    finally:
+        engine.dispose()

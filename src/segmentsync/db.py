@@ -134,10 +134,26 @@ def alembic_config(engine: Engine) -> Any:
 
 
 MIGRATION_LOCK = 0x5E6_5E6C  # the PostgreSQL advisory lock that serialises migrations
+# The newest migration (tests/test_migrations.py checks that it is Alembic's head): a store already
+# there is not handed to Alembic at all, which saves every process start ≈ 0.2 s of importing it
+# and reading the migration scripts.
+SCHEMA_HEAD = "0003"
+
+
+def at_head(engine: Engine) -> bool:
+    """Whether the store's schema is at :data:`SCHEMA_HEAD` (False for a new database)."""
+    try:
+        with engine.connect() as connection:
+            versions = list(connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalars())
+    except sa.exc.DBAPIError:  # no version table yet
+        return False
+    return versions == [SCHEMA_HEAD]
 
 
 def upgrade(engine: Engine) -> None:
     """Bring the schema to the newest migration (idempotent; safe with processes starting at once)."""
+    if at_head(engine):
+        return
     from alembic import command
 
     if engine.dialect.name != "postgresql":  # SQLite: BEGIN IMMEDIATE serialises them already
