@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO
 
@@ -216,7 +217,9 @@ def plan(
     and while the snapshot's ``members`` are still there (to keep them: ``snapshot.save``).
 
     The rows to send are then rendered by the destination's ``template`` — asked for only if
-    there is something to send, so an unchanged run does not call the platform at all.
+    there is something to send, so an unchanged run does not call the platform at all. It is asked
+    for on a thread of its own as soon as that is known, while ``keep`` runs: the template may
+    read the list's fields from the platform, one request whose latency need not wait.
     """
     delivered_before = ws.count("SELECT count(*) FROM delivered")
     unchanged = "'update'" if full_resync else "'unchanged'"
@@ -247,15 +250,19 @@ def plan(
     if done:
         ws.con.execute("DROP TABLE done")
     sending = ws.count(f"SELECT count(*) FROM planned_unordered WHERE {TO_SEND}")  # noqa: S608  # a constant
-    if keep is not None:
-        keep(
-            sending,
-            ws.count("SELECT count(*) FROM planned_unordered WHERE action = 'remove'"),
-            delivered_before,
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="template") as pool:  # waits for it on errors
+        rendering: Future[RowTemplate] | None = (
+            pool.submit(template) if template is not None and sending else None
         )
-    ws.con.execute("DROP TABLE members")  # planned_unordered holds what is left to do with them
-    ws.con.execute("DROP TABLE delivered")
-    _order(ws, template() if template is not None and sending else None)
+        if keep is not None:
+            keep(
+                sending,
+                ws.count("SELECT count(*) FROM planned_unordered WHERE action = 'remove'"),
+                delivered_before,
+            )
+        ws.con.execute("DROP TABLE members")  # planned_unordered holds what is left to do with them
+        ws.con.execute("DROP TABLE delivered")
+        _order(ws, rendering.result() if rendering is not None else None)
     ws.con.execute("DROP TABLE planned_unordered")
     counts = dict(
         ws.con.execute(
