@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import zlib
 from collections.abc import Iterator
 from datetime import datetime
@@ -31,6 +32,39 @@ from segmentsync.exports.models import (
 )
 
 CSV_COLUMNS = ("email", "profile_key", "action", "outcome", "code", "message")
+
+
+class Doorbell:
+    """Rung when a transaction that queued a run commits, for the workers of this process
+    (``segmentsync serve``, ``segmentsync worker``): an idle worker then claims at once instead of
+    at its next poll. Workers of other processes do not hear it; they poll."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.rings = 0  # a count, not a flag: two runs queued at once wake two workers
+
+    def ring(self) -> None:
+        with self._lock:
+            self.rings += 1
+
+
+QUEUED = Doorbell()
+_QUEUED_KEY = "segmentsync.run_queued"
+
+
+def _ring_when_committed(session: Session) -> None:
+    session.info[_QUEUED_KEY] = True
+
+
+@sa.event.listens_for(Session, "after_commit")
+def _after_commit(session: Session) -> None:
+    if session.info.pop(_QUEUED_KEY, False):
+        QUEUED.ring()
+
+
+@sa.event.listens_for(Session, "after_rollback")
+def _after_rollback(session: Session) -> None:
+    session.info.pop(_QUEUED_KEY, None)  # nothing was queued after all
 
 
 def active_run(session: Session, export_id: int) -> Run | None:
@@ -79,6 +113,7 @@ def start_run(
                 details={"run_id": running.id},
             ) from exc
         raise
+    _ring_when_committed(session)
     audit.record(
         session,
         actor=actor,
@@ -144,6 +179,7 @@ def confirm_removals(*, session: Session, run_id: int, actor: User) -> Run:
         raise Conflict(
             "another run of this export is active; wait for it or cancel it", code="run_active"
         ) from exc
+    _ring_when_committed(session)
     planned = (run.plan or {}).get("remove")
     audit.record(
         session,

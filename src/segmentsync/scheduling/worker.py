@@ -13,16 +13,20 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from datetime import timedelta
 
 import sqlalchemy as sa
 
-from segmentsync.exports import runner
+from segmentsync.exports import runner, runs
 from segmentsync.exports.models import Run, RunStatus
 from segmentsync.runtime import Runtime
 
 log = logging.getLogger(__name__)
+# An idle worker looks this often whether a run was queued in its own process (runs.QUEUED) or
+# it is asked to stop; it claims from the store at least every ``poll_seconds``.
+WAKE_SECONDS = 0.05
 
 
 def worker_name() -> str:
@@ -105,14 +109,22 @@ class Worker:
     def run_forever(self, shutdown: threading.Event) -> None:
         log.info("worker %s started", self.name)
         while not shutdown.is_set():
+            rung = runs.QUEUED.rings  # before claiming: a run queued meanwhile is not missed
             try:
                 ran = self.run_once(shutdown)
             except Exception:  # the database may be briefly away; keep the worker alive
                 log.exception("worker %s: claiming failed", self.name)
                 ran = None
             if ran is None:
-                shutdown.wait(self.poll_seconds)
+                self._idle(shutdown, rung)
         log.info("worker %s stopped", self.name)
+
+    def _idle(self, shutdown: threading.Event, rung: int) -> None:
+        """Until the next poll, a run queued in this process (after ``rung`` rings) or shutdown."""
+        deadline = time.monotonic() + self.poll_seconds
+        while not shutdown.wait(min(WAKE_SECONDS, max(deadline - time.monotonic(), 0.0))):
+            if runs.QUEUED.rings != rung or time.monotonic() >= deadline:
+                return
 
     def _heartbeat(self, run_id: int, stop: threading.Event, shutdown: threading.Event | None) -> None:
         interval = max(self.lease.total_seconds() / 3, 0.05)
