@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import os
 import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,7 @@ import httpx
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
 
+from benchmarks.measure import free_port, wait_ready
 from benchmarks.report import publish
 from segmentsync.auth import service as auth_service
 from segmentsync.auth.models import Role, User
@@ -67,13 +67,6 @@ class Latencies:
 
 
 # ---------------------------------------------------------------- the world
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _database(name: str) -> str:
@@ -249,18 +242,6 @@ def _start(stack: ExitStack, args: list[str], env: dict[str, str], log: Path) ->
     return process
 
 
-def _wait_ready(base: str) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/sign-in", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError("the web app did not start")
-
-
 # ---------------------------------------------------------------- the benchmark
 
 
@@ -278,11 +259,11 @@ def measure(plan: Plan) -> tuple[Latencies, Latencies, dict[str, Any]]:
         runtime = Runtime.open(settings, migrate=False)
         stack.callback(runtime.close)
         token = _world(runtime, sandbox, plan)
-        port = _free_port()
+        port = free_port()
         env = _env(settings, database_url, port)
         base = f"http://127.0.0.1:{port}"
         _start(stack, ["serve", "--no-scheduler", "--workers", "0"], env, Path(tmp) / "serve.log")
-        _wait_ready(base)
+        wait_ready(base)
         cookie = dict(httpx.post(f"{base}/api/v1/session", json={"email": "admin@example.com",
                                                                    "password": PASSWORD}).cookies)  # fmt: skip
         for n in range(plan.worker_processes):

@@ -5,6 +5,11 @@ Issue 8: the same 100,000 profiles, with 100 ms of sandbox latency on every API 
 one call at a time) and our export (``segmentsync exports run NAME --wait``), each in its own
 process. Target: ours ≥ 5× faster; and the unchanged re-run makes no API call at all.
 
+Our export is timed twice: as a command (``exports run --wait``: Python start-up and imports
+included, ≈ 1 s of it), and as production runs it, by a ``segmentsync serve`` already up ("Run
+now" through the API; its worker hears the run queued at once), on a second export of the same
+segment to a list of its own. The speed-up is reported for both; the target is checked on each.
+
     .venv/bin/python -m benchmarks.bench_vs_createsend [--rows 100000] [--latency-ms 100] [--no-publish]
         [--py-spy PATH --profile-dir DIR]
 """
@@ -16,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import measure
-from benchmarks.measure import ExportRun, Process
+from benchmarks.measure import ExportRun, Process, ServedRun
 from benchmarks.world import build, cm_connection, cm_export, metadata_store
 from segmentsync.sandbox.launcher import Sandbox
 
@@ -38,16 +43,21 @@ def measure_all(args: Any, folder: Path) -> dict[str, Any]:
                 world, target, "campaign_monitor", py_spy=measure.py_spy_path(args.py_spy), profile=profile
             )
             again = measure.run_export(world, target, "campaign_monitor")
+            served = measure.run_served(
+                world, cm_export(world, connection, "CM export, served"), "campaign_monitor"
+            )
         finally:
             world.close()
-    return {"loop": loop, "sent": sent, "first": first, "again": again}
+    return {"loop": loop, "sent": sent, "first": first, "again": again, "served": served}
 
 
 def results(args: Any, found: dict[str, Any]) -> dict[str, Any]:
     loop: Process = found["loop"]
     first: ExportRun = found["first"]
     again: ExportRun = found["again"]
+    served: ServedRun = found["served"]
     speed_up = loop.seconds / first.process.seconds
+    speed_up_served = loop.seconds / served.seconds
     loop_inside, run_inside = found["sent"].get("seconds"), first.run.get("seconds")
     inside = loop_inside / run_inside if loop_inside and run_inside else None
     return {
@@ -58,6 +68,8 @@ def results(args: Any, found: dict[str, Any]) -> dict[str, Any]:
         "export_seconds": first.process.seconds,
         "rerun_seconds": again.process.seconds,
         "speed_up": speed_up,
+        "served_seconds": served.seconds,
+        "speed_up_served": speed_up_served,
         "loop_inside_seconds": loop_inside,
         "run_inside_seconds": run_inside,
         "speed_up_inside": inside,
@@ -67,8 +79,12 @@ def results(args: Any, found: dict[str, Any]) -> dict[str, Any]:
         "checks": {
             "delivered_every_valid_member": first.run["new"] == first.run["rows_sent"] > 0,
             "rerun_makes_no_call": again.calls.get("total", 0) == 0,
+            "served_delivered_every_valid_member": served.run["new"] == first.run["new"],
         },
-        "targets": {"speed_up": speed_up >= TARGET_SPEED_UP},
+        "targets": {
+            "speed_up": speed_up >= TARGET_SPEED_UP,
+            "speed_up_served": speed_up_served >= TARGET_SPEED_UP,
+        },
     }
 
 
@@ -81,7 +97,10 @@ def table(found: dict[str, Any]) -> list[list[object]]:
             f"{sent['import_calls']:,}", f"{sent['all_calls']:,}", f"{loop.peak_rss_mb:,.0f} MB", f"{loop.cpu_seconds:.1f} s",
         ]
     ]  # fmt: skip
-    for label, name in (("our export", "first"), ("our export again, nothing changed", "again")):
+    for label, name in (
+        ("our export (`exports run --wait`)", "first"),
+        ("the same again, nothing changed", "again"),
+    ):
         export: ExportRun = found[name]
         rows.append(
             [
@@ -90,17 +109,29 @@ def table(found: dict[str, Any]) -> list[list[object]]:
                 f"{export.process.cpu_seconds:.1f} s",
             ]
         )  # fmt: skip
+    served: ServedRun = found["served"]
+    rows.append(
+        [
+            "our export by a running `segmentsync serve` (API call → run ended)", f"{served.seconds:.1f} s",
+            f"{served.run['rows_sent']:,}", f"{served.calls.get(measure.CM_IMPORT, 0):,}",
+            f"{served.calls.get('total', 0):,}", f"{served.peak_rss_mb:,.0f} MB", f"{served.cpu_seconds:.1f} s",
+        ]
+    )  # fmt: skip
     return rows
 
 
 def notes(summary: dict[str, Any]) -> str:
-    speed_up = summary["speed_up"]
+    speed_up, speed_up_served = summary["speed_up"], summary["speed_up_served"]
     return "\n".join(
         [
             f"{summary['rows']:,} generated profiles; every API request waits {summary['latency_ms']:.0f} ms in the "
             "sandbox (a far-away platform). Both send e-mail, Name and City; the loop does not remove duplicates.",
             "",
-            f"- ours ≥ {TARGET_SPEED_UP:.0f}× faster: {measure.verdict(summary['targets']['speed_up'], f'{speed_up:.1f}×')}",
+            f"- ours ≥ {TARGET_SPEED_UP:.0f}× faster, as a command (whole processes): "
+            f"{measure.verdict(summary['targets']['speed_up'], f'{speed_up:.1f}×')}",
+            f"- ours ≥ {TARGET_SPEED_UP:.0f}× faster, run by a `segmentsync serve` already up (the loop's whole "
+            f"process against the time from our API call to the run's end): "
+            f"{measure.verdict(summary['targets']['speed_up_served'], f'{speed_up_served:.1f}×')}",
             *(
                 [
                     f"- without process start-up (the loop timed after its imports; our run from claim to "
@@ -114,7 +145,9 @@ def notes(summary: dict[str, Any]) -> str:
             f"({'none, as it should' if summary['checks']['rerun_makes_no_call'] else 'it should make none'})",
             f"- phases of our first run, seconds: {summary['phases_text']}",
             "",
-            f"Wall times are of whole processes, Python start-up included. {measure.load_note()}",
+            "Wall times are of whole processes, Python start-up included, but the served run's: from the API "
+            "call to the run's end as the store shows it (read every 10 ms), in a `serve` process started before "
+            f"(its peak RSS includes the web app). {measure.load_note()}",
         ]
     )
 

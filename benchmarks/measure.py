@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -27,8 +28,10 @@ import sqlalchemy as sa
 
 from benchmarks.report import markdown_table, publish
 from benchmarks.world import Target, World, plain_list
-from segmentsync.exports.models import Run
-from segmentsync.exports.snapshot import FAST_EMAIL
+from segmentsync.auth import service as auth_service
+from segmentsync.db import transaction
+from segmentsync.emails import FAST_EMAIL
+from segmentsync.exports.models import ACTIVE_STATUSES, Run
 from segmentsync.sandbox.launcher import Sandbox
 
 POLL_SECONDS = 0.05
@@ -296,6 +299,87 @@ def run_export(
         phases,
         sandbox_cpu_seconds(world.sandbox) - cpu_before,
     )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_ready(base: str, timeout: float = 60) -> None:
+    """Until the web app at ``base`` answers its sign-in page."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/sign-in", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError("the web app did not start")
+
+
+@dataclass
+class ServedRun:
+    seconds: float  # from the API call that queued the run to the run's end, seen in the store
+    cpu_seconds: float  # of the serve process over the same time
+    peak_rss_mb: float  # the serve process's high-water mark, start-up included
+    run: dict[str, Any]
+    calls: dict[str, int]
+
+
+def run_served(world: World, target: Target, platform: str) -> ServedRun:
+    """The export run by a ``segmentsync serve`` that is already up (web app, API, one worker):
+    "Run now" through the API (``POST /exports/{id}/runs`` with an API token), then the run's row
+    read from the store every 10 ms (not through the API, which would take the serve process's
+    CPU) until it ends."""
+    with transaction(world.runtime.sessions) as session:
+        _, token = auth_service.create_api_token(
+            session=session, user=world.admin(session), name=f"bench {target.name}", actor=None,
+            now=world.runtime.clock(),
+        )  # fmt: skip
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {**world.env, "SEGMENTSYNC_PORT": str(port)}
+    with tempfile.TemporaryFile() as log:
+        server = subprocess.Popen(
+            cli_command("serve", "--no-scheduler", "--workers", "1"),
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_ready(base)
+            before, usage_before = sandbox_calls(world.sandbox, platform), cpu_and_rss(server.pid)
+            started = time.perf_counter()
+            answer = httpx.post(
+                f"{base}/api/v1/exports/{target.export_id}/runs", headers={"Authorization": f"Bearer {token}"}
+            )
+            answer.raise_for_status()
+            run_id = answer.json()["id"]
+            query = sa.select(Run.status).where(Run.id == run_id)
+            while True:
+                with world.runtime.readers() as session:
+                    if session.scalar(query) not in ACTIVE_STATUSES:
+                        break
+                time.sleep(0.01)
+            seconds = time.perf_counter() - started
+            usage_after = cpu_and_rss(server.pid)
+            peak = status_kb(server.pid, "VmHWM:") or 0
+        finally:
+            server.terminate()
+            server.wait(timeout=60)
+        if usage_before is None or usage_after is None:
+            log.seek(0)
+            raise RuntimeError(f"segmentsync serve stopped: {log.read().decode(errors='replace')[-4000:]}")
+    after = sandbox_calls(world.sandbox, platform)
+    calls = {route: n - before.get(route, 0) for route, n in after.items() if n - before.get(route, 0)}
+    run = run_row(world, target.export_id)
+    if run["status"] != "succeeded":
+        raise RuntimeError(f"the export {target.name!r} ended {run['status']}: {run['error']}")
+    return ServedRun(seconds, usage_after[0] - usage_before[0], peak / 1024, run, calls)
 
 
 def run_loop(world: World, module: str, client: dict[str, Any], title: str) -> tuple[Process, dict[str, Any]]:
