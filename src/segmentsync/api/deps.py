@@ -36,7 +36,10 @@ def get_session(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Iterator[S
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": committed before the answer is sent. FastAPI's default for a dependency with
+# yield ends it after the response has gone out: a client could read before the commit (a run it
+# had just started: 404), and a commit that failed would follow a 2xx answer.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 def bearer_token(request: Request) -> str | None:
