@@ -209,3 +209,22 @@ def test_counts_and_previews_leave_pandas_unloaded(db: Path) -> None:
     assert count == counts > 0
     assert previewed == 3
     assert pandas_loaded == "False"
+
+
+def test_warming_imports_the_backend_without_touching_the_file(tmp_path: Path) -> None:
+    """``warm`` (a worker, before its first run) loads the Ibis backend and opens nothing: the
+    file need not exist yet. In a process of its own, where nothing imported the backend before."""
+    missing = tmp_path / "not-yet.duckdb"
+    code = (
+        "import sys\n"
+        "from segmentsync.profiles.source import ProfileSource\n"
+        "source = ProfileSource(sys.argv[1])\n"
+        "assert 'ibis.backends.duckdb' not in sys.modules\n"
+        "source.warm()\n"
+        "assert 'ibis.backends.duckdb' in sys.modules\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, f"duckdb:///{missing}"], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert not missing.exists()

@@ -81,6 +81,15 @@ def execute(
         )
 
 
+def warm_up(runtime: Runtime) -> None:
+    """Import what a run otherwise imports on first use — the profile source's Ibis backend (with
+    its SQL compilers), Arrow, the HTTP transport — for a long-lived worker, before it waits for runs."""
+    import httpcore  # noqa: F401  # the platforms' HTTP clients use it
+    import pyarrow  # noqa: F401  # the plan's rows come out through Arrow
+
+    runtime.profiles.warm()
+
+
 def _default_destination(runtime: Runtime, connection: Connection) -> Destination:
     from segmentsync.connections.destination import destination_for
 

@@ -108,6 +108,10 @@ class Worker:
 
     def run_forever(self, shutdown: threading.Event) -> None:
         log.info("worker %s started", self.name)
+        try:
+            runner.warm_up(self.runtime)
+        except Exception:  # e.g. the source's engine is not installed: its runs will say so
+            log.warning("worker %s: warming up failed", self.name, exc_info=True)
         while not shutdown.is_set():
             rung = runs.QUEUED.rings  # before claiming: a run queued meanwhile is not missed
             try:
