@@ -35,6 +35,7 @@ from segmentsync.exports.models import ACTIVE_STATUSES, Run
 from segmentsync.sandbox.launcher import Sandbox
 
 POLL_SECONDS = 0.05
+RUN_TIMEOUT_SECONDS = 600
 CM_IMPORT = "POST /api/v3.3/subscribers/{listid}/import.json"
 CC_IMPORT = "POST /v3/activities/contacts_json_import"
 ROOT = Path(__file__).resolve().parent.parent
@@ -362,8 +363,13 @@ def run_served(world: World, target: Target, platform: str) -> ServedRun:
             query = sa.select(Run.status).where(Run.id == run_id)
             while True:
                 with world.runtime.readers() as session:
-                    if session.scalar(query) not in ACTIVE_STATUSES:
-                        break
+                    status = session.scalar(query)
+                if status is None:  # the API answers after its commit: the run must be there
+                    raise RuntimeError(f"run {run_id} was answered 201 but is not in the store")
+                if status not in ACTIVE_STATUSES:
+                    break
+                if time.perf_counter() - started > RUN_TIMEOUT_SECONDS:
+                    raise RuntimeError(f"run {run_id} still {status} after {RUN_TIMEOUT_SECONDS} s")
                 time.sleep(0.01)
             seconds = time.perf_counter() - started
             usage_after = cpu_and_rss(server.pid)
