@@ -121,6 +121,12 @@ def sandbox_calls(sandbox: Sandbox, platform: str) -> dict[str, int]:
     return calls
 
 
+def calls_since(sandbox: Sandbox, platform: str, before: dict[str, int]) -> dict[str, int]:
+    """The requests made since ``before`` (a :func:`sandbox_calls`), by route, plus ``total``."""
+    after = sandbox_calls(sandbox, platform)
+    return {route: n - before.get(route, 0) for route, n in after.items() if n - before.get(route, 0)}
+
+
 def sandbox_cpu_seconds(sandbox: Sandbox) -> float:
     """CPU time the sandbox process has used so far (it shares the machine's cores with us)."""
     fields = Path(f"/proc/{sandbox.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -287,8 +293,7 @@ def run_export(
     )
     process = run_process(command, world.env, on_start=watcher.watch)
     phases = watcher.finish(process)
-    after = sandbox_calls(world.sandbox, platform)
-    calls = {route: n - before.get(route, 0) for route, n in after.items() if n - before.get(route, 0)}
+    calls = calls_since(world.sandbox, platform, before)
     run = run_row(world, target.export_id)
     if process.exit_code != 0 or run["status"] != "succeeded":
         sys.stderr.write(process.output[-4000:])
@@ -380,8 +385,7 @@ def run_served(world: World, target: Target, platform: str) -> ServedRun:
         if usage_before is None or usage_after is None:
             log.seek(0)
             raise RuntimeError(f"segmentsync serve stopped: {log.read().decode(errors='replace')[-4000:]}")
-    after = sandbox_calls(world.sandbox, platform)
-    calls = {route: n - before.get(route, 0) for route, n in after.items() if n - before.get(route, 0)}
+    calls = calls_since(world.sandbox, platform, before)
     run = run_row(world, target.export_id)
     if run["status"] != "succeeded":
         raise RuntimeError(f"the export {target.name!r} ended {run['status']}: {run['error']}")
@@ -403,9 +407,9 @@ def run_loop(world: World, module: str, client: dict[str, Any], title: str) -> t
     if process.exit_code != 0:
         raise RuntimeError(f"{module} failed:\n{process.output[-3000:]}")
     sent: dict[str, Any] = json.loads(process.output.strip().splitlines()[-1])
-    after = sandbox_calls(world.sandbox, "campaign_monitor")
-    sent["import_calls"] = after.get(CM_IMPORT, 0) - before.get(CM_IMPORT, 0)
-    sent["all_calls"] = after["total"] - before["total"]
+    calls = calls_since(world.sandbox, "campaign_monitor", before)
+    sent["import_calls"] = calls.get(CM_IMPORT, 0)
+    sent["all_calls"] = calls.get("total", 0)
     return process, sent
 
 
