@@ -15,6 +15,7 @@ NOT_FOUND = "contacts.api.not_found"
 CONFLICT = "contacts.api.conflict"
 UNSUPPORTED_MEDIA = "contacts.api.unsupported_media_type"
 FORBIDDEN = "forbidden"
+METHOD_NOT_ALLOWED = "contacts.api.method_not_allowed"
 
 # 59 bytes exactly, as the captured Content-Length shows (reference §1.5)
 UNAUTHORIZED_BODY = b'{"error_key":"unauthorized","error_message":"Unauthorized"}'
@@ -71,6 +72,14 @@ def unauthorized() -> PlatformError:
 
 def forbidden(message: str) -> PlatformError:
     return api_error(403, FORBIDDEN, message)
+
+
+def method_not_allowed(method: str, path: str, allowed: list[str]) -> PlatformError:
+    error = api_error(
+        405, METHOD_NOT_ALLOWED, f"{method} is not allowed on {path}; allowed: {', '.join(allowed)}."
+    )
+    error.headers["Allow"] = ", ".join(allowed)
+    return error
 
 
 def unsupported_media_type() -> PlatformError:

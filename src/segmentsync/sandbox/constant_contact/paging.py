@@ -43,7 +43,7 @@ def next_links(path: str, params: Mapping[str, str], next_start: int | None) -> 
 
 def int_param(params: Mapping[str, str], name: str, *, default: int, low: int, high: int) -> int:
     raw = params.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return default
     try:
         value = int(raw)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -14,9 +13,8 @@ from segmentsync.sandbox.constant_contact.activities import Outcome, Work
 from segmentsync.sandbox.constant_contact.errors import bad_request, not_found
 from segmentsync.sandbox.constant_contact.paging import int_param, next_links, start_param
 from segmentsync.sandbox.constant_contact.routing import Call, Handler, json_response
-from segmentsync.sandbox.constant_contact.store import DELETED, UNSUBSCRIBED, is_active
+from segmentsync.sandbox.constant_contact.store import DELETED, UNSUBSCRIBED, is_active, is_uuid
 
-UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 SOURCES = ("contact_ids", "list_ids", "all_active_contacts", "tag_ids", "engagement_level")
 # the spec lists no "initialized" filter; accepted anyway (it is a state activities show)
 ACTIVITY_STATES = frozenset({"initialized", "processing", "completed", "cancelled", "failed", "timed_out"})
@@ -67,7 +65,9 @@ def _target_mask(account: Account, data: dict[str, Any]) -> tuple[int, int]:
 def _lists_mask(account: Account, list_ids: list[Any]) -> int:
     mask = 0
     for list_id in list_ids:
-        lst = account.live_list(list_id) if isinstance(list_id, str) else None
+        if not is_uuid(list_id):
+            raise bad_request(f"list_ids contains an invalid list ID: {list_id}.")
+        lst = account.live_list(list_id)
         if lst is None:
             raise not_found(f"The contact list {list_id} was not found.")
         mask |= 1 << lst.slot
@@ -78,7 +78,7 @@ def _contact_ids(value: Any, name: str, limit: int) -> list[str]:
     if not isinstance(value, list) or len(value) > limit:
         raise bad_request(f"{name} must be an array of at most {limit} contact IDs.")
     for item in value:
-        if not isinstance(item, str) or UUID.fullmatch(item) is None:
+        if not is_uuid(item):
             raise bad_request(f"{name} contains an invalid contact ID: {item}.")
     return value
 

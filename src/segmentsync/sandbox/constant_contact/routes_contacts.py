@@ -13,7 +13,7 @@ from segmentsync.sandbox.constant_contact.paging import bool_param, int_param, n
 from segmentsync.sandbox.constant_contact.render import CONTACT_INCLUDES, contact_json
 from segmentsync.sandbox.constant_contact.routing import Call, Handler, json_response
 from segmentsync.sandbox.constant_contact.signup import sign_up_form
-from segmentsync.sandbox.constant_contact.store import DELETED, PERMISSION_CODES
+from segmentsync.sandbox.constant_contact.store import DELETED, PERMISSION_CODES, is_uuid
 
 STATUSES = frozenset(
     {"all", "active", "deleted", "not_set", "pending_confirmation", "temp_hold", "unsubscribed"}
@@ -80,7 +80,7 @@ class Filter:
 
 def _include(params: dict[str, str]) -> frozenset[str]:
     include = frozenset(filter(None, params.get("include", "").split(",")))
-    if not include <= CONTACT_INCLUDES:
+    if not include <= CONTACT_INCLUDES or ("include" in params and not include):
         raise bad_request(
             f"include must be a comma-separated list of: {', '.join(sorted(CONTACT_INCLUDES))}."
         )
@@ -89,13 +89,15 @@ def _include(params: dict[str, str]) -> frozenset[str]:
 
 def _filter(account: Account, params: dict[str, str]) -> Filter:
     statuses = set(filter(None, params.get("status", "").split(",")))
-    if not statuses <= STATUSES:
+    if not statuses <= STATUSES or ("status" in params and not statuses):
         raise bad_request(f"status must be a comma-separated list of: {', '.join(sorted(STATUSES))}.")
     mask = None
     if "lists" in params:
         list_ids = [item for item in params["lists"].split(",") if item]
         if not 1 <= len(list_ids) <= MAX_LIST_FILTER:
             raise bad_request(f"lists must contain 1 to {MAX_LIST_FILTER} list IDs.")
+        if not all(map(is_uuid, list_ids)):
+            raise bad_request("lists must contain list IDs (UUIDs).")
         mask = account.list_mask(list_ids)
     return Filter(statuses, mask)
 

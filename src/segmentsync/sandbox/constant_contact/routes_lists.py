@@ -13,7 +13,7 @@ from segmentsync.sandbox.constant_contact.errors import bad_request, not_found
 from segmentsync.sandbox.constant_contact.paging import bool_param, int_param, next_links, start_param
 from segmentsync.sandbox.constant_contact.render import list_json
 from segmentsync.sandbox.constant_contact.routing import Call, Handler, json_response
-from segmentsync.sandbox.constant_contact.store import ContactList
+from segmentsync.sandbox.constant_contact.store import ContactList, is_uuid
 
 LIST_STATUSES = frozenset({"all", "active", "deleted"})
 
@@ -27,6 +27,14 @@ def _membership_param(params: dict[str, str]) -> str | None:
 
 def _status_filter(params: dict[str, str]) -> set[str]:
     statuses = set(params.get("status", "active").split(","))
+    if not all(statuses):
+        raise bad_request("status must be a comma-separated list of all, active, deleted.")
+    channel = params.get("channel_type", "email")
+    if channel not in ("email", "sms"):
+        raise bad_request("channel_type must be email or sms.")
+    bool_param(params, "include_sms_membership_count")
+    if channel == "sms":  # SMS is not emulated: the account has no SMS lists
+        return set()
     if not statuses <= LIST_STATUSES:
         raise bad_request("status must be a comma-separated list of all, active, deleted.")
     return {"active", "deleted"} if "all" in statuses else statuses
@@ -58,7 +66,7 @@ def _list_fields(data: dict[str, Any]) -> tuple[str, str | None, bool]:
     name, description, favorite = data.get("name"), data.get("description"), data.get("favorite", False)
     if not isinstance(name, str) or not name.strip() or len(name) > 255:
         raise bad_request("name is required and must be 1 to 255 characters.")
-    if description is not None and (not isinstance(description, str) or len(description) > 255):
+    if "description" in data and (not isinstance(description, str) or len(description) > 255):
         raise bad_request("description must be a string of at most 255 characters.")
     if not isinstance(favorite, bool):
         raise bad_request("favorite must be true or false.")
@@ -73,6 +81,8 @@ async def create_list(call: Call) -> Response:
 
 def _find(call: Call) -> ContactList:
     list_id = call.path_param("list_id")
+    if not is_uuid(list_id):
+        raise bad_request(f"list_id is in an invalid format: {list_id}.")
     lst = call.account.live_list(list_id)
     if lst is None:
         raise not_found(f"The contact list {list_id} was not found.")
@@ -85,8 +95,9 @@ async def get_list(call: Call) -> Response:
 
 
 async def update_list(call: Call) -> Response:
+    data = await call.json_object()
     lst = _find(call)
-    name, description, favorite = _list_fields(await call.json_object())
+    name, description, favorite = _list_fields(data)
     call.account.check_list_name(name, exclude=lst)
     lst.name, lst.description, lst.favorite = name, description, favorite
     lst.updated_at = time.time()

@@ -9,6 +9,7 @@ mask per contact (one bit per list slot); member counts are kept per list as the
 from __future__ import annotations
 
 import random
+import re
 import uuid
 from array import array
 from collections.abc import Iterator
@@ -32,11 +33,17 @@ MAX_CUSTOM_FIELDS = 100
 MAX_SHARED_NAMES = 200_000
 
 _rng = random.SystemRandom()
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
 def new_id() -> str:
     """A version-1 style UUID like the platform's (``…-11ef-…-fa163e…``)."""
     return str(uuid.uuid1(node=0xFA163E000000 | _rng.getrandbits(24), clock_seq=_rng.getrandbits(14)))
+
+
+def is_uuid(value: object) -> bool:
+    """Whether ``value`` is a UUID string (8-4-4-4-12 hex digits), as every id of the API is."""
+    return isinstance(value, str) and _UUID.fullmatch(value) is not None
 
 
 def is_active(permission: int) -> bool:

@@ -1,0 +1,95 @@
+"""Constant Contact emulator: values the vendor's document excludes are refused (400), methods a path
+does not have are 405 with ``Allow``, ids are checked for their format before they are looked up."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from cc_api import CC, error_keys
+
+from segmentsync.sandbox.launcher import Sandbox
+
+
+@pytest.fixture
+def cc(sandbox: Sandbox) -> Iterator[CC]:
+    helper = CC(sandbox)
+    yield helper
+    helper.close()
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("/contact_lists", {"limit": ""}),
+        ("/contact_lists", {"status": ""}),
+        ("/contact_lists", {"channel_type": "fax"}),
+        ("/contact_lists", {"include_sms_membership_count": "maybe"}),
+        ("/contacts", {"limit": ""}),
+        ("/contacts", {"include": ""}),
+        ("/contacts", {"status": ""}),
+        ("/contacts", {"lists": "0"}),
+        ("/contact_custom_fields", {"limit": ""}),
+        ("/activities", {"limit": ""}),
+    ],
+)
+def test_values_the_document_excludes_are_refused(cc: CC, path: str, params: dict[str, str]) -> None:
+    response = cc.api("GET", path, params=params)
+    assert response.status_code == 400, response.text
+    assert error_keys(response) == ["contacts.api.validation.error"]
+
+
+def test_sms_lists_are_none(cc: CC) -> None:
+    cc.new_list("Email list")
+    assert cc.api("GET", "/contact_lists", params={"channel_type": "sms"}).json()["lists"] == []
+    assert len(cc.api("GET", "/contact_lists", params={"channel_type": "email"}).json()["lists"]) == 1
+
+
+def test_list_description_null_is_refused(cc: CC) -> None:
+    response = cc.api("POST", "/contact_lists", json={"name": "A", "description": None})
+    assert response.status_code == 400
+    assert "description" in response.json()[0]["error_message"]
+    list_id = cc.new_list("B")
+    assert (
+        cc.api("PUT", f"/contact_lists/{list_id}", json={"name": "B", "description": None}).status_code == 400
+    )
+
+
+@pytest.mark.parametrize("bad_id", ["null", "0", "{}", "not-a-uuid"])
+def test_a_list_id_that_is_not_a_uuid_is_a_validation_error(cc: CC, bad_id: str) -> None:
+    for method in ("GET", "PUT", "DELETE"):
+        response = cc.api(method, f"/contact_lists/{bad_id}", json={"name": "x"})
+        assert response.status_code == 400, (method, response.text)
+        assert bad_id in response.json()[0]["error_message"]
+    unknown = cc.api("GET", "/contact_lists/8d1ba6e4-f2f1-11f1-9d3b-fa163e000001")
+    assert unknown.status_code == 404
+
+
+def test_list_ids_in_an_activity_are_checked_for_their_format(cc: CC) -> None:
+    response = cc.api(
+        "POST",
+        "/activities/add_list_memberships",
+        json={"source": {"all_active_contacts": True}, "list_ids": [0]},
+    )
+    assert response.status_code == 400
+    assert error_keys(response) == ["contacts.api.validation.error"]
+
+
+def test_a_method_the_path_does_not_have_is_405_naming_the_allowed_ones(cc: CC) -> None:
+    response = cc.api("PATCH", "/contact_lists")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, POST"
+    assert error_keys(response) == ["contacts.api.method_not_allowed"]
+    # a fixed path is not taken for an id of the templated path beside it
+    assert cc.api("GET", "/contacts/sign_up_form").headers["allow"] == "POST"
+    assert cc.api("GET", "/activities/contacts_json_import").status_code == 405
+    # authentication comes first, as for every /v3 call
+    assert cc.api("PATCH", "/contact_lists", token="nope").status_code == 401
+    # a path that does not exist stays 404
+    assert cc.api("PATCH", "/no_such_thing").status_code == 404
+
+
+def test_options_names_the_methods_without_a_token(cc: CC) -> None:
+    response = cc.http.options("/v3/contact_lists/8d1ba6e4-f2f1-11f1-9d3b-fa163e000001")
+    assert response.status_code == 204
+    assert response.headers["allow"] == "GET, PUT, DELETE, OPTIONS"
