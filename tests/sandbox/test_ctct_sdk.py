@@ -1,6 +1,7 @@
 """The official Constant Contact SDK works unchanged against the emulator (only its host is changed).
 
-Lists, JSON import and activity status, as a client would use them. (The SDK cannot build a
+Lists, JSON import, activity status, and contacts created, updated (unsubscribed) and resubscribed,
+as a client would use them. (The SDK cannot build a
 remove_list_memberships request: it inherits the spec's ``maxItems: 0`` on those arrays.)
 """
 
@@ -16,8 +17,13 @@ from constant_contact_api_client import (
     Configuration,
     ContactListsApi,
     ContactsApi,
+    CreateContactRequest,
+    CreateContactRequestEmailAddress,
     CreateImportJSONActivityRequest,
     CreateImportJSONActivityRequestImportDataInner,
+    ResubscribeContactRequest,
+    UpdateContactRequest,
+    UpdateContactRequestEmailAddress,
     UpdateListRequest,
 )
 from constant_contact_api_client.exceptions import ApiException, UnauthorizedException
@@ -116,3 +122,101 @@ def test_sdk_sees_the_401(cc: CC, client: ApiClient) -> None:
         ContactListsApi(client).get_all_lists()
     assert error.value.status == 401
     assert error.value.body == '{"error_key":"unauthorized","error_message":"Unauthorized"}'
+
+
+def test_contact_created_unsubscribed_and_resubscribed_through_the_sdk(cc: CC, client: ApiClient) -> None:
+    """The documented way: POST the contact, PUT it with permission_to_send unsubscribed and
+    update_source Contact, then ask it (once) to resubscribe."""
+    list_id = ContactListsApi(client).create_list(UpdateListRequest(name="Customers")).list_id
+    contacts = ContactsApi(client)
+    created = contacts.create_contact(
+        CreateContactRequest(
+            email_address=CreateContactRequestEmailAddress(
+                address="Ada@Example.com", permission_to_send="explicit"
+            ),
+            first_name="Ada",
+            last_name="Lovelace",
+            create_source="Account",
+            list_memberships=[list_id],
+        )
+    )
+    assert created.email_address.address == "ada@example.com"
+    assert created.email_address.permission_to_send == "explicit"
+    assert created.list_memberships == [list_id]
+    with pytest.raises(ApiException) as duplicate:
+        contacts.create_contact(
+            CreateContactRequest(
+                email_address=CreateContactRequestEmailAddress(address="ada@example.com"),
+                create_source="Account",
+            )
+        )
+    assert duplicate.value.status == 409
+    assert created.contact_id in duplicate.value.body
+
+    updated = contacts.update_contact(
+        created.contact_id,
+        UpdateContactRequest(
+            email_address=UpdateContactRequestEmailAddress(
+                address="ada@example.com", permission_to_send="unsubscribed", opt_out_reason="Too many emails"
+            ),
+            first_name="Ada",
+            update_source="Contact",
+        ),
+    )
+    assert updated.email_address.permission_to_send == "unsubscribed"
+    assert updated.email_address.opt_out_source == "Contact"
+    assert updated.email_address.opt_out_reason == "Too many emails"
+    assert updated.last_name is None  # a PUT replaces the top-level properties
+    assert cc.members(list_id)["ada@example.com"]["permission_to_send"] == "unsubscribed"
+
+    # the account cannot opt the contact back in; the contact can ask to, once
+    with pytest.raises(ApiException) as refused:
+        contacts.update_contact(
+            created.contact_id,
+            UpdateContactRequest(
+                email_address=UpdateContactRequestEmailAddress(
+                    address="ada@example.com", permission_to_send="implicit"
+                ),
+                update_source="Account",
+            ),
+        )
+    assert refused.value.status == 400
+    contacts.resubscribe_contact(created.contact_id, ResubscribeContactRequest(list_ids=[list_id]))
+    pending = contacts.get_contact_by_id(created.contact_id)
+    assert pending.email_address.permission_to_send == "pending_confirmation"
+    with pytest.raises(ApiException) as again:
+        contacts.resubscribe_contact(created.contact_id, ResubscribeContactRequest(list_ids=[list_id]))
+    assert again.value.status == 409
+    assert cc.control("contacts/confirm", {"email": "ada@example.com"}).json() == {"confirmed": 1}
+    assert contacts.get_contact_by_id(created.contact_id).email_address.permission_to_send == "explicit"
+
+
+def test_put_revives_a_deleted_contact_only_for_the_account(cc: CC, client: ApiClient) -> None:
+    contacts = ContactsApi(client)
+    created = contacts.create_contact(
+        CreateContactRequest(
+            email_address=CreateContactRequestEmailAddress(address="gone@example.com"),
+            create_source="Contact",
+        )
+    )
+    assert created.create_source == "Contact"
+    assert created.email_address.permission_to_send == "implicit"
+    contacts.delete_contact(created.contact_id)
+    with pytest.raises(ApiException) as deleted:  # the email is still taken by the deleted contact
+        contacts.create_contact(
+            CreateContactRequest(
+                email_address=CreateContactRequestEmailAddress(address="gone@example.com"),
+                create_source="Account",
+            )
+        )
+    assert deleted.value.status == 409
+    body = UpdateContactRequest(
+        email_address=UpdateContactRequestEmailAddress(address="gone@example.com"), update_source="Contact"
+    )
+    with pytest.raises(ApiException) as by_contact:
+        contacts.update_contact(created.contact_id, body)
+    assert by_contact.value.status == 400
+    body.update_source = "Account"
+    revived = contacts.update_contact(created.contact_id, body)
+    assert revived.deleted_at is None
+    assert [c.contact_id for c in contacts.get_all_contacts().contacts] == [created.contact_id]

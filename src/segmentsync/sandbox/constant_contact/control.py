@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from segmentsync.sandbox.constant_contact import contact_write
 from segmentsync.sandbox.constant_contact.account import Account
 from segmentsync.sandbox.constant_contact.routing import json_response
 from segmentsync.sandbox.constant_contact.state import Emulator
@@ -156,6 +157,23 @@ async def unsubscribe(emulator: Emulator, request: Request) -> dict[str, Any]:
     return {"unsubscribed": done}
 
 
+async def confirm(emulator: Emulator, request: Request) -> dict[str, Any]:
+    """The contact confirms the resubscribe email (``pending_confirmation`` -> ``explicit``)."""
+    body = await _body(request)
+    email = str(body.get("email", "")).strip().lower()
+    now = time.time()
+    done = 0
+    for account in emulator.accounts.values():
+        if "account_id" in body and account.account_id != body["account_id"]:
+            continue
+        account.activities.advance(now)
+        i = account.contacts.by_email.get(email)
+        done += i is not None and contact_write.confirm(account, i, now)
+    if not done:
+        raise ControlError(404, f"no contact waiting for confirmation with the email {email!r}")
+    return {"confirmed": done}
+
+
 async def expire_tokens(emulator: Emulator, request: Request) -> dict[str, Any]:
     body = await _body(request)
     return {"expired": emulator.tokens.expire(body.get("access_token"))}
@@ -172,6 +190,7 @@ def control_routes(emulator: Emulator) -> list[Route]:
         ("/_sandbox/lists/{list_id}/members", list_members, ["GET"]),
         ("/_sandbox/lists/{list_id}/received", received, ["GET", "POST"]),
         ("/_sandbox/contacts/unsubscribe", unsubscribe, ["POST"]),
+        ("/_sandbox/contacts/confirm", confirm, ["POST"]),
         ("/_sandbox/tokens/expire", expire_tokens, ["POST"]),
     ]
     return [_route(emulator, path, handler, methods) for path, handler, methods in table]

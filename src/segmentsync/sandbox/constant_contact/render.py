@@ -118,7 +118,11 @@ def _included(account: Account, i: int, extra: dict[str, Any], include: frozense
         body["phone_numbers"] = list(extra.get("phone_numbers", []))
     if "street_addresses" in include:
         body["street_addresses"] = list(extra.get("street_addresses", []))
-    for key in ("taggings", "notes"):
-        if key in include:
-            body[key] = []
+    if "notes" in include:
+        body["notes"] = [
+            {"note_id": n["note_id"], "created_at": iso_s(contacts.created[i]), "content": n["content"]}
+            for n in extra.get("notes", [])
+        ]
+    if "taggings" in include:
+        body["taggings"] = []
     return body

@@ -1,4 +1,4 @@
-"""``/v3/contacts``: search with cursor paging, read, delete."""
+"""``/v3/contacts``: search with cursor paging, read, create, update, resubscribe, delete."""
 
 from __future__ import annotations
 
@@ -8,7 +8,13 @@ from typing import Any
 from starlette.responses import Response
 
 from segmentsync.sandbox.constant_contact.account import Account
-from segmentsync.sandbox.constant_contact.errors import bad_request, not_found
+from segmentsync.sandbox.constant_contact.contact_write import (
+    contact_index,
+    create_contact,
+    resubscribe,
+    update_contact,
+)
+from segmentsync.sandbox.constant_contact.errors import bad_request
 from segmentsync.sandbox.constant_contact.paging import bool_param, int_param, next_links, start_param
 from segmentsync.sandbox.constant_contact.render import CONTACT_INCLUDES, contact_json
 from segmentsync.sandbox.constant_contact.routing import Call, Handler, json_response
@@ -123,30 +129,23 @@ async def get_contacts(call: Call) -> Response:
     return json_response(body)
 
 
-def _contact_index(call: Call) -> int:
-    contact_id = call.path_param("contact_id")
-    i = call.account.contacts.index_of(contact_id)
-    if i is None:
-        if len(contact_id) != 36:
-            raise not_found("contact_id is in an invalid format.")
-        raise not_found(f"Contact {contact_id} not found.")
-    return i
-
-
 async def get_contact(call: Call) -> Response:
     include = _include(call.params)
-    return json_response(contact_json(call.account, _contact_index(call), include))
+    return json_response(contact_json(call.account, contact_index(call), include))
 
 
 async def delete_contact(call: Call) -> Response:
     """204: the contact is kept as deleted (no list memberships, not counted, revivable)."""
-    call.account.delete_contact(_contact_index(call), call.now)
+    call.account.delete_contact(contact_index(call), call.now)
     return Response(status_code=204)
 
 
 ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", "/v3/contacts", get_contacts),
+    ("POST", "/v3/contacts", create_contact),
     ("POST", "/v3/contacts/sign_up_form", sign_up_form),
+    ("PUT", "/v3/contacts/resubscribe/{contact_id}", resubscribe),
     ("GET", "/v3/contacts/{contact_id}", get_contact),
+    ("PUT", "/v3/contacts/{contact_id}", update_contact),
     ("DELETE", "/v3/contacts/{contact_id}", delete_contact),
 ]
