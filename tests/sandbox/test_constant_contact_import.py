@@ -176,11 +176,22 @@ def test_custom_fields_by_name(cc: CC, list_id: str) -> None:
     assert too_long["status"]["error_count"] == 1
 
 
-def test_unknown_custom_field_rejects_the_request(cc: CC, list_id: str) -> None:
-    response = cc.start_import([list_id], [{"email": "c@example.com", "cf:nope": "x"}])
-    assert response.status_code == 400
-    assert error_keys(response) == ["contacts.api.validation.error"]
-    assert "cf:nope" in response.json()[0]["error_message"]
+def test_unknown_custom_field_skips_its_values_not_the_import(cc: CC, list_id: str) -> None:
+    """A per-row matter like every other (the request is accepted): the contact is imported with
+    its other properties, the unknown field's values are not, and activity_errors says so."""
+    cc.new_field("Favorite color")
+    rows = [{"email": "c@example.com", "first_name": "Cy", "cf:nope": "x", "cf:Favorite_color": "red"}]
+    response = cc.start_import([list_id], rows)
+    assert response.status_code == 201
+    activity = cc.activity(response.json()["activity_id"])
+    assert activity["status"]["person_count"] == 1
+    assert activity["status"]["error_count"] == 0
+    assert activity["activity_errors"] == [
+        "Custom field cf:nope does not exist: its values were not imported."
+    ]
+    member = cc.members(list_id)["c@example.com"]
+    assert member["first_name"] == "Cy"
+    assert member["custom_fields"] == {"Favorite_color": "red"}
 
 
 def test_same_email_twice_in_one_import_updates_one_contact(cc: CC, list_id: str) -> None:

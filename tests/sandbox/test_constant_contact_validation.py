@@ -93,3 +93,65 @@ def test_options_names_the_methods_without_a_token(cc: CC) -> None:
     response = cc.http.options("/v3/contact_lists/8d1ba6e4-f2f1-11f1-9d3b-fa163e000001")
     assert response.status_code == 204
     assert response.headers["allow"] == "GET, PUT, DELETE, OPTIONS"
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        {"decimal_places": 1.5},
+        {"decimal_places": 5},
+        {"integer": False, "decimal_places": 0},
+        {"allow_negative": "yes"},
+        {"currency_code": "dollars"},
+        {"display_type": "wheel"},
+        {"colour": "red"},
+        "not an object",
+    ],
+)
+def test_custom_field_metadata_is_checked(cc: CC, metadata: object) -> None:
+    response = cc.api(
+        "POST", "/contact_custom_fields", json={"label": "Price", "type": "currency", "metadata": metadata}
+    )
+    assert response.status_code == 400, response.text
+    assert error_keys(response) == ["contacts.api.validation.error"]
+
+
+def test_custom_field_metadata_and_choices_as_the_platform_answers_them(cc: CC) -> None:
+    metadata = {"currency_code": "USD", "integer": False, "decimal_places": 2}
+    price = cc.api(
+        "POST", "/contact_custom_fields", json={"label": "Price", "type": "currency", "metadata": metadata}
+    )
+    assert price.status_code == 201
+    assert price.json()["metadata"] == metadata
+    created = cc.api(
+        "POST",
+        "/contact_custom_fields",
+        json={
+            "label": "Size",
+            "type": "single_select",
+            "metadata": {"display_type": "radio"},
+            "choices": [{"choice_label": "S"}, {"choice_label": "M", "display_order": 5}],
+        },
+    ).json()
+    choices = created["choices"]
+    assert [(c["choice_id"], c["choice_label"], c["display_order"]) for c in choices] == [
+        (1, "S", 1),
+        (2, "M", 5),
+    ]
+    assert {c["custom_field_id"] for c in choices} == {created["custom_field_id"]}
+    assert all(c["created_at"] == created["created_at"] for c in choices)
+    assert cc.api("GET", f"/contact_custom_fields/{created['custom_field_id']}").json() == created
+
+
+def test_custom_field_choices_only_for_select_types_and_within_the_display_limit(cc: CC) -> None:
+    text = cc.api(
+        "POST",
+        "/contact_custom_fields",
+        json={"label": "A", "type": "string", "choices": [{"choice_label": "x"}]},
+    )
+    assert text.status_code == 400
+    many = [{"choice_label": str(n)} for n in range(21)]
+    radio = {"label": "B", "type": "multi_select", "metadata": {"display_type": "radio"}, "choices": many}
+    assert cc.api("POST", "/contact_custom_fields", json=radio).status_code == 400
+    dropdown = {"label": "C", "type": "multi_select", "choices": many}
+    assert cc.api("POST", "/contact_custom_fields", json=dropdown).status_code == 201

@@ -62,7 +62,7 @@ def receive(account: Account, body: bytes) -> ImportJob:
             raise bad_request(f"The contact list {list_id} does not exist.")
     if data.get("sms_permission_to_send") not in (None, "explicit", "not_set"):
         raise bad_request("sms_permission_to_send must be explicit or not_set.")
-    _check_rows(account, rows)
+    _check_rows(rows)
     count = len(rows) if len(body) <= MAX_BYTES else _rows_within_limit(data, len(body))
     return ImportJob(body, count, list(dict.fromkeys(list_ids)))
 
@@ -77,15 +77,11 @@ def _json_object(body: bytes) -> dict[str, Any]:
     return data
 
 
-def _check_rows(account: Account, rows: list[Any]) -> None:
-    names: set[str] = set()
+def _check_rows(rows: list[Any]) -> None:
+    """Only the shape: a row's content is judged when it is processed (unknown ``cf:`` keys too)."""
     for index, row in enumerate(rows):
         if not isinstance(row, dict):
             raise bad_request(f"import_data[{index}] must be an object.")
-        names.update(key for key in row if key[:3] == "cf:")
-    unknown = sorted(name for name in names if name[3:] not in account.fields_by_name)
-    if unknown:
-        raise bad_request(f"Custom fields do not exist: {', '.join(unknown)}.")
 
 
 def _rows_within_limit(data: dict[str, Any], body_size: int) -> int:
@@ -123,7 +119,11 @@ def apply(account: Account, job: ImportJob) -> Outcome:
         elif outcome == "too_many_lists":
             problems["too_many_lists"] = problems.get("too_many_lists", 0) + 1
             counts["error_count"] += 1
-    return Outcome(counts, R.summary(problems))
+    unknown = [
+        f"Custom field {name} does not exist: its values were not imported."
+        for name in sorted(writer.unknown)
+    ]
+    return Outcome(counts, R.summary(problems) + unknown)
 
 
 def _count_received(account: Account, list_ids: list[str], rows: list[Any]) -> None:
@@ -142,6 +142,7 @@ class _RowWriter:
         self.mask = mask
         self.now = time.time()
         self.plans: dict[tuple[str, ...], tuple[list[tuple[str, int]], list[str]]] = {}
+        self.unknown: set[str] = set()  # cf: keys naming no custom field (their values are skipped)
 
     def plan(self, row: dict[str, Any]) -> tuple[list[tuple[str, int]], list[str]]:
         """(custom field keys with their slots, other keys beyond email and names)."""
@@ -149,7 +150,8 @@ class _RowWriter:
         plan = self.plans.get(keys)
         if plan is None:
             by_name = self.account.fields_by_name
-            fields = [(key, by_name[key[3:]].slot) for key in keys if key[:3] == "cf:"]
+            fields = [(key, by_name[key[3:]].slot) for key in keys if key[:3] == "cf:" and key[3:] in by_name]
+            self.unknown.update(key for key in keys if key[:3] == "cf:" and key[3:] not in by_name)
             other = [key for key in keys if key[:3] != "cf:" and key not in BASE_KEYS]
             plan = self.plans[keys] = (fields, other)
         return plan

@@ -47,7 +47,7 @@ def list_json(lst: ContactList, membership: str | None = None) -> dict[str, Any]
 
 
 def custom_field_json(custom_field: CustomField) -> dict[str, Any]:
-    return {
+    body: dict[str, Any] = {
         "custom_field_id": custom_field.custom_field_id,
         "label": custom_field.label,
         "name": custom_field.name,
@@ -56,6 +56,18 @@ def custom_field_json(custom_field: CustomField) -> dict[str, Any]:
         "created_at": iso_ms(custom_field.created_at),
         "updated_at": iso_ms(custom_field.updated_at),
     }
+    if "choices" in body:  # numbered from 1, stamped with the field's id and times
+        body["choices"] = [
+            {
+                "custom_field_id": custom_field.custom_field_id,
+                "choice_id": n,
+                **choice,
+                "created_at": body["created_at"],
+                "updated_at": body["updated_at"],
+            }
+            for n, choice in enumerate(custom_field.extra["choices"], 1)
+        ]
+    return body
 
 
 def contact_json(account: Account, i: int, include: frozenset[str] = frozenset()) -> dict[str, Any]:
