@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from typing import Any
 
@@ -284,3 +285,51 @@ def test_invalid_membership_removals(cc: CC, list_id: str, body: dict[str, Any],
 def test_sandbox_unsubscribe_of_an_unknown_email_is_404(cc: CC) -> None:
     assert cc.control("contacts/unsubscribe", {"email": "nobody@example.com"}).status_code == 404
     assert cc.http.get("/_sandbox/lists/04fe9a97-a579-43c5-bb1a-58ed29bf0a6a/members").status_code == 404
+
+
+def _emails(response: Any) -> list[str]:
+    assert response.status_code == 200, response.text
+    return sorted(c["email_address"]["address"] for c in response.json()["contacts"])
+
+
+def _shift(stamp: str, seconds: int) -> str:
+    moved = dt.datetime.fromisoformat(stamp) + dt.timedelta(seconds=seconds)
+    return moved.isoformat().replace("+00:00", "Z")
+
+
+def test_get_contacts_filters_by_creation_update_and_opt_out_times(cc: CC, list_id: str) -> None:
+    cc.import_rows([list_id], [{"email": "a@example.com"}, {"email": "b@example.com"}])
+    created = cc.contact("a@example.com")["created_at"]
+    both = ["a@example.com", "b@example.com"]
+    for name, bound, expected in [
+        ("created_after", created, both),  # inclusive bounds, whole seconds as shown
+        ("created_before", created, both),
+        ("created_after", _shift(created, 1), []),
+        ("created_before", _shift(created, -1), []),
+        ("updated_after", _shift(created, -1), both),
+        ("updated_before", _shift(created, -1), []),
+    ]:
+        assert _emails(cc.api("GET", "/contacts", params={name: bound})) == expected, (name, bound)
+    assert _emails(cc.api("GET", "/contacts", params={"optout_after": _shift(created, -1)})) == []
+    cc.control("contacts/unsubscribe", {"email": "b@example.com"})
+    opted_out = cc.contact("b@example.com")["email_address"]["opt_out_date"]
+    window = {"optout_after": opted_out, "optout_before": _shift(opted_out, 60)}
+    assert _emails(cc.api("GET", "/contacts", params=window)) == ["b@example.com"]
+    counted = cc.api("GET", "/contacts", params={**window, "include_count": "true"}).json()
+    assert counted["contacts_count"] == 1
+    assert cc.api("GET", "/contacts", params={"created_after": "yesterday"}).status_code == 400
+
+
+def test_get_contacts_filters_on_what_the_account_does_not_have(cc: CC, list_id: str) -> None:
+    """Tags, SMS and segments are not emulated: the account has none, as a real one may not."""
+    cc.import_rows([list_id], [{"email": "a@example.com"}])
+    tag = "8d1ba6e4-f2f1-11f1-9d3b-fa163e000001"
+    assert _emails(cc.api("GET", "/contacts", params={"tags": tag})) == []
+    assert _emails(cc.api("GET", "/contacts", params={"sms_status": "all"})) == []
+    assert cc.api("GET", "/contacts", params={"tags": "red"}).status_code == 400
+    assert cc.api("GET", "/contacts", params={"sms_status": "maybe"}).status_code == 400
+    segment = cc.api("GET", "/contacts", params={"segment_id": "12", "limit": "10"})
+    assert segment.status_code == 404
+    assert error_keys(segment) == ["contacts.api.not_found"]
+    assert cc.api("GET", "/contacts", params={"segment_id": "12", "status": "all"}).status_code == 400
+    assert cc.api("GET", "/contacts", params={"segment_id": "x"}).status_code == 400

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import datetime as dt
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from starlette.responses import Response
@@ -14,28 +15,37 @@ from segmentsync.sandbox.constant_contact.contact_write import (
     resubscribe,
     update_contact,
 )
-from segmentsync.sandbox.constant_contact.errors import bad_request
+from segmentsync.sandbox.constant_contact.errors import bad_request, not_found
 from segmentsync.sandbox.constant_contact.paging import bool_param, int_param, next_links, start_param
 from segmentsync.sandbox.constant_contact.render import CONTACT_INCLUDES, contact_json
 from segmentsync.sandbox.constant_contact.routing import Call, Handler, json_response
 from segmentsync.sandbox.constant_contact.signup import sign_up_form
-from segmentsync.sandbox.constant_contact.store import DELETED, PERMISSION_CODES, is_uuid
+from segmentsync.sandbox.constant_contact.store import DELETED, PERMISSION_CODES, UNSUBSCRIBED, is_uuid
 
 STATUSES = frozenset(
     {"all", "active", "deleted", "not_set", "pending_confirmation", "temp_hold", "unsubscribed"}
 )
-NOT_EMULATED = (
-    "segment_id", "tags", "updated_after", "updated_before", "created_after", "created_before",
-    "optout_after", "optout_before", "sms_status",
-)  # fmt: skip
+SMS_STATUSES = frozenset({"all", "explicit", "unsubscribed", "pending_confirmation", "not_set"})
+TIME_FILTERS = (
+    "created_after",
+    "created_before",
+    "updated_after",
+    "updated_before",
+    "optout_after",
+    "optout_before",
+)
 MAX_LIST_FILTER = 25
+MAX_TAG_FILTER = 50
 
 
 class Filter:
     """Which contacts a search matches: by status (per permission code, and deleted or not) and lists."""
 
-    def __init__(self, statuses: set[str], mask: int | None) -> None:
-        self.mask = mask  # None: any lists; 0: lists were named but none exists
+    def __init__(
+        self, statuses: set[str], mask: int | None, when: Callable[[Account, int], bool] | None = None
+    ) -> None:
+        self.mask = mask  # None: any lists; 0: lists were named (or tags, SMS statuses) that nobody has
+        self.when = when  # the time filters (created_*, updated_*, optout_*)
         self.deleted = bool(statuses & {"all", "deleted"})
         live = [not statuses or "all" in statuses] * len(PERMISSION_CODES)
         for name in statuses & {"not_set", "pending_confirmation", "temp_hold", "unsubscribed"}:
@@ -47,6 +57,8 @@ class Filter:
     def matches(self, account: Account, i: int) -> bool:
         contacts = account.contacts
         if self.mask is not None and not contacts.lists[i] & self.mask:
+            return False
+        if self.when is not None and not self.when(account, i):
             return False
         return self.deleted if contacts.flags[i] & DELETED else self.live[contacts.permission[i]]
 
@@ -62,6 +74,9 @@ class Filter:
         return found, None
 
     def _matching(self, account: Account, start: int) -> Iterator[int]:
+        if self.when is not None:
+            yield from (i for i in range(start, len(account.contacts)) if self.matches(account, i))
+            return
         contacts = account.contacts
         lists, flags, permissions = contacts.lists, contacts.flags, contacts.permission
         mask, deleted, live = self.mask, self.deleted, self.live
@@ -75,7 +90,7 @@ class Filter:
         contacts = account.contacts
         if self.mask == 0:
             return 0
-        if not self.deleted and all(self.live):  # the default: every contact not deleted
+        if not self.deleted and all(self.live) and self.when is None:  # the default: not deleted
             if self.mask is None:
                 return len(contacts) - contacts.deleted_count
             lists = [lst for lst in account.live_lists() if self.mask >> lst.slot & 1]
@@ -93,6 +108,56 @@ def _include(params: dict[str, str]) -> frozenset[str]:
     return include
 
 
+def _instant(params: dict[str, str], name: str) -> float:
+    raw = params[name]
+    try:
+        when = dt.datetime.fromisoformat(raw.replace(" ", "+"))  # '+' may arrive as ' ' in a query
+    except ValueError as exc:
+        raise bad_request(f"{name} must be an ISO-8601 date-time, e.g. 2024-10-30T18:56:35Z.") from exc
+    return (when if when.tzinfo else when.replace(tzinfo=dt.UTC)).timestamp()
+
+
+def _time_test(params: dict[str, str]) -> Callable[[Account, int], bool] | None:
+    """created_*, updated_*, optout_* (inclusive bounds); None when none is given."""
+    bounds = {name: _instant(params, name) for name in TIME_FILTERS if name in params}
+    if not bounds:
+        return None
+
+    def test(account: Account, i: int) -> bool:
+        contacts = account.contacts
+        times = {"created": contacts.created[i], "updated": contacts.updated[i]}
+        if contacts.permission[i] == UNSUBSCRIBED:
+            times["optout"] = (contacts.details[i] or {}).get("opt_out_date", contacts.updated[i])
+        for name, bound in bounds.items():
+            kind, _, side = name.partition("_")
+            value = times.get(kind)
+            if value is None:
+                return False
+            shown = int(value)  # answers show whole seconds: a time read from one must match it
+            if shown < bound if side == "after" else shown > bound:
+                return False
+        return True
+
+    return test
+
+
+def _nobody_has(account: Account, params: dict[str, str]) -> bool:
+    """Filters on what the sandbox does not emulate (tags, SMS): valid values match no contact."""
+    if "tags" in params:
+        tags = [tag for tag in params["tags"].split(",") if tag]
+        if not 1 <= len(tags) <= MAX_TAG_FILTER or not all(map(is_uuid, tags)):
+            raise bad_request(f"tags must contain 1 to {MAX_TAG_FILTER} tag IDs (UUIDs).")
+        return True
+    if "sms_status" in params:
+        statuses = set(params["sms_status"].split(","))
+        if not statuses or not statuses <= SMS_STATUSES:
+            raise bad_request(
+                f"sms_status must be a comma-separated list of: {', '.join(sorted(SMS_STATUSES))}."
+            )
+        return True
+    return False
+
+
 def _filter(account: Account, params: dict[str, str]) -> Filter:
     statuses = set(filter(None, params.get("status", "").split(",")))
     if not statuses <= STATUSES or ("status" in params and not statuses):
@@ -105,14 +170,28 @@ def _filter(account: Account, params: dict[str, str]) -> Filter:
         if not all(map(is_uuid, list_ids)):
             raise bad_request("lists must contain list IDs (UUIDs).")
         mask = account.list_mask(list_ids)
-    return Filter(statuses, mask)
+    if _nobody_has(account, params):
+        mask = 0
+    return Filter(statuses, mask, _time_test(params))
+
+
+def _segment(params: dict[str, str]) -> None:
+    """The account has no segments (not emulated): a valid segment_id is not found."""
+    segment_id = params["segment_id"]
+    others = set(params) - {"segment_id", "limit", "next"}
+    if others:
+        raise bad_request(
+            f"segment_id can be combined only with limit, not with: {', '.join(sorted(others))}."
+        )
+    if not segment_id.isdigit():
+        raise bad_request("segment_id must be a segment ID (a positive integer).")
+    raise not_found(f"The segment {segment_id} was not found.")
 
 
 async def get_contacts(call: Call) -> Response:
     params = call.params
-    unsupported = [name for name in NOT_EMULATED if name in params]
-    if unsupported:
-        raise bad_request(f"The sandbox does not emulate these filters: {', '.join(unsupported)}.")
+    if "segment_id" in params:
+        _segment(params)
     account = call.account
     limit = int_param(params, "limit", default=50, low=1, high=500)
     include = _include(params)
