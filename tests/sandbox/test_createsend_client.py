@@ -7,6 +7,7 @@ plain HTTP one and pointing ``base_uri``/``oauth_token_uri`` at the sandbox.
 from __future__ import annotations
 
 import http.client
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -139,7 +140,42 @@ def test_oauth_exchange_refresh_and_expired_token(cm: CM) -> None:
     assert refresh_token != tokens["refresh_token"]
     assert access_token != tokens["access_token"]
     assert [c.ClientID for c in session.clients()] == [cm.client_id]
-    with pytest.raises(createsend.BadRequest):  # the sandbox answers a bad code with 400 invalid_grant
+    # the token endpoint's error comes in a 200, where the client looks for it (a 400 made it raise
+    # BadRequest, whose str() then failed: the body has no Code/Message)
+    with pytest.raises(Exception, match=r"^Error exchanging code for access token: invalid_grant - ") as bad:
         CreateSend().exchange_token(
             app["client_id"], app["client_secret"], "http://127.0.0.1:9/callback", "bad"
         )
+    assert type(bad.value) is Exception
+    assert "Specified code was invalid or expired" in str(bad.value)
+
+
+def test_refresh_with_a_revoked_token_reaches_the_client_as_an_error_body(cm: CM) -> None:
+    """createsend-python's refresh_token() does not look for ``error`` (exchange_token does): it
+    fails reading ``access_token`` from the answer. The answer itself is the documented error."""
+    tokens = cm.oauth_token()
+    cm.control("tokens/revoke", {"access_token": tokens["access_token"]})
+    session = CreateSend({"access_token": tokens["access_token"], "refresh_token": tokens["refresh_token"]})
+    with pytest.raises(AttributeError, match="access_token"):
+        session.refresh_token()
+    answer = cm.http.post(
+        "/oauth/token", data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
+    )
+    assert (answer.status_code, answer.json()["error"]) == (200, "invalid_grant")
+
+
+@pytest.mark.parametrize("version", ["v3", "v3.1", "v3.2"])
+def test_an_older_api_version_is_refused_naming_the_one_served(
+    cm: CM, auth: dict[str, str], sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, version: str
+) -> None:
+    """createsend-node's default base is /api/v3: a client left on it learns which one to use."""
+    monkeypatch.setattr(CreateSend, "base_uri", f"{sandbox.campaign_monitor_url}/api/{version}")
+    with pytest.raises(
+        createsend.ClientError,
+        match=rf"^Code: 410 API version {re.escape(version)} is not available: use /api/v3\.3",
+    ):
+        CreateSend(auth).clients()
+    answer = cm.http.post(f"/api/{version}/subscribers/abc.json", json={})
+    assert answer.status_code == 410
+    assert answer.json()["Code"] == 410
+    assert cm.http.get("/api/v3.4/clients.json").status_code == 404  # not a version that existed

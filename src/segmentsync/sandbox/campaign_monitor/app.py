@@ -9,10 +9,10 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, Route
 
 from segmentsync.sandbox.campaign_monitor import control, errors, oauth, routes_lists, routes_subscribers
-from segmentsync.sandbox.campaign_monitor.call import JSON, api_route, json_response
+from segmentsync.sandbox.campaign_monitor.call import API_PREFIX, JSON, api_route, json_response
 from segmentsync.sandbox.campaign_monitor.state import Emulator
 from segmentsync.sandbox.faults import ASGIApp, FaultKind, FaultMiddleware
 
@@ -28,13 +28,37 @@ def fault_responder(kind: FaultKind) -> tuple[int, list[tuple[bytes, bytes]], by
     return status, [(b"content-type", JSON.encode())], body
 
 
+RETIRED_VERSIONS: Final = ("v3", "v3.1", "v3.2")
+
+
+def _retired(emulator: Emulator) -> list[BaseRoute]:
+    """Older API versions (createsend-node's default base is ``/api/v3``): 410 naming the one served.
+
+    The reference does not say they behave like v3.3 (v3.2 made ConsentToTrack mandatory, v3.3
+    added ListJoinedDate and mobile numbers), so they are not served with v3.3's behaviour.
+    """
+
+    def route(version: str) -> Route:
+        message = f"API version {version} is not available: use {API_PREFIX} (https://api.createsend.com{API_PREFIX})."
+
+        async def endpoint(request: Request) -> Response:
+            emulator.count(f"{request.method} /api/{version} (retired version)")
+            return json_response(410, {"Code": 410, "Message": message})
+
+        return Route(
+            f"/api/{version}/{{rest:path}}", endpoint, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]
+        )
+
+    return [route(version) for version in RETIRED_VERSIONS]
+
+
 def _routes(emulator: Emulator) -> list[BaseRoute]:
     api: list[BaseRoute] = [
         api_route(emulator, method, path, handler, scopes)
         for method, path, handler, scopes in (*routes_lists.ROUTES, *routes_subscribers.ROUTES)
     ]
     auth: list[BaseRoute] = [oauth.authorize_page(emulator), oauth.decide(emulator), oauth.token(emulator)]
-    return [*api, *auth, *control.routes(emulator)]
+    return [*api, *_retired(emulator), *auth, *control.routes(emulator)]
 
 
 def _http_errors(emulator: Emulator) -> dict[int, object]:

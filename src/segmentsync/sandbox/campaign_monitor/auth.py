@@ -76,9 +76,14 @@ class Token:
 
 
 class OAuthError(Exception):
-    """An OAuth 2 error answer: ``{"error": ..., "error_description": ...}``."""
+    """An OAuth 2 error answer: ``{"error": ..., "error_description": ...}``.
 
-    def __init__(self, error: str, description: str, status: int = 400) -> None:
+    Sent with HTTP 200: the platform's status is not documented; its official clients look for
+    ``error`` in a 2xx answer (the Python client's own test serves this body with 200), and a 4xx
+    makes createsend-python raise ``BadRequest``, whose ``str()`` fails on a body without Code.
+    """
+
+    def __init__(self, error: str, description: str, status: int = 200) -> None:
         super().__init__(f"{error}: {description}")
         self.error = error
         self.description = description
