@@ -155,3 +155,32 @@ def test_custom_field_choices_only_for_select_types_and_within_the_display_limit
     assert cc.api("POST", "/contact_custom_fields", json=radio).status_code == 400
     dropdown = {"label": "C", "type": "multi_select", "choices": many}
     assert cc.api("POST", "/contact_custom_fields", json=dropdown).status_code == 201
+
+
+@pytest.mark.parametrize(("bad_id", "shown"), [(None, "null"), (0, "0"), ({}, "{}"), ("nope", "nope")])
+def test_list_ids_in_bodies_are_checked_for_their_format_and_named_as_sent(
+    cc: CC, bad_id: object, shown: str
+) -> None:
+    bodies = [
+        (
+            "/activities/contacts_json_import",
+            {"import_data": [{"email": "a@example.com"}], "list_ids": [bad_id]},
+        ),
+        (
+            "/activities/remove_list_memberships",
+            {"source": {"all_active_contacts": True}, "list_ids": [bad_id]},
+        ),
+        ("/contacts/sign_up_form", {"email_address": "a@example.com", "list_memberships": [bad_id]}),
+        (
+            "/contacts",
+            {
+                "email_address": {"address": "a@example.com"},
+                "create_source": "Account",
+                "list_memberships": [bad_id],
+            },
+        ),
+    ]
+    for path, body in bodies:
+        response = cc.api("POST", path, json=body)
+        assert response.status_code == 400, (path, response.text)
+        assert response.json()[0]["error_message"].endswith(f"invalid list ID: {shown}."), response.text

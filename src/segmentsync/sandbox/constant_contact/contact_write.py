@@ -23,7 +23,13 @@ from starlette.responses import Response
 
 from segmentsync.sandbox.constant_contact import rows as R
 from segmentsync.sandbox.constant_contact.account import Account
-from segmentsync.sandbox.constant_contact.errors import bad_request, conflict, not_found
+from segmentsync.sandbox.constant_contact.errors import (
+    bad_request,
+    conflict,
+    invalid_list_id,
+    not_found,
+    shown,
+)
 from segmentsync.sandbox.constant_contact.render import CONTACT_INCLUDES, contact_json
 from segmentsync.sandbox.constant_contact.routing import Call, json_response
 from segmentsync.sandbox.constant_contact.store import (
@@ -145,7 +151,7 @@ def _custom_fields(account: Account, items: list[Any] | None) -> dict[int, str] 
         field_id = item.get("custom_field_id") if isinstance(item, dict) else None
         custom_field = account.custom_fields.get(field_id) if isinstance(field_id, str) else None
         if custom_field is None:
-            raise bad_request(f"custom_fields: the custom field {field_id} does not exist.")
+            raise bad_request(f"custom_fields: the custom field {shown(field_id)} does not exist.")
         if (value := _text(item, "value", 255)) is not None:
             values[custom_field.slot] = value
     return values
@@ -183,7 +189,7 @@ def _lists(account: Account, items: list[Any] | None) -> int | None:
         return None
     for list_id in items:
         if not is_uuid(list_id):
-            raise bad_request(f"list_memberships contains an invalid list ID: {list_id}.")
+            raise invalid_list_id("list_memberships", list_id)
         if account.live_list(list_id) is None:
             raise not_found(f"The contact list {list_id} was not found.")
     return account.list_mask(items)

@@ -50,6 +50,15 @@ class PlatformError(Exception):
         return Response(self.body, self.status, headers=self.headers, media_type="application/json")
 
 
+def shown(value: object) -> str:
+    """A value from a request as a message shows it: strings as they are, others as JSON (null)."""
+    return value if isinstance(value, str) else orjson.dumps(value, default=repr).decode()
+
+
+def invalid_list_id(field: str, value: object) -> PlatformError:
+    return bad_request(f"{field} contains an invalid list ID: {shown(value)}.")
+
+
 def api_error(status: int, key: str, message: str) -> PlatformError:
     return PlatformError(status, orjson.dumps([{"error_key": key, "error_message": message}]))
 

@@ -15,8 +15,8 @@ import orjson
 from segmentsync.sandbox.constant_contact import rows as R
 from segmentsync.sandbox.constant_contact.account import Account
 from segmentsync.sandbox.constant_contact.activities import Outcome
-from segmentsync.sandbox.constant_contact.errors import bad_request
-from segmentsync.sandbox.constant_contact.store import DELETED, IMPLICIT, UNSUBSCRIBED
+from segmentsync.sandbox.constant_contact.errors import bad_request, invalid_list_id
+from segmentsync.sandbox.constant_contact.store import DELETED, IMPLICIT, UNSUBSCRIBED, is_uuid
 
 MAX_ROWS = 40_000
 # "payload < 4 MB; over it only the first 4 MB is imported": 4,000,000 bytes, the stricter reading
@@ -58,7 +58,9 @@ def receive(account: Account, body: bytes) -> ImportJob:
     if not isinstance(list_ids, list) or not 1 <= len(list_ids) <= MAX_LIST_IDS:
         raise bad_request(f"list_ids is required and must contain 1 to {MAX_LIST_IDS} list IDs.")
     for list_id in list_ids:
-        if not isinstance(list_id, str) or account.live_list(list_id) is None:
+        if not is_uuid(list_id):
+            raise invalid_list_id("list_ids", list_id)
+        if account.live_list(list_id) is None:
             raise bad_request(f"The contact list {list_id} does not exist.")
     if data.get("sms_permission_to_send") not in (None, "explicit", "not_set"):
         raise bad_request("sms_permission_to_send must be explicit or not_set.")

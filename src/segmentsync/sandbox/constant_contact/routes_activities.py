@@ -10,7 +10,7 @@ from starlette.responses import Response
 from segmentsync.sandbox.constant_contact import importer
 from segmentsync.sandbox.constant_contact.account import Account
 from segmentsync.sandbox.constant_contact.activities import Outcome, Work
-from segmentsync.sandbox.constant_contact.errors import bad_request, not_found
+from segmentsync.sandbox.constant_contact.errors import bad_request, invalid_list_id, not_found
 from segmentsync.sandbox.constant_contact.paging import int_param, next_links, start_param
 from segmentsync.sandbox.constant_contact.routing import Call, Handler, json_response
 from segmentsync.sandbox.constant_contact.store import DELETED, UNSUBSCRIBED, is_active, is_uuid
@@ -66,7 +66,7 @@ def _lists_mask(account: Account, list_ids: list[Any]) -> int:
     mask = 0
     for list_id in list_ids:
         if not is_uuid(list_id):
-            raise bad_request(f"list_ids contains an invalid list ID: {list_id}.")
+            raise invalid_list_id("list_ids", list_id)
         lst = account.live_list(list_id)
         if lst is None:
             raise not_found(f"The contact list {list_id} was not found.")

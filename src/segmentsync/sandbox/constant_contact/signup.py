@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from segmentsync.sandbox.constant_contact import rows as R
 from segmentsync.sandbox.constant_contact.account import Account
-from segmentsync.sandbox.constant_contact.errors import bad_request
+from segmentsync.sandbox.constant_contact.errors import bad_request, invalid_list_id, shown
 from segmentsync.sandbox.constant_contact.routing import Call, json_response
 from segmentsync.sandbox.constant_contact.store import (
     CREATED_BY_CONTACT,
@@ -22,6 +22,7 @@ from segmentsync.sandbox.constant_contact.store import (
     MAX_LISTS_PER_CONTACT,
     OPT_IN_BY_CONTACT,
     OPT_OUT_BY_CONTACT,
+    is_uuid,
 )
 
 PROFILE_LIMITS = {"first_name": 50, "last_name": 50, "job_title": 50, "company_name": 50}
@@ -73,7 +74,9 @@ def _lists(account: Account, value: Any) -> int:
     if not isinstance(value, list) or not 1 <= len(value) <= MAX_LISTS_PER_CONTACT:
         raise bad_request("list_memberships is required and must contain 1 to 50 list IDs.")
     for list_id in value:
-        if not isinstance(list_id, str) or account.live_list(list_id) is None:
+        if not is_uuid(list_id):
+            raise invalid_list_id("list_memberships", list_id)
+        if account.live_list(list_id) is None:
             raise bad_request(f"The contact list {list_id} does not exist.")
     return account.list_mask(value)
 
@@ -108,7 +111,7 @@ def _custom_fields(account: Account, value: Any) -> dict[int, str]:
         field_id = item.get("custom_field_id") if isinstance(item, dict) else item
         custom_field = account.custom_fields.get(field_id) if isinstance(field_id, str) else None
         if custom_field is None:
-            raise bad_request(f"Custom field {field_id} does not exist.")
+            raise bad_request(f"Custom field {shown(field_id)} does not exist.")
         text = R.text(item.get("value"), 255)
         if text is not None:
             fields[custom_field.slot] = text
