@@ -184,3 +184,15 @@ def test_list_ids_in_bodies_are_checked_for_their_format_and_named_as_sent(
         response = cc.api("POST", path, json=body)
         assert response.status_code == 400, (path, response.text)
         assert response.json()[0]["error_message"].endswith(f"invalid list ID: {shown}."), response.text
+
+
+def test_sign_up_form_custom_fields_must_be_objects(cc: CC) -> None:
+    """A bare custom field id (not {custom_field_id, value}) is a 400, not a server error."""
+    list_id = cc.new_list("Sign-ups")
+    field_id = cc.new_field("Colour")["custom_field_id"]
+    body = {"email_address": "a@example.com", "list_memberships": [list_id], "custom_fields": [field_id]}
+    response = cc.api("POST", "/contacts/sign_up_form", json=body)
+    assert response.status_code == 400, response.text
+    body["custom_fields"] = [{"custom_field_id": field_id, "value": "red"}]
+    assert cc.api("POST", "/contacts/sign_up_form", json=body).status_code == 201
+    assert cc.members(list_id)["a@example.com"]["custom_fields"] == {"Colour": "red"}

@@ -131,7 +131,7 @@ def parse(account: Account, data: dict[str, Any]) -> ContactInput:
         raise bad_request("birthday_month/birthday_day or anniversary is not a valid date.") from problem
     if born is not None:
         body.profile["birthday_month"], body.profile["birthday_day"] = born
-    body.fields = _custom_fields(account, _array(data, "custom_fields", MAX_FIELDS_PER_CONTACT))
+    body.fields = custom_field_values(account, _array(data, "custom_fields", MAX_FIELDS_PER_CONTACT))
     body.phones = _phones(_array(data, "phone_numbers", 3))
     body.addresses = _addresses(_array(data, "street_addresses", 3))
     body.lists = _lists(account, _array(data, "list_memberships", MAX_LISTS_PER_CONTACT))
@@ -143,7 +143,8 @@ def parse(account: Account, data: dict[str, Any]) -> ContactInput:
     return body
 
 
-def _custom_fields(account: Account, items: list[Any] | None) -> dict[int, str] | None:
+def custom_field_values(account: Account, items: list[Any] | None) -> dict[int, str] | None:
+    """``[{custom_field_id, value}]`` as values by field slot (400 for an unknown field, a bad value)."""
     if items is None:
         return None
     values: dict[int, str] = {}

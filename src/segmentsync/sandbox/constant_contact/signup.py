@@ -13,7 +13,8 @@ from starlette.responses import Response
 
 from segmentsync.sandbox.constant_contact import rows as R
 from segmentsync.sandbox.constant_contact.account import Account
-from segmentsync.sandbox.constant_contact.errors import bad_request, invalid_list_id, shown
+from segmentsync.sandbox.constant_contact.contact_write import custom_field_values
+from segmentsync.sandbox.constant_contact.errors import bad_request, invalid_list_id
 from segmentsync.sandbox.constant_contact.routing import Call, json_response
 from segmentsync.sandbox.constant_contact.store import (
     CREATED_BY_CONTACT,
@@ -106,16 +107,7 @@ def _custom_fields(account: Account, value: Any) -> dict[int, str]:
         return {}
     if not isinstance(value, list) or len(value) > MAX_FIELDS_PER_CONTACT:
         raise R.RowProblem("too_many_fields")
-    fields: dict[int, str] = {}
-    for item in value:
-        field_id = item.get("custom_field_id") if isinstance(item, dict) else item
-        custom_field = account.custom_fields.get(field_id) if isinstance(field_id, str) else None
-        if custom_field is None:
-            raise bad_request(f"Custom field {shown(field_id)} does not exist.")
-        text = R.text(item.get("value"), 255)
-        if text is not None:
-            fields[custom_field.slot] = text
-    return fields
+    return custom_field_values(account, value) or {}
 
 
 def _store(account: Account, i: int, props: dict[str, Any], fields: dict[int, str]) -> None:
