@@ -1,7 +1,9 @@
 """The vendor's own OpenAPI document as a test: Schemathesis sends generated requests to every
 operation the Constant Contact emulator implements and checks each answer against the document
 (with ``openapi/overlay.yaml``, which corrects the document's known mistakes, each with its reason):
-no server error, every status documented for the operation, every body valid against its schema.
+no server error, every status documented for the operation, every body valid against its schema,
+every schema-violating request refused; and every JSON body sent as text gets a documented 415,
+every method a path lacks a 405 with ``Allow``.
 
 The vendor's document is not part of this repository (its licence is the vendor's "Private" terms
 of use): the test reads it from ``CTCT_OPENAPI`` (a path), or from
