@@ -1,7 +1,7 @@
 """The official Constant Contact SDK works unchanged against the emulator (only its host is changed).
 
-Lists, JSON import, activity status, and contacts created, updated (unsubscribed) and resubscribed,
-as a client would use them. (The SDK cannot build a
+Lists, JSON import, activity status, custom fields with choices, and contacts created, updated
+(unsubscribed) and resubscribed, as a client would use them. (The SDK cannot build a
 remove_list_memberships request: it inherits the spec's ``maxItems: 0`` on those arrays.)
 """
 
@@ -17,10 +17,14 @@ from constant_contact_api_client import (
     Configuration,
     ContactListsApi,
     ContactsApi,
+    ContactsCustomFieldsApi,
     CreateContactRequest,
     CreateContactRequestEmailAddress,
+    CreateCustomFieldsRequest,
+    CreateCustomFieldsRequestChoicesInner,
     CreateImportJSONActivityRequest,
     CreateImportJSONActivityRequestImportDataInner,
+    GetCustomField200ResponseMetadata,
     ResubscribeContactRequest,
     UpdateContactRequest,
     UpdateContactRequestEmailAddress,
@@ -220,3 +224,27 @@ def test_put_revives_a_deleted_contact_only_for_the_account(cc: CC, client: ApiC
     revived = contacts.update_contact(created.contact_id, body)
     assert revived.deleted_at is None
     assert [c.contact_id for c in contacts.get_all_contacts().contacts] == [created.contact_id]
+
+
+def test_custom_field_with_metadata_and_choices_through_the_sdk(client: ApiClient) -> None:
+    fields = ContactsCustomFieldsApi(client)
+    created = fields.create_custom_fields(
+        CreateCustomFieldsRequest(
+            label="T-shirt size",
+            type="single_select",
+            metadata=GetCustomField200ResponseMetadata(display_type="radio"),
+            choices=[CreateCustomFieldsRequestChoicesInner(choice_label=size) for size in ("S", "M", "L")],
+        )
+    )
+    assert created.name == "T-shirt_size"
+    assert created.metadata.display_type == "radio"
+    assert [(c.choice_id, c.choice_label) for c in created.choices] == [(1, "S"), (2, "M"), (3, "L")]
+    assert {c.custom_field_id for c in created.choices} == {created.custom_field_id}
+    assert all(c.created_at is not None for c in created.choices)  # timestamps parse as datetimes
+    with pytest.raises(ApiException) as bad:
+        fields.create_custom_fields(
+            CreateCustomFieldsRequest(
+                label="Price", type="number", metadata=GetCustomField200ResponseMetadata(decimal_places=7)
+            )
+        )
+    assert bad.value.status == 400
