@@ -186,6 +186,19 @@ def test_list_ids_in_bodies_are_checked_for_their_format_and_named_as_sent(
         assert response.json()[0]["error_message"].endswith(f"invalid list ID: {shown}."), response.text
 
 
+def test_an_unknown_list_in_a_contact_body_is_a_validation_error(cc: CC) -> None:
+    """As in sign_up_form and the import (POST /contacts documents no 404)."""
+    unknown = "8d1ba6e4-f2f1-11f1-9d3b-fa163e000001"
+    body = {
+        "email_address": {"address": "a@example.com"},
+        "create_source": "Account",
+        "list_memberships": [unknown],
+    }
+    response = cc.api("POST", "/contacts", json=body)
+    assert response.status_code == 400
+    assert response.json()[0]["error_message"] == f"The contact list {unknown} does not exist."
+
+
 def test_sign_up_form_custom_fields_must_be_objects(cc: CC) -> None:
     """A bare custom field id (not {custom_field_id, value}) is a 400, not a server error."""
     list_id = cc.new_list("Sign-ups")

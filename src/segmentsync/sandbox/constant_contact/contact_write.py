@@ -185,15 +185,18 @@ def _addresses(items: list[Any] | None) -> list[dict[str, str]] | None:
     return addresses
 
 
-def _lists(account: Account, items: list[Any] | None) -> int | None:
-    if items is None:
-        return None
+def existing_lists(account: Account, items: list[Any], field: str) -> int:
+    """The lists named in a contact body as a mask: 400 for an id that is not a UUID or no list's."""
     for list_id in items:
         if not is_uuid(list_id):
-            raise invalid_list_id("list_memberships", list_id)
+            raise invalid_list_id(field, list_id)
         if account.live_list(list_id) is None:
-            raise not_found(f"The contact list {list_id} was not found.")
+            raise bad_request(f"The contact list {list_id} does not exist.")
     return account.list_mask(items)
+
+
+def _lists(account: Account, items: list[Any] | None) -> int | None:
+    return None if items is None else existing_lists(account, items, "list_memberships")
 
 
 def _notes(items: list[Any] | None) -> list[dict[str, Any]] | None:
@@ -329,7 +332,7 @@ async def resubscribe(call: Call) -> Response:
     list_ids = data.get("list_ids")
     if not isinstance(list_ids, list) or not 1 <= len(list_ids) <= MAX_LISTS_PER_CONTACT:
         raise bad_request(f"list_ids is required and must contain 1 to {MAX_LISTS_PER_CONTACT} list IDs.")
-    mask = _lists(account, list_ids) or 0
+    mask = existing_lists(account, list_ids, "list_ids")
     contacts = account.contacts
     details = contacts.details_of(i)
     if details.get(RESUBSCRIBED):

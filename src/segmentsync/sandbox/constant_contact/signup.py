@@ -13,8 +13,8 @@ from starlette.responses import Response
 
 from segmentsync.sandbox.constant_contact import rows as R
 from segmentsync.sandbox.constant_contact.account import Account
-from segmentsync.sandbox.constant_contact.contact_write import custom_field_values
-from segmentsync.sandbox.constant_contact.errors import bad_request, invalid_list_id
+from segmentsync.sandbox.constant_contact.contact_write import custom_field_values, existing_lists
+from segmentsync.sandbox.constant_contact.errors import bad_request
 from segmentsync.sandbox.constant_contact.routing import Call, json_response
 from segmentsync.sandbox.constant_contact.store import (
     CREATED_BY_CONTACT,
@@ -23,7 +23,6 @@ from segmentsync.sandbox.constant_contact.store import (
     MAX_LISTS_PER_CONTACT,
     OPT_IN_BY_CONTACT,
     OPT_OUT_BY_CONTACT,
-    is_uuid,
 )
 
 PROFILE_LIMITS = {"first_name": 50, "last_name": 50, "job_title": 50, "company_name": 50}
@@ -74,12 +73,7 @@ async def sign_up_form(call: Call) -> Response:
 def _lists(account: Account, value: Any) -> int:
     if not isinstance(value, list) or not 1 <= len(value) <= MAX_LISTS_PER_CONTACT:
         raise bad_request("list_memberships is required and must contain 1 to 50 list IDs.")
-    for list_id in value:
-        if not is_uuid(list_id):
-            raise invalid_list_id("list_memberships", list_id)
-        if account.live_list(list_id) is None:
-            raise bad_request(f"The contact list {list_id} does not exist.")
-    return account.list_mask(value)
+    return existing_lists(account, value, "list_memberships")
 
 
 def _profile(data: dict[str, Any]) -> dict[str, Any]:
