@@ -71,6 +71,15 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def contains(column: Any, text: str) -> sa.ColumnElement[bool]:
+    """``column`` contains ``text``, case-insensitively and literally: every search is built here.
+
+    ``%``, ``_`` and the escape character match only themselves (a search for ``%`` finds the
+    names with a percent sign, not every name): SQLAlchemy's ``autoescape`` escapes them.
+    """
+    return sa.func.lower(column).contains(text.strip().lower(), autoescape=True)
+
+
 def import_models() -> sa.MetaData:
     """Import every model module so that ``Base.metadata`` knows all tables."""
     for name in MODEL_MODULES:

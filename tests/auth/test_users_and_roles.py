@@ -197,3 +197,17 @@ def test_export_user_problems_explain_what_to_do(
     none = service.export_user_problem(None)
     assert none is not None
     assert "no export user" in none
+
+
+def test_the_user_search_is_literal(client: TestClient, admin: Person, make_user: MakeUser) -> None:
+    make_user("under_score@example.com", Role.VIEWER)
+    make_user("plain@example.com", Role.VIEWER)
+
+    def emails(q: str) -> list[str]:
+        page = client.get(USERS, params={"q": q}, headers=admin.auth).json()
+        return [user["email"] for user in page["items"]]
+
+    assert emails("%") == []  # a wildcard no more: nobody has a percent sign
+    assert emails("_") == ["under_score@example.com"]
+    assert emails("r_s") == ["under_score@example.com"]
+    assert emails("n%e") == []

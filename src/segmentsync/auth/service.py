@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from segmentsync.auth import audit
 from segmentsync.auth.models import ApiToken, Role, User
+from segmentsync.db import contains
 from segmentsync.errors import Conflict, Invalid, NotFound
 
 # argon2-cffi's default is RFC 9106's low-memory profile (argon2id, 64 MiB, t=3).
@@ -153,8 +154,7 @@ def user_query(
     if active is not None:
         query = query.where(User.is_active.is_(active))
     if search:
-        pattern = f"%{search.strip().lower()}%"
-        query = query.where(sa.or_(User.email.like(pattern), sa.func.lower(User.name).like(pattern)))
+        query = query.where(sa.or_(contains(User.email, search), contains(User.name, search)))
     return query
 
 
