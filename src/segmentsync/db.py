@@ -80,6 +80,22 @@ def contains(column: Any, text: str) -> sa.ColumnElement[bool]:
     return sa.func.lower(column).contains(text.strip().lower(), autoescape=True)
 
 
+ID_MAX = 2**63 - 1  # the largest id both stores' BIGINT can hold
+
+
+def id_from_text(text: str) -> int | None:
+    """An id as typed (a form field, a command-line name-or-id): ASCII digits only, else None.
+
+    ``str.isdigit`` is true for ``"²"`` and ``"١"``, which ``int`` refuses or reads as another
+    number; ids that no column can hold are None too (never an overflow in the database).
+    """
+    text = text.strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > 19:
+        return None
+    number = int(text)
+    return number if number <= ID_MAX else None
+
+
 def import_models() -> sa.MetaData:
     """Import every model module so that ``Base.metadata`` knows all tables."""
     for name in MODEL_MODULES:

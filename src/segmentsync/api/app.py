@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from importlib import import_module
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from starlette.middleware.sessions import SessionMiddleware
 
 from segmentsync import __version__
@@ -61,7 +61,11 @@ def create_app(runtime: Runtime) -> FastAPI:
         https_only=runtime.settings.secure_cookies,
         max_age=14 * 24 * 3600,
     )
-    api = APIRouter(prefix=API_PREFIX, responses=errors.ERROR_RESPONSES)
+    api = APIRouter(
+        prefix=API_PREFIX,
+        responses=errors.ERROR_RESPONSES,
+        dependencies=[Depends(errors.finite_json_body)],  # no NaN or Infinity in any body
+    )
     for name in API_ROUTERS:
         module = _optional(name)
         if module is not None:

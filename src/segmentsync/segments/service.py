@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from segmentsync.auth import audit
 from segmentsync.auth.models import User
 from segmentsync.auth.policy import Action, check
+from segmentsync.db import id_from_text
 from segmentsync.errors import Conflict, Invalid, NotFound, SegmentSyncError
 from segmentsync.exports.models import Export, ExportSegment
 from segmentsync.profiles.source import ProfileSource
@@ -46,8 +47,8 @@ def get(*, session: Session, segment_id: int) -> Segment:
 def find(*, session: Session, ref: str) -> Segment:
     """A segment by its name (any case) or, failing that, by its id."""
     segment = session.scalar(sa.select(Segment).where(sa.func.lower(Segment.name) == ref.strip().lower()))
-    if segment is None and ref.strip().isdigit():
-        segment = session.get(Segment, int(ref))
+    if segment is None and (number := id_from_text(ref)) is not None:
+        segment = session.get(Segment, number)
     if segment is None:
         raise NotFound(f"there is no segment named {ref!r}", code="segment_not_found")
     return segment

@@ -25,6 +25,7 @@ from starlette.datastructures import FormData
 from segmentsync.auth import signin
 from segmentsync.auth.models import User
 from segmentsync.auth.policy import Action, allowed
+from segmentsync.db import id_from_text
 from segmentsync.errors import Forbidden, SegmentSyncError, Unauthenticated
 from segmentsync.runtime import Runtime
 from segmentsync.web import i18n, labels
@@ -204,8 +205,7 @@ class Form:
         return self.get(name) in ("1", "on", "true", "yes")
 
     def int(self, name: str) -> int | None:
-        value = self.get(name)
-        return int(value) if value.isdigit() else None
+        return id_from_text(self.get(name))
 
     def values(self) -> dict[str, str]:
         """The non-secret fields, to show the form again as it was typed."""
