@@ -19,6 +19,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
+from segmentsync import files
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 READ_ONLY = "segmentsync_read_only"  # execution option: a session that only reads
 MODEL_MODULES = (
@@ -109,11 +111,22 @@ def create_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
         kwargs.setdefault("connect_args", {"timeout": 30, "check_same_thread": False})
         engine = sa.create_engine(url, **kwargs)
+        path = sqlite_file(engine.url)
+        if path is not None and path.parent.is_dir():
+            files.private_file(path, create=True)  # before SQLite creates it (and its WAL) world-readable
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     return sa.create_engine(url, **kwargs)
+
+
+def sqlite_file(url: sa.URL) -> Path | None:
+    """The file of a SQLite store (None: in memory)."""
+    name = url.database
+    if not name or name == ":memory:" or name.startswith("file:"):
+        return None
+    return Path(name)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -124,6 +137,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
+    for _, name, path in cursor.execute("PRAGMA database_list").fetchall():
+        if name == "main" and path:  # a store made before files were private: its WAL and SHM too
+            files.private_files(*(Path(path + suffix) for suffix in ("", "-wal", "-shm")))
     cursor.close()
 
 

@@ -11,6 +11,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from segmentsync import files
+
 PRODUCTION_URLS = {
     "campaign_monitor_api": "https://api.createsend.com/api/v3.3",
     "campaign_monitor_oauth": "https://api.createsend.com/oauth",
@@ -72,5 +74,5 @@ class Settings(BaseSettings):
 def get_settings(**overrides: object) -> Settings:
     """Build settings from the environment; keyword overrides win (tests, CLI flags)."""
     settings = Settings(**overrides)  # type: ignore[arg-type]  # pydantic validates the values
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    files.private_dir(settings.data_dir)  # 0700: the stores, the key file and workspaces are inside
     return settings
