@@ -12,6 +12,7 @@ from segmentsync import __version__
 from segmentsync.api import errors, metrics, openapi
 from segmentsync.api.body_limit import BodyLimit
 from segmentsync.runtime import Runtime
+from segmentsync.web.headers import SecurityHeaders
 
 API_PREFIX = "/api/v1"
 # Each domain keeps its routes in its own module exposing `router` (an APIRouter).
@@ -72,6 +73,8 @@ def create_app(runtime: Runtime) -> FastAPI:
             api.include_router(module.router)  # type: ignore[attr-defined]  # the module contract
     app.include_router(api)
     app.add_middleware(BodyLimit)  # 413 for bodies over 1 MiB, before they are read
+    # outermost: every answer (errors, 413s, static files) carries them
+    app.add_middleware(SecurityHeaders, hsts=runtime.settings.secure_cookies)
     metrics.install(app)  # GET /metrics (any signed-in user or API token) and request counts
     openapi.install(app)  # each operation says which actions of the policy table it requires
     web = _optional(WEB_MODULE)
