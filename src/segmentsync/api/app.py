@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from importlib import import_module
+from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Depends, FastAPI
 from starlette.middleware.sessions import SessionMiddleware
@@ -12,7 +13,11 @@ from segmentsync import __version__
 from segmentsync.api import errors, metrics, openapi
 from segmentsync.api.body_limit import BodyLimit
 from segmentsync.runtime import Runtime
+from segmentsync.settings import Settings
 from segmentsync.web.headers import SecurityHeaders
+
+if TYPE_CHECKING:
+    import uvicorn
 
 API_PREFIX = "/api/v1"
 # Each domain keeps its routes in its own module exposing `router` (an APIRouter).
@@ -42,6 +47,20 @@ def _optional(module_name: str) -> object | None:
 def session_secret(runtime: Runtime) -> str:
     """A signing secret for session cookies, derived from the vault key (nothing more to configure)."""
     return hashlib.sha256(b"segmentsync-session:" + runtime.vault.fingerprint_material()).hexdigest()
+
+
+def server_config(app: FastAPI, settings: Settings) -> uvicorn.Config:
+    """How ``serve`` runs the app: uvicorn believes no forwarded header itself.
+
+    Its default believes ``X-Forwarded-For`` from 127.0.0.1, so anyone on the machine could
+    forge the client address (escaping the sign-in throttle, lying to the audit log); the app
+    believes the proxies named in ``SEGMENTSYNC_TRUSTED_PROXIES`` only (see :func:`create_app`).
+    """
+    import uvicorn
+
+    return uvicorn.Config(
+        app, host=settings.host, port=settings.port, log_config=None, proxy_headers=False, server_header=False
+    )
 
 
 def create_app(runtime: Runtime) -> FastAPI:
@@ -77,6 +96,11 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.add_middleware(SecurityHeaders, hsts=runtime.settings.secure_cookies)
     metrics.install(app)  # GET /metrics (any signed-in user or API token) and request counts
     openapi.install(app)  # each operation says which actions of the policy table it requires
+    proxies = runtime.settings.trusted_proxy_list
+    if proxies:  # outermost: the client address is the one the proxy saw, for everything inside
+        from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware  # uvicorn's own, well kept
+
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=proxies)
     web = _optional(WEB_MODULE)
     if web is not None:
         web.mount(app)  # type: ignore[attr-defined]  # the module contract

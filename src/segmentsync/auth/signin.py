@@ -27,6 +27,7 @@ from segmentsync.errors import Forbidden, SegmentSyncError
 log = logging.getLogger(__name__)
 
 THROTTLE_LIMIT = 10  # failed sign-ins per email and IP address ...
+ADDRESS_LIMIT = 30  # ... and per IP address, whatever the emails tried ...
 THROTTLE_WINDOW = timedelta(minutes=15)  # ... within this window
 SIGN_IN = "auth.sign_in"
 SIGN_IN_FAILED = "auth.sign_in_failed"
@@ -52,11 +53,20 @@ def _label(email: str) -> str:
 
 
 def check_throttle(*, session: Session, email: str, ip: str | None, now: datetime) -> None:
-    """Refuse when this email and IP failed too often recently (the failures are audit entries).
+    """Refuse when this email and IP, or this IP whatever the email, failed too often recently.
 
-    Failures before the last successful sign-in from the same place do not count.
+    The failures are audit entries. For one email, failures before the last successful sign-in
+    from the same place do not count; for the address, all do (one account's success must not
+    reset the guessing of others' passwords from there).
     """
     since = now - THROTTLE_WINDOW
+    from_address = sa.select(AuditEntry.at).where(
+        AuditEntry.action == SIGN_IN_FAILED, AuditEntry.ip.is_not_distinct_from(ip), AuditEntry.at >= since
+    )
+    times = sorted(session.scalars(from_address.order_by(AuditEntry.at.desc()).limit(ADDRESS_LIMIT)))
+    if len(times) >= ADDRESS_LIMIT:
+        log.warning("sign-in throttled for every email from %s", ip)
+        _refuse(times[0], now, "too many failed sign-ins from your address")
     same_place = (
         AuditEntry.object_type == "user",
         AuditEntry.object_label == _label(email),
@@ -70,13 +80,16 @@ def check_throttle(*, session: Session, email: str, ip: str | None, now: datetim
     if last_success is not None:
         failures = failures.where(AuditEntry.at > last_success)
     times = sorted(session.scalars(failures.order_by(AuditEntry.at.desc()).limit(THROTTLE_LIMIT)))
-    if len(times) < THROTTLE_LIMIT:
-        return
-    wait = max(1, int((times[0] + THROTTLE_WINDOW - now).total_seconds()) + 1)
-    log.warning("sign-in throttled for %s from %s", _label(email), ip)
+    if len(times) >= THROTTLE_LIMIT:
+        log.warning("sign-in throttled for %s from %s", _label(email), ip)
+        _refuse(times[0], now, "too many failed sign-ins for this email from your address")
+
+
+def _refuse(oldest: datetime, now: datetime, message: str) -> None:
+    """TooManyAttempts, saying when the oldest counted failure leaves the window."""
+    wait = max(1, int((oldest + THROTTLE_WINDOW - now).total_seconds()) + 1)
     raise TooManyAttempts(
-        f"too many failed sign-ins for this email from your address; try again in {wait // 60 + 1} minutes",
-        details={"retry_after_seconds": wait},
+        f"{message}; try again in {wait // 60 + 1} minutes", details={"retry_after_seconds": wait}
     )
 
 
