@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     notification_webhook_secret: SecretStr | None = None
     worker_lease_seconds: int = 60
     scheduler_interval_seconds: float = 15.0
+    # A browser session ends after this long without a request, and this long after signing in.
+    session_idle_minutes: int = Field(default=60, ge=1, le=60 * 24 * 30)
+    session_max_hours: int = Field(default=12, ge=1, le=24 * 90)
     secure_cookies: bool = False  # HTTPS only: Secure cookies and Strict-Transport-Security
     # Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed: comma-separated
     # addresses or networks ("10.0.0.5, 172.16.0.0/12"). Default: none, so a forged header from

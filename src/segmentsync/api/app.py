@@ -79,7 +79,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         session_cookie="segmentsync_session",
         same_site="lax",
         https_only=runtime.settings.secure_cookies,
-        max_age=14 * 24 * 3600,
+        max_age=runtime.settings.session_max_hours * 3600,  # the server ends it then anyway
     )
     api = APIRouter(
         prefix=API_PREFIX,

@@ -17,7 +17,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.orm import Session
 
-from segmentsync.auth import audit
+from segmentsync.auth import audit, sessions
 from segmentsync.auth.models import ApiToken, Role, User
 from segmentsync.db import contains
 from segmentsync.errors import Conflict, Invalid, NotFound
@@ -201,14 +201,18 @@ def _change(
 
 
 def set_role(*, session: Session, user: User, role: Role, actor: User | None, ip: str | None = None) -> User:
+    """Change the role; the user's browser sessions end (they sign in again under the new role)."""
     if role is not Role.ADMIN:
         _ensure_another_admin(session, user, "demoted")
+    if role is not user.role:
+        sessions.end(session=session, user_id=user.id)
     return _change(session, user, action="user.set_role", actor=actor, ip=ip, role=role)
 
 
 def deactivate(*, session: Session, user: User, actor: User | None, ip: str | None = None) -> User:
     """Deactivate (never delete): sign-in, sessions and API tokens stop working at once."""
     _ensure_another_admin(session, user, "deactivated")
+    sessions.end(session=session, user_id=user.id)
     return _change(session, user, action="user.deactivate", actor=actor, ip=ip, is_active=False)
 
 
@@ -238,10 +242,20 @@ def update_profile(
 
 
 def set_password(
-    *, session: Session, user: User, new_password: str, actor: User | None, ip: str | None = None
+    *,
+    session: Session,
+    user: User,
+    new_password: str,
+    actor: User | None,
+    ip: str | None = None,
+    keep_session: int | None = None,
 ) -> None:
-    """Set a user's password (an admin resetting it, or the command line)."""
+    """Set a user's password (an admin resetting it, or the command line).
+
+    Every browser session of the user ends, but ``keep_session`` (the user's own, changing it).
+    """
     user.password_hash = hash_password(new_password, field="new_password")
+    sessions.end(session=session, user_id=user.id, keep=keep_session)
     audit.record(
         session,
         actor=actor,
@@ -254,12 +268,49 @@ def set_password(
 
 
 def change_password(
-    *, session: Session, user: User, current_password: str, new_password: str, ip: str | None = None
+    *,
+    session: Session,
+    user: User,
+    current_password: str,
+    new_password: str,
+    ip: str | None = None,
+    keep_session: int | None = None,
 ) -> None:
-    """A user changing their own password: the current one must be given."""
+    """A user changing their own password: the current one must be given; their other sessions end."""
     if user.password_hash is not None and not password_matches(user.password_hash, current_password):
         raise Invalid("the current password is wrong", code="wrong_password", field="current_password")
-    set_password(session=session, user=user, new_password=new_password, actor=user, ip=ip)
+    set_password(
+        session=session, user=user, new_password=new_password, actor=user, ip=ip, keep_session=keep_session
+    )
+
+
+def end_sessions(
+    *,
+    session: Session,
+    user: User,
+    actor: User | None,
+    session_id: int | None = None,
+    ip: str | None = None,
+) -> int:
+    """End one of ``user``'s browser sessions, or all of them ("sign out everywhere"); audited.
+
+    Raises NotFound for a session id that is not one of the user's (or has ended already).
+    """
+    ended = sessions.end(session=session, user_id=user.id, session_id=session_id)
+    if session_id is not None and not ended:
+        raise NotFound(f"no session with id {session_id}")
+    if ended:
+        audit.record(
+            session,
+            actor=actor,
+            action="user.end_sessions",
+            object_type="user",
+            object_id=user.id,
+            object_label=user.email,
+            after={"sessions_ended": ended, "session_id": session_id},
+            ip=ip,
+        )
+    return ended
 
 
 def export_user_problem(user: User | None) -> str | None:

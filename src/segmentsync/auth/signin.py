@@ -1,14 +1,12 @@
-"""Signing in with email and password: constant-time checks, throttling, browser session values.
+"""Signing in with email and password: constant-time checks, throttling, signing out.
 
 The API (``POST /api/v1/session``) and the server-rendered sign-in page use the same functions
-and the same session keys: ``user_id``, ``csrf`` (the CSRF token forms and unsafe API calls
-must send back) and ``stamp`` (changes with the password, so a password change signs out every
-other browser).
+and the same cookie keys: ``sid`` (the server-side session, see :mod:`segmentsync.auth.sessions`)
+and ``csrf`` (the CSRF token forms and unsafe API calls must send back).
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 import secrets
@@ -19,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from segmentsync.auth import audit
+from segmentsync.auth import audit, sessions
 from segmentsync.auth.models import AuditEntry, User
 from segmentsync.auth.service import HASHER, password_matches
 from segmentsync.errors import Forbidden, SegmentSyncError
@@ -144,23 +142,14 @@ def _failed(session: Session, *, email: str, user: User | None, ip: str | None, 
     )
 
 
-def session_stamp(user: User) -> str:
-    """A short digest that changes whenever the user's password changes."""
-    return hashlib.sha256(f"{user.id}:{user.password_hash or ''}".encode()).hexdigest()[:16]
+def cookie_values(sid: str) -> dict[str, Any]:
+    """What a browser's cookie holds after signing in: the session's id and a fresh CSRF token."""
+    return {sessions.SID_KEY: sid, "csrf": secrets.token_urlsafe(32)}
 
 
-def new_session_values(user: User) -> dict[str, Any]:
-    """What a browser session holds after signing in (a fresh CSRF token every time)."""
-    return {"user_id": user.id, "csrf": secrets.token_urlsafe(32), "stamp": session_stamp(user)}
-
-
-def session_is_current(values: dict[str, Any], user: User) -> bool:
-    """False when the password changed after this session signed in."""
-    stamp = values.get("stamp")
-    return stamp is None or secrets.compare_digest(str(stamp), session_stamp(user))
-
-
-def sign_out(*, session: Session, user: User, ip: str | None, now: datetime) -> None:
+def sign_out(*, session: Session, user: User, session_id: int, ip: str | None, now: datetime) -> None:
+    """End this browser's session: its cookie, even copied, no longer signs anyone in."""
+    sessions.end(session=session, user_id=user.id, session_id=session_id)
     audit.record(
         session,
         actor=user,
