@@ -18,8 +18,10 @@ from sqlalchemy.orm import Session
 from segmentsync.auth import audit
 from segmentsync.auth.models import User
 from segmentsync.auth.policy import Action, check
+from segmentsync.connections.models import Connection
 from segmentsync.db import id_from_text
-from segmentsync.errors import Conflict, Invalid, NotFound, SegmentSyncError
+from segmentsync.errors import Conflict, Forbidden, Invalid, NotFound, SegmentSyncError
+from segmentsync.exports.access import permission
 from segmentsync.exports.models import Export, ExportSegment
 from segmentsync.profiles.source import ProfileSource
 from segmentsync.segments import compile as compiler
@@ -70,6 +72,29 @@ def exports_using(*, session: Session, segment_id: int) -> list[str]:
     )
 
 
+def _check_exports_in_reach(session: Session, segment: Segment, actor: User, doing: str) -> None:
+    """Refuse to change a segment that an export the actor may not edit sends.
+
+    A contributor could otherwise change what an export on an admins-only connection sends
+    (its rule to "everyone") and the admin's next run would send it.
+    """
+    rows = session.execute(
+        sa.select(Export.name, Connection)
+        .join(ExportSegment, ExportSegment.export_id == Export.id)
+        .outerjoin(Connection, Connection.id == Export.connection_id)
+        .where(ExportSegment.segment_id == segment.id)
+        .order_by(Export.name)
+    ).all()
+    names = [name for name, connection in rows if permission(actor, connection) != "edit"]
+    if names:
+        raise Forbidden(
+            f"you may not {doing} segment {segment.name!r}: it is sent by export(s) you may not edit "
+            f"(their connections are for administrators): {', '.join(names)}; ask an admin",
+            code="segment_used_by_restricted_exports",
+            details={"exports": names},
+        )
+
+
 def history(*, session: Session, segment_id: int, limit: int = 20) -> list[SegmentRefresh]:
     """The latest refreshes of a segment, newest first."""
     return list(
@@ -111,6 +136,11 @@ def update(
     check(actor, Action.SEGMENTS_EDIT)
     segment = get(session=session, segment_id=segment_id)
     before = _snapshot(segment)
+    current = {**before, "rules": rules_of(segment).model_dump(mode="json")}
+    if any(
+        current[key] != value for key, value in segment_in.model_dump(exclude_none=True, mode="json").items()
+    ):
+        _check_exports_in_reach(session, segment, actor, "change")
     if segment_in.name is not None and segment_in.name != segment.name:
         _check_name_free(session, segment_in.name, other_than=segment.id)
         segment.name = segment_in.name
@@ -137,6 +167,7 @@ def delete(*, session: Session, segment_id: int, actor: User) -> None:
     """Remove a segment; refused while exports send it (the answer names them)."""
     check(actor, Action.SEGMENTS_EDIT)
     segment = get(session=session, segment_id=segment_id)
+    _check_exports_in_reach(session, segment, actor, "remove")
     users = exports_using(session=session, segment_id=segment_id)
     if users:
         raise Conflict(
