@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from confusable_homoglyphs import confusables
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.orm import Session
 
@@ -45,6 +46,25 @@ def normalize_email(email: str) -> str:
     except EmailNotValidError as exc:
         raise Invalid(f"not a valid email address: {exc}", field="email") from exc
     return valid.normalized.lower()
+
+
+def refuse_look_alikes(address: str) -> str:
+    """Refuse an address that mixes scripts within its local part or a domain label.
+
+    ``аdmin@example.com`` with a Cyrillic "а" looks like the admin's address in every list and
+    audit entry. Each part may be in any one script (``пётр@пример.рф`` is fine); mixing Latin
+    with Cyrillic or Greek inside one part is how look-alikes are made (Unicode TR39).
+    """
+    local, _, domain = address.rpartition("@")
+    for part in (local, *domain.split(".")):
+        if confusables.is_mixed_script(part):
+            raise Invalid(
+                f"the email address {address!r} mixes alphabets in {part!r} (a look-alike of another "
+                f"address?); type it in one alphabet",
+                code="look_alike_email",
+                field="email",
+            )
+    return address
 
 
 def hash_password(password: str, *, field: str = "password") -> str:
@@ -103,7 +123,7 @@ def create_user(
     ip: str | None = None,
 ) -> User:
     """Create a user. Without a password the user can use API tokens but not sign in yet."""
-    address = normalize_email(email)
+    address = refuse_look_alikes(normalize_email(email))
     if session.scalar(sa.select(User.id).where(User.email == address)) is not None:
         raise Conflict(f"a user with the email {address} already exists", code="email_taken", field="email")
     user = User(

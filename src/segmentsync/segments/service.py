@@ -110,7 +110,9 @@ def history(*, session: Session, segment_id: int, limit: int = 20) -> list[Segme
 # ---------------------------------------------------------------- changing
 
 
-def create(*, session: Session, source: ProfileSource, segment_in: SegmentCreate, actor: User) -> Segment:
+def create(
+    *, session: Session, source: ProfileSource, segment_in: SegmentCreate, actor: User, ip: str | None = None
+) -> Segment:
     check(actor, Action.SEGMENTS_EDIT)
     _check_name_free(session, segment_in.name)
     compiler.check(segment_in.rules, source.table())
@@ -124,13 +126,19 @@ def create(*, session: Session, source: ProfileSource, segment_in: SegmentCreate
     session.flush()
     audit.record(
         session, actor=actor, action="segment.create", object_type="segment", object_id=segment.id,
-        object_label=segment.name, after=_snapshot(segment),
+        object_label=segment.name, after=_snapshot(segment), ip=ip,
     )  # fmt: skip
     return segment
 
 
 def update(
-    *, session: Session, source: ProfileSource, segment_id: int, segment_in: SegmentUpdate, actor: User
+    *,
+    session: Session,
+    source: ProfileSource,
+    segment_id: int,
+    segment_in: SegmentUpdate,
+    actor: User,
+    ip: str | None = None,
 ) -> Segment:
     """Change the fields given. A new rule forgets the old member count until the next refresh."""
     check(actor, Action.SEGMENTS_EDIT)
@@ -158,12 +166,12 @@ def update(
         session.flush()
         audit.record(
             session, actor=actor, action="segment.update", object_type="segment", object_id=segment.id,
-            object_label=segment.name, before=before, after=after,
+            object_label=segment.name, before=before, after=after, ip=ip,
         )  # fmt: skip
     return segment
 
 
-def delete(*, session: Session, segment_id: int, actor: User) -> None:
+def delete(*, session: Session, segment_id: int, actor: User, ip: str | None = None) -> None:
     """Remove a segment; refused while exports send it (the answer names them)."""
     check(actor, Action.SEGMENTS_EDIT)
     segment = get(session=session, segment_id=segment_id)
@@ -178,7 +186,7 @@ def delete(*, session: Session, segment_id: int, actor: User) -> None:
         )
     audit.record(
         session, actor=actor, action="segment.delete", object_type="segment", object_id=segment.id,
-        object_label=segment.name, before=_snapshot(segment),
+        object_label=segment.name, before=_snapshot(segment), ip=ip,
     )  # fmt: skip
     session.delete(segment)
     session.flush()
@@ -206,6 +214,7 @@ def refresh(
     segment_id: int,
     actor: User | None,
     now: datetime | None = None,
+    ip: str | None = None,
 ) -> RefreshOut:
     """Count the members now and store it (on the segment and in its history).
 
@@ -213,7 +222,9 @@ def refresh(
     ``RefreshOut.error`` instead of raised, so that the caller's transaction keeps the record.
     ``actor`` None: the system (scheduler).
     """
-    return refresh_many(session=session, source=source, segment_ids=[segment_id], actor=actor, now=now)[0]
+    return refresh_many(
+        session=session, source=source, segment_ids=[segment_id], actor=actor, now=now, ip=ip
+    )[0]
 
 
 def refresh_many(
@@ -223,6 +234,7 @@ def refresh_many(
     segment_ids: Sequence[int] | None,
     actor: User | None,
     now: datetime | None = None,
+    ip: str | None = None,
 ) -> list[RefreshOut]:
     """Refresh several segments (None: all) with one scan of the profile table."""
     if actor is not None:
@@ -244,7 +256,7 @@ def refresh_many(
             audit.record(
                 session, actor=actor, action="segment.refresh", object_type="segment",
                 object_id=result.segment_id, object_label=result.segment_name,
-                after={"member_count": result.member_count, "error": result.error},
+                after={"member_count": result.member_count, "error": result.error}, ip=ip,
             )  # fmt: skip
     session.flush()
     return results
