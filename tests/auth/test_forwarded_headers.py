@@ -25,6 +25,7 @@ from segmentsync.settings import Settings
 from .conftest import PASSWORD, Person
 
 SESSION = "/api/v1/session"
+TIMEOUT = 60  # password hashing is slow on a busy machine; httpx waits 5 s by default
 FORGED = {"X-Forwarded-For": "203.0.113.66", "X-Forwarded-Proto": "https"}
 
 
@@ -56,7 +57,10 @@ def test_serve_believes_no_forwarded_header_from_loopback(
     served: str, runtime: Runtime, admin: Person
 ) -> None:
     answer = httpx.post(
-        f"{served}{SESSION}", json={"email": admin.email, "password": "guess"}, headers=FORGED
+        f"{served}{SESSION}",
+        json={"email": admin.email, "password": "guess"},
+        headers=FORGED,
+        timeout=TIMEOUT,
     )
     assert answer.status_code == 401
     assert failed_sign_in_addresses(runtime) == ["127.0.0.1"]  # not the forged 203.0.113.66
@@ -70,12 +74,18 @@ def test_changing_the_header_does_not_escape_the_throttle(
     for attempt in range(signin.THROTTLE_LIMIT):
         headers = {"X-Forwarded-For": f"198.51.100.{attempt}"}
         answer = httpx.post(
-            f"{served}{SESSION}", json={"email": admin.email, "password": "x"}, headers=headers
+            f"{served}{SESSION}",
+            json={"email": admin.email, "password": "x"},
+            headers=headers,
+            timeout=TIMEOUT,
         )
         assert answer.status_code == 401
     headers = {"X-Forwarded-For": "198.51.100.200"}
     answer = httpx.post(
-        f"{served}{SESSION}", json={"email": admin.email, "password": PASSWORD}, headers=headers
+        f"{served}{SESSION}",
+        json={"email": admin.email, "password": PASSWORD},
+        headers=headers,
+        timeout=TIMEOUT,
     )
     assert answer.status_code == 429
 
