@@ -19,10 +19,15 @@ from .conftest import Person
 PATHS = ["/sign-in", "/exports", "/api/v1/me", "/api/v1/nowhere", "/static/app.js", "/metrics"]
 
 
+# Headers do not depend on the store: SQLite only (the sessions and audit tests cover both).
+ON_SQLITE = pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+
+
 def directives(policy: str) -> dict[str, str]:
     return {part.strip().split(" ", 1)[0]: part.strip().partition(" ")[2] for part in policy.split(";")}
 
 
+@ON_SQLITE
 @pytest.mark.parametrize("signed_in", [False, True])
 def test_every_answer_has_the_security_headers(client: TestClient, admin: Person, signed_in: bool) -> None:
     for path in PATHS:
@@ -40,12 +45,14 @@ def test_every_answer_has_the_security_headers(client: TestClient, admin: Person
             assert answer.headers["cache-control"] == "no-store", path
 
 
+@ON_SQLITE
 def test_hsts_is_sent_when_cookies_are_https_only(runtime: Runtime) -> None:
     runtime.settings.secure_cookies = True
     answer = TestClient(create_app(runtime), base_url="https://testserver").get("/sign-in")
     assert answer.headers["strict-transport-security"].startswith("max-age=31536000")
 
 
+@ON_SQLITE
 def test_an_error_page_and_a_refused_body_have_them_too(app: FastAPI) -> None:
     client = TestClient(app)
     too_large = client.post("/api/v1/session", content=b"x" * 2_000_000)
