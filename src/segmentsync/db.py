@@ -19,6 +19,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
+from segmentsync import files
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 READ_ONLY = "segmentsync_read_only"  # execution option: a session that only reads
 MODEL_MODULES = (
@@ -71,6 +73,31 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def contains(column: Any, text: str) -> sa.ColumnElement[bool]:
+    """``column`` contains ``text``, case-insensitively and literally: every search is built here.
+
+    ``%``, ``_`` and the escape character match only themselves (a search for ``%`` finds the
+    names with a percent sign, not every name): SQLAlchemy's ``autoescape`` escapes them.
+    """
+    return sa.func.lower(column).contains(text.strip().lower(), autoescape=True)
+
+
+ID_MAX = 2**63 - 1  # the largest id both stores' BIGINT can hold
+
+
+def id_from_text(text: str) -> int | None:
+    """An id as typed (a form field, a command-line name-or-id): ASCII digits only, else None.
+
+    ``str.isdigit`` is true for ``"²"`` and ``"١"``, which ``int`` refuses or reads as another
+    number; ids that no column can hold are None too (never an overflow in the database).
+    """
+    text = text.strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > 19:
+        return None
+    number = int(text)
+    return number if number <= ID_MAX else None
+
+
 def import_models() -> sa.MetaData:
     """Import every model module so that ``Base.metadata`` knows all tables."""
     for name in MODEL_MODULES:
@@ -84,11 +111,22 @@ def create_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
         kwargs.setdefault("connect_args", {"timeout": 30, "check_same_thread": False})
         engine = sa.create_engine(url, **kwargs)
+        path = sqlite_file(engine.url)
+        if path is not None and path.parent.is_dir():
+            files.private_file(path, create=True)  # before SQLite creates it (and its WAL) world-readable
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     return sa.create_engine(url, **kwargs)
+
+
+def sqlite_file(url: sa.URL) -> Path | None:
+    """The file of a SQLite store (None: in memory)."""
+    name = url.database
+    if not name or name == ":memory:" or name.startswith("file:"):
+        return None
+    return Path(name)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -99,6 +137,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
+    for _, name, path in cursor.execute("PRAGMA database_list").fetchall():
+        if name == "main" and path:  # a store made before files were private: its WAL and SHM too
+            files.private_files(*(Path(path + suffix) for suffix in ("", "-wal", "-shm")))
     cursor.close()
 
 
@@ -137,7 +178,7 @@ MIGRATION_LOCK = 0x5E6_5E6C  # the PostgreSQL advisory lock that serialises migr
 # The newest migration (tests/test_migrations.py checks that it is Alembic's head): a store already
 # there is not handed to Alembic at all, which saves every process start ≈ 0.2 s of importing it
 # and reading the migration scripts.
-SCHEMA_HEAD = "0003"
+SCHEMA_HEAD = "0005"
 
 
 def at_head(engine: Engine) -> bool:

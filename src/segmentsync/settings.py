@@ -6,10 +6,13 @@ nothing reads the environment at import time.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from segmentsync import files
 
 PRODUCTION_URLS = {
     "campaign_monitor_api": "https://api.createsend.com/api/v3.3",
@@ -54,7 +57,30 @@ class Settings(BaseSettings):
     notification_webhook_secret: SecretStr | None = None
     worker_lease_seconds: int = 60
     scheduler_interval_seconds: float = 15.0
-    secure_cookies: bool = False
+    # A browser session ends after this long without a request, and this long after signing in.
+    session_idle_minutes: int = Field(default=60, ge=1, le=60 * 24 * 30)
+    session_max_hours: int = Field(default=12, ge=1, le=24 * 90)
+    secure_cookies: bool = False  # HTTPS only: Secure cookies and Strict-Transport-Security
+    # Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed: comma-separated
+    # addresses or networks ("10.0.0.5, 172.16.0.0/12"). Default: none, so a forged header from
+    # anyone (loopback included) changes neither the client address nor the scheme.
+    trusted_proxies: str = ""
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_addresses(cls, value: str) -> str:
+        for item in (part.strip() for part in value.split(",")):
+            if not item:
+                continue
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network (such as 10.0.0.0/8)") from None
+        return value
+
+    @property
+    def trusted_proxy_list(self) -> list[str]:
+        return [part.strip() for part in self.trusted_proxies.split(",") if part.strip()]
 
     @property
     def resolved_database_url(self) -> str:
@@ -72,5 +98,5 @@ class Settings(BaseSettings):
 def get_settings(**overrides: object) -> Settings:
     """Build settings from the environment; keyword overrides win (tests, CLI flags)."""
     settings = Settings(**overrides)  # type: ignore[arg-type]  # pydantic validates the values
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    files.private_dir(settings.data_dir)  # 0700: the stores, the key file and workspaces are inside
     return settings

@@ -103,3 +103,27 @@ def test_viewers_read_but_do_not_change(api: TestClient, runtime: Runtime) -> No
         "country": "string",
         "spend": "float",
     }
+
+
+def test_segment_audit_entries_made_through_the_api_have_the_client_address(
+    api: TestClient, runtime: Runtime
+) -> None:
+    import sqlalchemy as sa
+
+    from segmentsync.auth.models import AuditEntry
+
+    editor = token(runtime, "c@example.com", Role.CONTRIBUTOR)
+    client = TestClient(api.app, client=("198.51.100.23", 5000), headers=editor)
+    sid = client.post("/api/v1/segments", json={"name": "Poland", "rules": PL}).json()["id"]
+    client.post(f"/api/v1/segments/{sid}/refresh")
+    client.post("/api/v1/segments/refresh", json={})
+    client.patch(f"/api/v1/segments/{sid}", json={"description": "the Polish"})
+    assert client.delete(f"/api/v1/segments/{sid}").status_code == 204
+    with runtime.sessions() as session:
+        entries = session.execute(
+            sa.select(AuditEntry.action, AuditEntry.ip).where(AuditEntry.object_type == "segment")
+        ).all()
+    assert sorted({action for action, _ in entries}) == [
+        "segment.create", "segment.delete", "segment.refresh", "segment.update",
+    ]  # fmt: skip
+    assert {ip for _, ip in entries} == {"198.51.100.23"}

@@ -197,3 +197,41 @@ def test_export_user_problems_explain_what_to_do(
     none = service.export_user_problem(None)
     assert none is not None
     assert "no export user" in none
+
+
+def test_the_user_search_is_literal(client: TestClient, admin: Person, make_user: MakeUser) -> None:
+    make_user("under_score@example.com", Role.VIEWER)
+    make_user("plain@example.com", Role.VIEWER)
+
+    def emails(q: str) -> list[str]:
+        page = client.get(USERS, params={"q": q}, headers=admin.auth).json()
+        return [user["email"] for user in page["items"]]
+
+    assert emails("%") == []  # a wildcard no more: nobody has a percent sign
+    assert emails("_") == ["under_score@example.com"]
+    assert emails("r_s") == ["under_score@example.com"]
+    assert emails("n%e") == []
+
+
+@pytest.mark.parametrize(
+    "look_alike",
+    [
+        "аdmin@example.com",
+        "admin@exаmple.com",
+        "pаypal-admin@example.com",
+        "admin@example.cоm",
+    ],  # Cyrillic а/о
+)
+def test_look_alike_addresses_of_new_users_are_refused(
+    client: TestClient, admin: Person, look_alike: str
+) -> None:
+    answer = client.post(USERS, json={"email": look_alike, "role": "admin"}, headers=admin.auth)
+    assert answer.status_code == 422, answer.text
+    error = answer.json()["error"]
+    assert (error["code"], error["field"]) == ("look_alike_email", "email")
+
+
+def test_addresses_in_one_alphabet_per_part_are_welcome(client: TestClient, admin: Person) -> None:
+    for address in ("jürgen.müller@example.de", "пётр@пример.рф", "δοκιμή@example.com"):
+        answer = client.post(USERS, json={"email": address, "role": "viewer"}, headers=admin.auth)
+        assert answer.status_code == 201, answer.text

@@ -148,3 +148,21 @@ def test_rotate_secrets_to_a_new_key(env: Env, sandbox: Sandbox, admin: Person) 
 
     assert rotated == (0, "re-encrypted 1 secret(s) with the newest key\n")
     assert run(only_new, "verify", "CM") == (0, "ok: Acme ({})\n".format(cm["ClientID"]))
+
+
+def test_an_admins_only_connection_is_an_unknown_name_to_a_contributor(
+    env: Env, sandbox: Sandbox, admin: Person, contributor: Person
+) -> None:
+    cm = sandbox.create_cm_client("Acme")
+    create = ["create", "--type", "campaign_monitor", "--name", "Private CM", "--agree", "--client-id",
+              cm["ClientID"], "--api-key-stdin", "--json"]  # fmt: skip
+    code, output = run(env, *create, input=cm["ApiKey"])
+    assert code == 0, output
+    private_id = json.loads(output)["id"]
+    by_name = run(env, "show", "Private CM", "--as", contributor.email)
+    unknown = run(env, "show", "Nobody CM", "--as", contributor.email)
+    assert by_name[0] == unknown[0] == 1
+    assert by_name[1].replace("Private CM", "X") == unknown[1].replace("Nobody CM", "X")  # same answer
+    assert str(private_id) not in by_name[1].replace("Private CM", "")
+    assert run(env, "show", "Private CM")[0] == 0  # the admin sees it
+    assert run(env, "show", "²")[0] == 1  # not a number: an unknown name, not a crash

@@ -188,8 +188,17 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture
 def page_for(browser: Any, live: Live) -> Iterator[Callable[..., Any]]:
-    """``page_for(email, locale="en-US")``: a signed-in page in a browser context of its own."""
+    """``page_for(email, locale="en-US")``: a signed-in page in a browser context of its own.
+
+    Whatever the Content-Security-Policy blocked on any of its pages (an inline script or
+    handler, a style attribute) fails the test when it ends.
+    """
     contexts: list[Any] = []
+    blocked: list[str] = []
+
+    def watch(message: Any) -> None:
+        if "Content Security Policy" in message.text:
+            blocked.append(f"{message.location.get('url')}: {message.text}")
 
     def open_page(email: str | None = None, *, locale: str = "en-US") -> Any:
         context = browser.new_context(
@@ -198,6 +207,7 @@ def page_for(browser: Any, live: Live) -> Iterator[Callable[..., Any]]:
         context.set_default_timeout(15_000)
         contexts.append(context)
         page = context.new_page()
+        page.on("console", watch)
         if email is not None:
             sign_in(page, email)
         return page
@@ -205,6 +215,7 @@ def page_for(browser: Any, live: Live) -> Iterator[Callable[..., Any]]:
     yield open_page
     for context in contexts:
         context.close()
+    assert not blocked, "the Content-Security-Policy blocked:\n" + "\n".join(blocked)
 
 
 def sign_in(page: Any, email: str, password: str = PASSWORD) -> None:

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import hashlib
 from importlib import import_module
+from typing import TYPE_CHECKING
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from starlette.middleware.sessions import SessionMiddleware
 
 from segmentsync import __version__
 from segmentsync.api import errors, metrics, openapi
 from segmentsync.api.body_limit import BodyLimit
 from segmentsync.runtime import Runtime
+from segmentsync.settings import Settings
+from segmentsync.web.headers import SecurityHeaders
+
+if TYPE_CHECKING:
+    import uvicorn
 
 API_PREFIX = "/api/v1"
 # Each domain keeps its routes in its own module exposing `router` (an APIRouter).
@@ -43,6 +49,20 @@ def session_secret(runtime: Runtime) -> str:
     return hashlib.sha256(b"segmentsync-session:" + runtime.vault.fingerprint_material()).hexdigest()
 
 
+def server_config(app: FastAPI, settings: Settings) -> uvicorn.Config:
+    """How ``serve`` runs the app: uvicorn believes no forwarded header itself.
+
+    Its default believes ``X-Forwarded-For`` from 127.0.0.1, so anyone on the machine could
+    forge the client address (escaping the sign-in throttle, lying to the audit log); the app
+    believes the proxies named in ``SEGMENTSYNC_TRUSTED_PROXIES`` only (see :func:`create_app`).
+    """
+    import uvicorn
+
+    return uvicorn.Config(
+        app, host=settings.host, port=settings.port, log_config=None, proxy_headers=False, server_header=False
+    )
+
+
 def create_app(runtime: Runtime) -> FastAPI:
     app = FastAPI(
         title="segmentsync",
@@ -59,17 +79,28 @@ def create_app(runtime: Runtime) -> FastAPI:
         session_cookie="segmentsync_session",
         same_site="lax",
         https_only=runtime.settings.secure_cookies,
-        max_age=14 * 24 * 3600,
+        max_age=runtime.settings.session_max_hours * 3600,  # the server ends it then anyway
     )
-    api = APIRouter(prefix=API_PREFIX, responses=errors.ERROR_RESPONSES)
+    api = APIRouter(
+        prefix=API_PREFIX,
+        responses=errors.ERROR_RESPONSES,
+        dependencies=[Depends(errors.finite_json_body)],  # no NaN or Infinity in any body
+    )
     for name in API_ROUTERS:
         module = _optional(name)
         if module is not None:
             api.include_router(module.router)  # type: ignore[attr-defined]  # the module contract
     app.include_router(api)
     app.add_middleware(BodyLimit)  # 413 for bodies over 1 MiB, before they are read
+    # outermost: every answer (errors, 413s, static files) carries them
+    app.add_middleware(SecurityHeaders, hsts=runtime.settings.secure_cookies)
     metrics.install(app)  # GET /metrics (any signed-in user or API token) and request counts
     openapi.install(app)  # each operation says which actions of the policy table it requires
+    proxies = runtime.settings.trusted_proxy_list
+    if proxies:  # outermost: the client address is the one the proxy saw, for everything inside
+        from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware  # uvicorn's own, well kept
+
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=proxies)
     web = _optional(WEB_MODULE)
     if web is not None:
         web.mount(app)  # type: ignore[attr-defined]  # the module contract

@@ -1,7 +1,7 @@
 """Dependencies every route uses: the runtime, a session per request, the current user, the policy.
 
-Authentication: ``Authorization: Bearer <API token>`` for scripts, or the signed session cookie
-of a signed-in browser. A request authenticated by cookie that changes something must carry the
+Authentication: ``Authorization: Bearer <API token>`` for scripts, or the session cookie of a
+signed-in browser (a server-side session: :mod:`segmentsync.auth.sessions`). A request authenticated by cookie that changes something must carry the
 session's CSRF token (form field ``csrf_token`` or header ``X-CSRF-Token``).
 """
 
@@ -15,7 +15,7 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from segmentsync.auth import service as auth_service
-from segmentsync.auth import signin
+from segmentsync.auth import sessions
 from segmentsync.auth.models import User
 from segmentsync.auth.policy import Action, check
 from segmentsync.errors import Forbidden, Unauthenticated
@@ -86,19 +86,32 @@ def current_user(
         if user is None:
             raise Unauthenticated("the API token is unknown, revoked or belongs to a deactivated user")
         return user
-    user_id = request.session.get("user_id") if "session" in request.scope else None
-    user = session.get(User, user_id) if user_id is not None else None
-    if user is None or not user.is_active:
+    sid = request.session.get(sessions.SID_KEY) if "session" in request.scope else None
+    if sid is None:
         raise Unauthenticated("sign in, or send an API token as 'Authorization: Bearer <token>'")
-    if not signin.session_is_current(request.session, user):
+    found = sessions.current(
+        session=session, token=sid, now=runtime.clock(), lifetimes=sessions.Lifetimes.of(runtime.settings)
+    )
+    if found is None:
         request.session.clear()
-        raise Unauthenticated("your password was changed; sign in again", code="session_expired")
+        raise Unauthenticated(SESSION_ENDED, code="session_expired")
+    user, browser = found
+    request.state.session_id = browser.id
     if request.method not in SAFE_METHODS:
         _check_csrf(request, csrf)
     return user
 
 
 CurrentUser = Annotated[User, Depends(current_user)]
+SESSION_ENDED = (
+    "your session has ended (signed out, idle or too old, or your password or role changed); sign in again"
+)
+
+
+def session_id(request: Request) -> int | None:
+    """The id of the browser session of this request (None: an API token, or not signed in)."""
+    value = getattr(request.state, "session_id", None)
+    return value if isinstance(value, int) else None
 
 
 class Require:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -12,7 +13,7 @@ from pydantic import BaseModel
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from segmentsync.errors import SegmentSyncError
+from segmentsync.errors import Invalid, SegmentSyncError
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +48,59 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+def json_safe(value: Any) -> Any:
+    """``value`` with every number JSON cannot carry (NaN, ±Infinity) as text.
+
+    An error may quote the input it refuses (a rule's condition), and that input may hold such a
+    number: the answer must still be JSON, never a failure to write the error.
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value).replace("inf", "Infinity").replace("nan", "NaN")
+    if isinstance(value, dict):
+        return {str(key): json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(item) for item in value]
+    return value
+
+
+def non_finite_path(value: Any, path: tuple[str | int, ...] = ()) -> tuple[str | int, ...] | None:
+    """Where in parsed JSON a non-finite number (``NaN``, ``Infinity``, ``1e400``) is, or None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return path
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        found = non_finite_path(item, (*path, key))
+        if found is not None:
+            return found
+    return None
+
+
+async def finite_json_body(request: Request) -> None:
+    """Refuse a JSON body holding NaN, Infinity or a number beyond a double (``1e400``), naming it.
+
+    Python's JSON parser takes them (JSON itself has no such numbers); nothing downstream can
+    store, compare or answer them. A dependency of every API route, run before the body's model.
+    """
+    if "json" not in request.headers.get("content-type", "json") or not await request.body():
+        return
+    try:
+        body = await request.json()  # parsed once: the route reads the same parsed body
+    except (ValueError, UnicodeDecodeError):
+        return  # not JSON at all: the route's own validation says so
+    where = non_finite_path(body)
+    if where is not None:
+        field = ".".join(str(part) for part in where) or "body"
+        raise Invalid(f"{field}: not a finite number (NaN, Infinity and numbers beyond ±1.8e308 are refused)",
+                      code="invalid", field=field)  # fmt: skip
+
+
+def _answer(body: dict[str, Any], status: int, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(json_safe(body), status_code=status, headers=headers)
+
+
 async def domain_error(request: Request, exc: SegmentSyncError) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-    return JSONResponse(
-        {"error": {"status": exc.status, **exc.to_dict()}}, status_code=exc.status, headers=headers
-    )
+    return _answer({"error": {"status": exc.status, **exc.to_dict()}}, exc.status, headers)
 
 
 async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -65,7 +114,7 @@ async def validation_error(request: Request, exc: RequestValidationError) -> JSO
         "field": ".".join(where) or None,
         "details": {"errors": [{"loc": list(e.get("loc", ())), "msg": e.get("msg")} for e in errors]},
     }
-    return JSONResponse({"error": body}, status_code=422)
+    return _answer({"error": body}, 422)
 
 
 async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

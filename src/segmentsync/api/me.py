@@ -6,14 +6,16 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response, status
 
-from segmentsync.api.deps import RuntimeDep, SessionDep, bearer_token, client_ip, require
+from segmentsync.api.deps import RuntimeDep, SessionDep, bearer_token, client_ip, require, session_id
+from segmentsync.api.deps import session_id as current_session
 from segmentsync.api.errors import ErrorBody
 from segmentsync.api.pagination import Page, PageDep, paginate
-from segmentsync.api.users import user_out
-from segmentsync.auth import service, signin
+from segmentsync.api.users import sessions_page, user_out
+from segmentsync.auth import service, sessions, signin
 from segmentsync.auth.models import User
 from segmentsync.auth.policy import POLICY, Action
 from segmentsync.auth.schemas import (
+    BrowserSessionOut,
     MeOut,
     PasswordChange,
     ProfileUpdate,
@@ -48,10 +50,15 @@ def sign_in(body: SignIn, request: Request, runtime: RuntimeDep) -> SessionOut:
             now=runtime.clock(),
         )
         out = user_out(session, user) if user is not None else None
+        if user is not None:
+            _, sid = sessions.start(
+                session=session, user=user, ip=client_ip(request), user_agent=request.headers.get("user-agent", ""),
+                now=runtime.clock(), lifetimes=sessions.Lifetimes.of(runtime.settings),
+            )  # fmt: skip
     if user is None or out is None:
         raise Unauthenticated("wrong email or password", code="wrong_credentials", field="password")
     request.session.clear()  # a fresh session: nothing survives from before signing in
-    request.session.update(signin.new_session_values(user))
+    request.session.update(signin.cookie_values(sid))
     return SessionOut(user=out, csrf_token=request.session["csrf"])
 
 
@@ -59,8 +66,12 @@ def sign_in(body: SignIn, request: Request, runtime: RuntimeDep) -> SessionOut:
     "/session", summary="Sign out", status_code=status.HTTP_204_NO_CONTENT, response_class=Response
 )
 def sign_out(me: Me, session: SessionDep, runtime: RuntimeDep, request: Request) -> None:
-    if request.session.get("user_id") is not None:
-        signin.sign_out(session=session, user=me, ip=client_ip(request), now=runtime.clock())
+    """Ends this browser's session on the server: its cookie, even copied, signs nobody in."""
+    browser = session_id(request)
+    if browser is not None:
+        signin.sign_out(
+            session=session, user=me, session_id=browser, ip=client_ip(request), now=runtime.clock()
+        )
     request.session.clear()
 
 
@@ -97,16 +108,47 @@ def update_me(body: ProfileUpdate, me: Me, session: SessionDep, request: Request
     response_class=Response,
 )
 def change_password(body: PasswordChange, me: Me, session: SessionDep, request: Request) -> None:
-    """Other browsers signed in as you are signed out; this one stays signed in."""
+    """Your other browser sessions end; this one (if you are signed in with it) stays."""
     service.change_password(
         session=session,
         user=me,
         current_password=body.current_password.get_secret_value(),
         new_password=body.new_password.get_secret_value(),
         ip=client_ip(request),
+        keep_session=session_id(request),
     )
-    if request.session.get("user_id") == me.id:
-        request.session["stamp"] = signin.session_stamp(me)
+
+
+@router.get("/me/sessions", summary="List the browsers signed in as you")
+def list_sessions(
+    me: Me, session: SessionDep, runtime: RuntimeDep, page: PageDep, request: Request
+) -> Page[BrowserSessionOut]:
+    return sessions_page(session, runtime, me.id, page, current=session_id(request))
+
+
+@router.delete(
+    "/me/sessions",
+    summary="Sign out everywhere: end every session of yours, this browser's too",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+)
+def end_all_sessions(me: Me, session: SessionDep, request: Request) -> None:
+    service.end_sessions(session=session, user=me, actor=me, ip=client_ip(request))
+    if session_id(request) is not None:
+        request.session.clear()
+
+
+@router.delete(
+    "/me/sessions/{session_id}",
+    summary="End one of your sessions (sign that browser out)",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+)
+def end_session(session_id: int, me: Me, session: SessionDep, request: Request) -> None:
+    ended_own = session_id == current_session(request)
+    service.end_sessions(session=session, user=me, actor=me, session_id=session_id, ip=client_ip(request))
+    if ended_own:
+        request.session.clear()
 
 
 @router.get("/me/tokens", summary="List your API tokens")

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from pydantic import BaseModel
 
-from segmentsync.api.deps import RuntimeDep, SessionDep, require
+from segmentsync.api.deps import RuntimeDep, SessionDep, client_ip, require
 from segmentsync.api.pagination import Page, PageDep
 from segmentsync.auth.models import User
 from segmentsync.auth.policy import Action
@@ -47,9 +47,11 @@ def list_segments(session: SessionDep, actor: Viewer, page: PageDep) -> Page[Seg
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Create a segment")
 def create_segment(
-    body: SegmentCreate, session: SessionDep, runtime: RuntimeDep, actor: Editor
+    body: SegmentCreate, session: SessionDep, runtime: RuntimeDep, actor: Editor, request: Request
 ) -> SegmentOut:
-    segment = service.create(session=session, source=runtime.profiles, segment_in=body, actor=actor)
+    segment = service.create(
+        session=session, source=runtime.profiles, segment_in=body, actor=actor, ip=client_ip(request)
+    )
     return SegmentOut.model_validate(segment)
 
 
@@ -69,11 +71,12 @@ def preview_rule(
 
 @router.post("/refresh", summary="Refresh several segments (default: all) with one scan")
 def refresh_segments(
-    body: RefreshIn, session: SessionDep, runtime: RuntimeDep, actor: Editor
+    body: RefreshIn, session: SessionDep, runtime: RuntimeDep, actor: Editor, request: Request
 ) -> list[RefreshOut]:
     return service.refresh_many(
-        session=session, source=runtime.profiles, segment_ids=body.segment_ids, actor=actor
-    )
+        session=session, source=runtime.profiles, segment_ids=body.segment_ids, actor=actor,
+        ip=client_ip(request),
+    )  # fmt: skip
 
 
 @router.get("/{segment_id}", summary="One segment")
@@ -83,25 +86,35 @@ def get_segment(segment_id: int, session: SessionDep, actor: Viewer) -> SegmentO
 
 @router.patch("/{segment_id}", summary="Change a segment's name, description or rule")
 def update_segment(
-    segment_id: int, body: SegmentUpdate, session: SessionDep, runtime: RuntimeDep, actor: Editor
+    segment_id: int,
+    body: SegmentUpdate,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    actor: Editor,
+    request: Request,
 ) -> SegmentOut:
     segment = service.update(
-        session=session, source=runtime.profiles, segment_id=segment_id, segment_in=body, actor=actor
-    )
+        session=session, source=runtime.profiles, segment_id=segment_id, segment_in=body, actor=actor,
+        ip=client_ip(request),
+    )  # fmt: skip
     return SegmentOut.model_validate(segment)
 
 
 @router.delete(
     "/{segment_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete (refused while exports use it)"
 )
-def delete_segment(segment_id: int, session: SessionDep, actor: Editor) -> Response:
-    service.delete(session=session, segment_id=segment_id, actor=actor)
+def delete_segment(segment_id: int, session: SessionDep, actor: Editor, request: Request) -> Response:
+    service.delete(session=session, segment_id=segment_id, actor=actor, ip=client_ip(request))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post("/{segment_id}/refresh", summary="Count the members now and store it")
-def refresh_segment(segment_id: int, session: SessionDep, runtime: RuntimeDep, actor: Editor) -> RefreshOut:
-    return service.refresh(session=session, source=runtime.profiles, segment_id=segment_id, actor=actor)
+def refresh_segment(
+    segment_id: int, session: SessionDep, runtime: RuntimeDep, actor: Editor, request: Request
+) -> RefreshOut:
+    return service.refresh(
+        session=session, source=runtime.profiles, segment_id=segment_id, actor=actor, ip=client_ip(request)
+    )
 
 
 @router.get("/{segment_id}/refreshes", summary="The segment's refresh history, newest first")

@@ -8,12 +8,14 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from sqlalchemy.orm import Session
 
-from segmentsync.api.deps import RuntimeDep, SessionDep, client_ip, require
-from segmentsync.api.pagination import Page, PageDep, paginate
-from segmentsync.auth import service
+from segmentsync.api.deps import RuntimeDep, SessionDep, client_ip, require, session_id
+from segmentsync.api.deps import session_id as current_session
+from segmentsync.api.pagination import Page, PageDep, PageParams, paginate
+from segmentsync.auth import service, sessions
 from segmentsync.auth.models import Role, User
 from segmentsync.auth.policy import Action
 from segmentsync.auth.schemas import (
+    BrowserSessionOut,
     PasswordSet,
     TokenCreate,
     TokenCreated,
@@ -23,6 +25,7 @@ from segmentsync.auth.schemas import (
     UserOut,
     UserUpdate,
 )
+from segmentsync.runtime import Runtime
 
 router = APIRouter(prefix="/users", tags=["users"])
 Admin = Annotated[User, Depends(require(Action.USERS_MANAGE))]
@@ -39,6 +42,22 @@ def users_out(session: Session, users: Sequence[User]) -> list[UserOut]:
 
 def user_out(session: Session, user: User) -> UserOut:
     return users_out(session, [user])[0]
+
+
+def sessions_page(session: Session, runtime: Runtime, user_id: int, page: PageParams,
+                  current: int | None = None) -> Page[BrowserSessionOut]:  # fmt: skip
+    """A user's sessions that still sign in, most recently used first."""
+    rows = sessions.of_user(
+        session=session,
+        user_id=user_id,
+        now=runtime.clock(),
+        lifetimes=sessions.Lifetimes.of(runtime.settings),
+    )
+    items = [
+        BrowserSessionOut.model_validate(row).model_copy(update={"current": row.id == current})
+        for row in rows[page.offset : page.offset + page.limit]
+    ]
+    return Page(items=items, total=len(rows), limit=page.limit, offset=page.offset)
 
 
 @router.get("", summary="List users")
@@ -117,6 +136,7 @@ def set_password(
         new_password=body.new_password.get_secret_value(),
         actor=admin,
         ip=client_ip(request),
+        keep_session=session_id(request) if user.id == admin.id else None,  # the user's sessions end
     )
 
 
@@ -158,3 +178,40 @@ def revoke_token(
     service.revoke_api_token(
         session=session, token=token, actor=admin, now=runtime.clock(), ip=client_ip(request)
     )
+
+
+@router.get("/{user_id}/sessions", summary="List the browsers signed in as a user")
+def list_sessions(
+    user_id: int, session: SessionDep, admin: Admin, runtime: RuntimeDep, page: PageDep, request: Request
+) -> Page[BrowserSessionOut]:
+    user = service.get_user(session=session, user_id=user_id)
+    return sessions_page(session, runtime, user.id, page, current=session_id(request))
+
+
+@router.delete(
+    "/{user_id}/sessions",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    summary="End every session of a user (sign them out everywhere)",
+)
+def end_sessions(user_id: int, session: SessionDep, admin: Admin, request: Request) -> None:
+    user = service.get_user(session=session, user_id=user_id)
+    service.end_sessions(session=session, user=user, actor=admin, ip=client_ip(request))
+    if user.id == admin.id and session_id(request) is not None:
+        request.session.clear()
+
+
+@router.delete(
+    "/{user_id}/sessions/{session_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    summary="End one session of a user",
+)
+def end_session(user_id: int, session_id: int, session: SessionDep, admin: Admin, request: Request) -> None:
+    user = service.get_user(session=session, user_id=user_id)
+    ended_own = session_id == current_session(request)
+    service.end_sessions(
+        session=session, user=user, actor=admin, session_id=session_id, ip=client_ip(request)
+    )
+    if ended_own:
+        request.session.clear()

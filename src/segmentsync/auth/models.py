@@ -47,6 +47,25 @@ class ApiToken(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+class BrowserSession(Base):
+    """A signed-in browser: the cookie holds a random id, only its SHA-256 is stored here.
+
+    Signing out deletes the row, and so do a password change, a role change and deactivation
+    (all of the user's rows), "sign out everywhere" and an admin; a row idle or older than the
+    configured lifetimes no longer signs anyone in.
+    """
+
+    __tablename__ = "sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ip: Mapped[str | None] = mapped_column(sa.String(64))
+    user_agent: Mapped[str] = mapped_column(sa.String(300), default="")
+
+
 class AuditEntry(Base):
     """Who changed what, when; before/after snapshots have secrets masked."""
 

@@ -83,6 +83,17 @@ class SessionOut(BaseModel):
     csrf_token: str = Field(description="send it back as X-CSRF-Token on POST/PUT/PATCH/DELETE")
 
 
+class BrowserSessionOut(Out):
+    """A signed-in browser (its cookie's id is never shown)."""
+
+    id: int
+    created_at: datetime = Field(description="when it signed in")
+    last_seen_at: datetime = Field(description="its last request (to the minute)")
+    ip: str | None = Field(description="the address it signed in from")
+    user_agent: str = Field(description="the browser it signed in with, as it said")
+    current: bool = Field(default=False, description="this request's own session")
+
+
 class MeOut(BaseModel):
     user: UserOut
     authenticated_by: str = Field(description='"session" (browser cookie) or "token" (API token)')

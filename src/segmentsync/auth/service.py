@@ -14,11 +14,13 @@ from typing import Any
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from confusable_homoglyphs import confusables
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.orm import Session
 
-from segmentsync.auth import audit
+from segmentsync.auth import audit, sessions
 from segmentsync.auth.models import ApiToken, Role, User
+from segmentsync.db import contains
 from segmentsync.errors import Conflict, Invalid, NotFound
 
 # argon2-cffi's default is RFC 9106's low-memory profile (argon2id, 64 MiB, t=3).
@@ -44,6 +46,25 @@ def normalize_email(email: str) -> str:
     except EmailNotValidError as exc:
         raise Invalid(f"not a valid email address: {exc}", field="email") from exc
     return valid.normalized.lower()
+
+
+def refuse_look_alikes(address: str) -> str:
+    """Refuse an address that mixes scripts within its local part or a domain label.
+
+    ``аdmin@example.com`` with a Cyrillic "а" looks like the admin's address in every list and
+    audit entry. Each part may be in any one script (``пётр@пример.рф`` is fine); mixing Latin
+    with Cyrillic or Greek inside one part is how look-alikes are made (Unicode TR39).
+    """
+    local, _, domain = address.rpartition("@")
+    for part in (local, *domain.split(".")):
+        if confusables.is_mixed_script(part):
+            raise Invalid(
+                f"the email address {address!r} mixes alphabets in {part!r} (a look-alike of another "
+                f"address?); type it in one alphabet",
+                code="look_alike_email",
+                field="email",
+            )
+    return address
 
 
 def hash_password(password: str, *, field: str = "password") -> str:
@@ -102,7 +123,7 @@ def create_user(
     ip: str | None = None,
 ) -> User:
     """Create a user. Without a password the user can use API tokens but not sign in yet."""
-    address = normalize_email(email)
+    address = refuse_look_alikes(normalize_email(email))
     if session.scalar(sa.select(User.id).where(User.email == address)) is not None:
         raise Conflict(f"a user with the email {address} already exists", code="email_taken", field="email")
     user = User(
@@ -153,8 +174,7 @@ def user_query(
     if active is not None:
         query = query.where(User.is_active.is_(active))
     if search:
-        pattern = f"%{search.strip().lower()}%"
-        query = query.where(sa.or_(User.email.like(pattern), sa.func.lower(User.name).like(pattern)))
+        query = query.where(sa.or_(contains(User.email, search), contains(User.name, search)))
     return query
 
 
@@ -201,14 +221,18 @@ def _change(
 
 
 def set_role(*, session: Session, user: User, role: Role, actor: User | None, ip: str | None = None) -> User:
+    """Change the role; the user's browser sessions end (they sign in again under the new role)."""
     if role is not Role.ADMIN:
         _ensure_another_admin(session, user, "demoted")
+    if role is not user.role:
+        sessions.end(session=session, user_id=user.id)
     return _change(session, user, action="user.set_role", actor=actor, ip=ip, role=role)
 
 
 def deactivate(*, session: Session, user: User, actor: User | None, ip: str | None = None) -> User:
     """Deactivate (never delete): sign-in, sessions and API tokens stop working at once."""
     _ensure_another_admin(session, user, "deactivated")
+    sessions.end(session=session, user_id=user.id)
     return _change(session, user, action="user.deactivate", actor=actor, ip=ip, is_active=False)
 
 
@@ -238,10 +262,20 @@ def update_profile(
 
 
 def set_password(
-    *, session: Session, user: User, new_password: str, actor: User | None, ip: str | None = None
+    *,
+    session: Session,
+    user: User,
+    new_password: str,
+    actor: User | None,
+    ip: str | None = None,
+    keep_session: int | None = None,
 ) -> None:
-    """Set a user's password (an admin resetting it, or the command line)."""
+    """Set a user's password (an admin resetting it, or the command line).
+
+    Every browser session of the user ends, but ``keep_session`` (the user's own, changing it).
+    """
     user.password_hash = hash_password(new_password, field="new_password")
+    sessions.end(session=session, user_id=user.id, keep=keep_session)
     audit.record(
         session,
         actor=actor,
@@ -254,12 +288,49 @@ def set_password(
 
 
 def change_password(
-    *, session: Session, user: User, current_password: str, new_password: str, ip: str | None = None
+    *,
+    session: Session,
+    user: User,
+    current_password: str,
+    new_password: str,
+    ip: str | None = None,
+    keep_session: int | None = None,
 ) -> None:
-    """A user changing their own password: the current one must be given."""
+    """A user changing their own password: the current one must be given; their other sessions end."""
     if user.password_hash is not None and not password_matches(user.password_hash, current_password):
         raise Invalid("the current password is wrong", code="wrong_password", field="current_password")
-    set_password(session=session, user=user, new_password=new_password, actor=user, ip=ip)
+    set_password(
+        session=session, user=user, new_password=new_password, actor=user, ip=ip, keep_session=keep_session
+    )
+
+
+def end_sessions(
+    *,
+    session: Session,
+    user: User,
+    actor: User | None,
+    session_id: int | None = None,
+    ip: str | None = None,
+) -> int:
+    """End one of ``user``'s browser sessions, or all of them ("sign out everywhere"); audited.
+
+    Raises NotFound for a session id that is not one of the user's (or has ended already).
+    """
+    ended = sessions.end(session=session, user_id=user.id, session_id=session_id)
+    if session_id is not None and not ended:
+        raise NotFound(f"no session with id {session_id}")
+    if ended:
+        audit.record(
+            session,
+            actor=actor,
+            action="user.end_sessions",
+            object_type="user",
+            object_id=user.id,
+            object_label=user.email,
+            after={"sessions_ended": ended, "session_id": session_id},
+            ip=ip,
+        )
+    return ended
 
 
 def export_user_problem(user: User | None) -> str | None:

@@ -1,14 +1,12 @@
-"""Signing in with email and password: constant-time checks, throttling, browser session values.
+"""Signing in with email and password: constant-time checks, throttling, signing out.
 
 The API (``POST /api/v1/session``) and the server-rendered sign-in page use the same functions
-and the same session keys: ``user_id``, ``csrf`` (the CSRF token forms and unsafe API calls
-must send back) and ``stamp`` (changes with the password, so a password change signs out every
-other browser).
+and the same cookie keys: ``sid`` (the server-side session, see :mod:`segmentsync.auth.sessions`)
+and ``csrf`` (the CSRF token forms and unsafe API calls must send back).
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 import secrets
@@ -19,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from segmentsync.auth import audit
+from segmentsync.auth import audit, sessions
 from segmentsync.auth.models import AuditEntry, User
 from segmentsync.auth.service import HASHER, password_matches
 from segmentsync.errors import Forbidden, SegmentSyncError
@@ -27,6 +25,7 @@ from segmentsync.errors import Forbidden, SegmentSyncError
 log = logging.getLogger(__name__)
 
 THROTTLE_LIMIT = 10  # failed sign-ins per email and IP address ...
+ADDRESS_LIMIT = 30  # ... and per IP address, whatever the emails tried ...
 THROTTLE_WINDOW = timedelta(minutes=15)  # ... within this window
 SIGN_IN = "auth.sign_in"
 SIGN_IN_FAILED = "auth.sign_in_failed"
@@ -52,11 +51,20 @@ def _label(email: str) -> str:
 
 
 def check_throttle(*, session: Session, email: str, ip: str | None, now: datetime) -> None:
-    """Refuse when this email and IP failed too often recently (the failures are audit entries).
+    """Refuse when this email and IP, or this IP whatever the email, failed too often recently.
 
-    Failures before the last successful sign-in from the same place do not count.
+    The failures are audit entries. For one email, failures before the last successful sign-in
+    from the same place do not count; for the address, all do (one account's success must not
+    reset the guessing of others' passwords from there).
     """
     since = now - THROTTLE_WINDOW
+    from_address = sa.select(AuditEntry.at).where(
+        AuditEntry.action == SIGN_IN_FAILED, AuditEntry.ip.is_not_distinct_from(ip), AuditEntry.at >= since
+    )
+    times = sorted(session.scalars(from_address.order_by(AuditEntry.at.desc()).limit(ADDRESS_LIMIT)))
+    if len(times) >= ADDRESS_LIMIT:
+        log.warning("sign-in throttled for every email from %s", ip)
+        _refuse(times[0], now, "too many failed sign-ins from your address")
     same_place = (
         AuditEntry.object_type == "user",
         AuditEntry.object_label == _label(email),
@@ -70,13 +78,16 @@ def check_throttle(*, session: Session, email: str, ip: str | None, now: datetim
     if last_success is not None:
         failures = failures.where(AuditEntry.at > last_success)
     times = sorted(session.scalars(failures.order_by(AuditEntry.at.desc()).limit(THROTTLE_LIMIT)))
-    if len(times) < THROTTLE_LIMIT:
-        return
-    wait = max(1, int((times[0] + THROTTLE_WINDOW - now).total_seconds()) + 1)
-    log.warning("sign-in throttled for %s from %s", _label(email), ip)
+    if len(times) >= THROTTLE_LIMIT:
+        log.warning("sign-in throttled for %s from %s", _label(email), ip)
+        _refuse(times[0], now, "too many failed sign-ins for this email from your address")
+
+
+def _refuse(oldest: datetime, now: datetime, message: str) -> None:
+    """TooManyAttempts, saying when the oldest counted failure leaves the window."""
+    wait = max(1, int((oldest + THROTTLE_WINDOW - now).total_seconds()) + 1)
     raise TooManyAttempts(
-        f"too many failed sign-ins for this email from your address; try again in {wait // 60 + 1} minutes",
-        details={"retry_after_seconds": wait},
+        f"{message}; try again in {wait // 60 + 1} minutes", details={"retry_after_seconds": wait}
     )
 
 
@@ -131,23 +142,14 @@ def _failed(session: Session, *, email: str, user: User | None, ip: str | None, 
     )
 
 
-def session_stamp(user: User) -> str:
-    """A short digest that changes whenever the user's password changes."""
-    return hashlib.sha256(f"{user.id}:{user.password_hash or ''}".encode()).hexdigest()[:16]
+def cookie_values(sid: str) -> dict[str, Any]:
+    """What a browser's cookie holds after signing in: the session's id and a fresh CSRF token."""
+    return {sessions.SID_KEY: sid, "csrf": secrets.token_urlsafe(32)}
 
 
-def new_session_values(user: User) -> dict[str, Any]:
-    """What a browser session holds after signing in (a fresh CSRF token every time)."""
-    return {"user_id": user.id, "csrf": secrets.token_urlsafe(32), "stamp": session_stamp(user)}
-
-
-def session_is_current(values: dict[str, Any], user: User) -> bool:
-    """False when the password changed after this session signed in."""
-    stamp = values.get("stamp")
-    return stamp is None or secrets.compare_digest(str(stamp), session_stamp(user))
-
-
-def sign_out(*, session: Session, user: User, ip: str | None, now: datetime) -> None:
+def sign_out(*, session: Session, user: User, session_id: int, ip: str | None, now: datetime) -> None:
+    """End this browser's session: its cookie, even copied, no longer signs anyone in."""
+    sessions.end(session=session, user_id=user.id, session_id=session_id)
     audit.record(
         session,
         actor=user,

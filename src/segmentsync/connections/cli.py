@@ -44,9 +44,7 @@ NameOrId = Annotated[str, typer.Argument(help="the connection's display name or 
 
 
 def _find(session: Session, key: str, actor: User) -> Connection:
-    if key.isdigit():
-        return service.get(session=session, connection_id=int(key), actor=actor)
-    return service.get_by_name(session=session, name=key, actor=actor)
+    return service.find(session=session, key=key, actor=actor)
 
 
 def _in_transaction(runtime: Runtime, as_user: str | None, work: Callable[[Session, User], T]) -> T:

@@ -32,6 +32,7 @@ from segmentsync.connections.schemas import (
     ConnectionDraft,
     ConnectionUpdate,
 )
+from segmentsync.db import id_from_text
 from segmentsync.errors import Conflict, Forbidden, Invalid, NotFound
 from segmentsync.exports.models import Export
 from segmentsync.runtime import Runtime
@@ -57,7 +58,7 @@ def get(*, session: Session, connection_id: int, actor: User) -> Connection:
     """One connection ``actor`` may see (a contributor asking for an unshared one gets NotFound)."""
     check(actor, Action.CONNECTIONS_LIST)
     connection = session.get(Connection, connection_id)
-    if connection is None or (actor.role is not Role.ADMIN and not connection.shared_with_contributors):
+    if connection is None or not _visible(connection, actor):
         raise NotFound(f"no connection with id {connection_id}")
     return connection
 
@@ -68,11 +69,28 @@ def get_for_admin(*, session: Session, connection_id: int, actor: User) -> Conne
 
 
 def get_by_name(*, session: Session, name: str, actor: User) -> Connection:
+    """A connection by its name; one ``actor`` may not see is answered as an unknown name.
+
+    (Answering with the id lookup's "no connection with id 7" told a contributor the id of an
+    admins-only connection.)
+    """
     check(actor, Action.CONNECTIONS_LIST)
     connection = session.scalar(sa.select(Connection).where(Connection.name == name.strip()))
-    if connection is None:
+    if connection is None or not _visible(connection, actor):
         raise NotFound(f"no connection named {name!r}", field="name")
-    return get(session=session, connection_id=connection.id, actor=actor)
+    return connection
+
+
+def find(*, session: Session, key: str, actor: User) -> Connection:
+    """A connection by name or, for a key of ASCII digits, by id (the command line's way)."""
+    number = id_from_text(key)
+    if number is not None:
+        return get(session=session, connection_id=number, actor=actor)
+    return get_by_name(session=session, name=key, actor=actor)
+
+
+def _visible(connection: Connection, actor: User) -> bool:
+    return actor.role is Role.ADMIN or connection.shared_with_contributors
 
 
 def exports_using(*, session: Session, connection_id: int) -> list[Export]:

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
+from segmentsync import files
 from segmentsync.errors import ConfigError
 from segmentsync.settings import Settings
 
@@ -67,7 +68,7 @@ class Vault:
 def _key_file(data_dir: Path) -> bytes:
     path = data_dir / KEY_FILE
     if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
+        files.private_dir(data_dir)
         # O_EXCL: two processes starting at once cannot both write a key.
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -76,4 +77,5 @@ def _key_file(data_dir: Path) -> bytes:
         else:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(Fernet.generate_key())
+    files.private_file(path)  # a key file copied in with a looser mode
     return path.read_bytes().strip()

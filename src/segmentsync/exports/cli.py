@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from segmentsync.auth.models import User
 from segmentsync.connections.models import Connection
-from segmentsync.db import transaction
+from segmentsync.db import id_from_text, transaction
 from segmentsync.errors import Invalid, NotFound
 from segmentsync.exports import service, views
 from segmentsync.exports.models import RemovalMode, ScheduleMode, SyncMode
@@ -68,8 +68,8 @@ TimezoneOpt = Annotated[
 
 def connection_id(session: Session, key: str) -> int:
     found = session.scalar(sa.select(Connection.id).where(Connection.name == key.strip()))
-    if found is None and key.strip().isdigit():
-        found = session.scalar(sa.select(Connection.id).where(Connection.id == int(key)))
+    if found is None and (number := id_from_text(key)) is not None:
+        found = session.scalar(sa.select(Connection.id).where(Connection.id == number))
     if found is None:
         raise NotFound(f"there is no connection named {key!r}", field="connection")
     return found
@@ -79,8 +79,8 @@ def segment_ids(session: Session, keys: list[str]) -> list[int]:
     ids = []
     for key in keys:
         found = session.scalar(sa.select(Segment.id).where(Segment.name == key.strip()))
-        if found is None and key.strip().isdigit():
-            found = session.scalar(sa.select(Segment.id).where(Segment.id == int(key)))
+        if found is None and (number := id_from_text(key)) is not None:
+            found = session.scalar(sa.select(Segment.id).where(Segment.id == number))
         if found is None:
             raise NotFound(f"there is no segment named {key!r}", field="segment")
         ids.append(found)

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from segmentsync.auth.models import User
 from segmentsync.auth.policy import Action, check
 from segmentsync.connections.models import Connection
+from segmentsync.db import id_from_text
 from segmentsync.errors import NotFound
 from segmentsync.exports.access import Permission, permission, require_edit
 from segmentsync.exports.models import Export, ExportSegment
@@ -27,8 +28,8 @@ def find(*, session: Session, key: str, actor: User) -> Export:
     """An export by id or by name (the command line's way of naming one)."""
     check(actor, Action.EXPORTS_VIEW)
     export = session.scalar(sa.select(Export).where(Export.name == key.strip()))
-    if export is None and key.strip().isdigit():
-        export = session.get(Export, int(key))
+    if export is None and (number := id_from_text(key)) is not None:
+        export = session.get(Export, number)
     if export is None:
         raise NotFound(f"there is no export named {key!r}", field="name")
     return export

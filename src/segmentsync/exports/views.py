@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from segmentsync.auth.models import User
 from segmentsync.auth.policy import Action, check
 from segmentsync.connections.models import Connection, ConnectionType
+from segmentsync.db import contains
 from segmentsync.errors import Invalid
 from segmentsync.exports import checks, runs
 from segmentsync.exports.access import permission
@@ -65,12 +66,11 @@ def export_query(
         .outerjoin(last_run, last_run.c.export_id == Export.id)
     )
     if search and search.strip():
-        needle = f"%{search.strip().lower()}%"
         query = query.where(
             sa.or_(
-                sa.func.lower(Export.name).like(needle),
-                sa.func.lower(Export.list_name).like(needle),
-                sa.func.lower(Connection.name).like(needle),
+                contains(Export.name, search),
+                contains(Export.list_name, search),
+                contains(Connection.name, search),
             )
         )
     if connection_id is not None:

@@ -19,6 +19,7 @@ from typing import TypeVar
 
 import duckdb
 
+from segmentsync import files
 from segmentsync.errors import ConfigError, Invalid, NotFound, Retriable
 from segmentsync.settings import Settings
 
@@ -128,12 +129,15 @@ def writer(path: Path, *, lock_wait: float = LOCK_WAIT_SECONDS) -> Iterator[duck
     """A read-write connection for one load, closed afterwards so that readers can come back."""
     path.parent.mkdir(parents=True, exist_ok=True)
     con = connect(path, read_only=False, lock_wait=lock_wait)
+    wal = path.with_name(path.name + ".wal")
+    files.private_files(path, wal)  # DuckDB creates them with the umask's mode
     try:
         # Progress is polled from another thread (query_progress); DuckDB must not print its own.
         con.execute("SET TimeZone = 'UTC'")  # dates become instants the same way everywhere
         con.execute("SET enable_progress_bar = true")
         con.execute("SET enable_progress_bar_print = false")
         yield con
+        files.private_files(path, wal)  # the log written meanwhile
     finally:
         con.close()
 

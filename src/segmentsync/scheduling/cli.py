@@ -103,7 +103,7 @@ def serve_runtime(runtime: Runtime, settings: Settings, *, scheduler: bool = Tru
     """Serve the app with the scheduler and workers until Ctrl-C (used by `serve` and `quickstart`)."""
     import uvicorn
 
-    from segmentsync.api.app import create_app
+    from segmentsync.api.app import create_app, server_config
 
     shutdown = Shutdown()
     shutdown.install()
@@ -112,9 +112,7 @@ def serve_runtime(runtime: Runtime, settings: Settings, *, scheduler: bool = Tru
         loops.append(("scheduler", Scheduler(runtime).run_forever))
     loops += [(f"worker-{n}", Worker(runtime).run_forever) for n in range(workers)]
     threads = _threads(loops, shutdown.event)
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(runtime), host=settings.host, port=settings.port, log_config=None)
-    )
+    server = uvicorn.Server(server_config(create_app(runtime), settings))
     shutdown.server = server
 
     def announce() -> None:  # once the socket listens, so the address printed can be opened at once

@@ -15,10 +15,20 @@ column names and the value types are checked against the profile table by ``comp
 
 from __future__ import annotations
 
+import math
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from segmentsync.errors import Invalid
 
@@ -77,12 +87,20 @@ SYMBOLS = {
 class Condition(BaseModel):
     """``column operator value``; see ``docs/profiles-and-segments.md`` for each operator."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # no NaN, no Infinity
 
     column: str = Field(min_length=1, max_length=300)
     operator: Operator
     value: Scalar | list[Scalar] | None = None
     ignore_case: bool = False  # text comparisons: compare lower-cased (engine's lower())
+
+    @field_validator("value", mode="before")
+    @classmethod
+    def _finite(cls, value: object) -> object:
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, float) and not math.isfinite(item):
+                raise ValueError(f"{item} is not a finite number")
+        return value
 
     @model_validator(mode="after")
     def _value_fits_operator(self) -> Condition:
@@ -160,7 +178,7 @@ class Group(BaseModel):
     An empty AND group matches every profile; an empty OR group matches none.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # no NaN, no Infinity
 
     op: Literal["and", "or"] = "and"
     negate: bool = False

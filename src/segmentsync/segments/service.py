@@ -18,7 +18,10 @@ from sqlalchemy.orm import Session
 from segmentsync.auth import audit
 from segmentsync.auth.models import User
 from segmentsync.auth.policy import Action, check
-from segmentsync.errors import Conflict, Invalid, NotFound, SegmentSyncError
+from segmentsync.connections.models import Connection
+from segmentsync.db import id_from_text
+from segmentsync.errors import Conflict, Forbidden, Invalid, NotFound, SegmentSyncError
+from segmentsync.exports.access import permission
 from segmentsync.exports.models import Export, ExportSegment
 from segmentsync.profiles.source import ProfileSource
 from segmentsync.segments import compile as compiler
@@ -46,8 +49,8 @@ def get(*, session: Session, segment_id: int) -> Segment:
 def find(*, session: Session, ref: str) -> Segment:
     """A segment by its name (any case) or, failing that, by its id."""
     segment = session.scalar(sa.select(Segment).where(sa.func.lower(Segment.name) == ref.strip().lower()))
-    if segment is None and ref.strip().isdigit():
-        segment = session.get(Segment, int(ref))
+    if segment is None and (number := id_from_text(ref)) is not None:
+        segment = session.get(Segment, number)
     if segment is None:
         raise NotFound(f"there is no segment named {ref!r}", code="segment_not_found")
     return segment
@@ -69,6 +72,29 @@ def exports_using(*, session: Session, segment_id: int) -> list[str]:
     )
 
 
+def _check_exports_in_reach(session: Session, segment: Segment, actor: User, doing: str) -> None:
+    """Refuse to change a segment that an export the actor may not edit sends.
+
+    A contributor could otherwise change what an export on an admins-only connection sends
+    (its rule to "everyone") and the admin's next run would send it.
+    """
+    rows = session.execute(
+        sa.select(Export.name, Connection)
+        .join(ExportSegment, ExportSegment.export_id == Export.id)
+        .outerjoin(Connection, Connection.id == Export.connection_id)
+        .where(ExportSegment.segment_id == segment.id)
+        .order_by(Export.name)
+    ).all()
+    names = [name for name, connection in rows if permission(actor, connection) != "edit"]
+    if names:
+        raise Forbidden(
+            f"you may not {doing} segment {segment.name!r}: it is sent by export(s) you may not edit "
+            f"(their connections are for administrators): {', '.join(names)}; ask an admin",
+            code="segment_used_by_restricted_exports",
+            details={"exports": names},
+        )
+
+
 def history(*, session: Session, segment_id: int, limit: int = 20) -> list[SegmentRefresh]:
     """The latest refreshes of a segment, newest first."""
     return list(
@@ -84,7 +110,9 @@ def history(*, session: Session, segment_id: int, limit: int = 20) -> list[Segme
 # ---------------------------------------------------------------- changing
 
 
-def create(*, session: Session, source: ProfileSource, segment_in: SegmentCreate, actor: User) -> Segment:
+def create(
+    *, session: Session, source: ProfileSource, segment_in: SegmentCreate, actor: User, ip: str | None = None
+) -> Segment:
     check(actor, Action.SEGMENTS_EDIT)
     _check_name_free(session, segment_in.name)
     compiler.check(segment_in.rules, source.table())
@@ -98,18 +126,29 @@ def create(*, session: Session, source: ProfileSource, segment_in: SegmentCreate
     session.flush()
     audit.record(
         session, actor=actor, action="segment.create", object_type="segment", object_id=segment.id,
-        object_label=segment.name, after=_snapshot(segment),
+        object_label=segment.name, after=_snapshot(segment), ip=ip,
     )  # fmt: skip
     return segment
 
 
 def update(
-    *, session: Session, source: ProfileSource, segment_id: int, segment_in: SegmentUpdate, actor: User
+    *,
+    session: Session,
+    source: ProfileSource,
+    segment_id: int,
+    segment_in: SegmentUpdate,
+    actor: User,
+    ip: str | None = None,
 ) -> Segment:
     """Change the fields given. A new rule forgets the old member count until the next refresh."""
     check(actor, Action.SEGMENTS_EDIT)
     segment = get(session=session, segment_id=segment_id)
     before = _snapshot(segment)
+    current = {**before, "rules": rules_of(segment).model_dump(mode="json")}
+    if any(
+        current[key] != value for key, value in segment_in.model_dump(exclude_none=True, mode="json").items()
+    ):
+        _check_exports_in_reach(session, segment, actor, "change")
     if segment_in.name is not None and segment_in.name != segment.name:
         _check_name_free(session, segment_in.name, other_than=segment.id)
         segment.name = segment_in.name
@@ -127,15 +166,16 @@ def update(
         session.flush()
         audit.record(
             session, actor=actor, action="segment.update", object_type="segment", object_id=segment.id,
-            object_label=segment.name, before=before, after=after,
+            object_label=segment.name, before=before, after=after, ip=ip,
         )  # fmt: skip
     return segment
 
 
-def delete(*, session: Session, segment_id: int, actor: User) -> None:
+def delete(*, session: Session, segment_id: int, actor: User, ip: str | None = None) -> None:
     """Remove a segment; refused while exports send it (the answer names them)."""
     check(actor, Action.SEGMENTS_EDIT)
     segment = get(session=session, segment_id=segment_id)
+    _check_exports_in_reach(session, segment, actor, "remove")
     users = exports_using(session=session, segment_id=segment_id)
     if users:
         raise Conflict(
@@ -146,7 +186,7 @@ def delete(*, session: Session, segment_id: int, actor: User) -> None:
         )
     audit.record(
         session, actor=actor, action="segment.delete", object_type="segment", object_id=segment.id,
-        object_label=segment.name, before=_snapshot(segment),
+        object_label=segment.name, before=_snapshot(segment), ip=ip,
     )  # fmt: skip
     session.delete(segment)
     session.flush()
@@ -174,6 +214,7 @@ def refresh(
     segment_id: int,
     actor: User | None,
     now: datetime | None = None,
+    ip: str | None = None,
 ) -> RefreshOut:
     """Count the members now and store it (on the segment and in its history).
 
@@ -181,7 +222,9 @@ def refresh(
     ``RefreshOut.error`` instead of raised, so that the caller's transaction keeps the record.
     ``actor`` None: the system (scheduler).
     """
-    return refresh_many(session=session, source=source, segment_ids=[segment_id], actor=actor, now=now)[0]
+    return refresh_many(
+        session=session, source=source, segment_ids=[segment_id], actor=actor, now=now, ip=ip
+    )[0]
 
 
 def refresh_many(
@@ -191,6 +234,7 @@ def refresh_many(
     segment_ids: Sequence[int] | None,
     actor: User | None,
     now: datetime | None = None,
+    ip: str | None = None,
 ) -> list[RefreshOut]:
     """Refresh several segments (None: all) with one scan of the profile table."""
     if actor is not None:
@@ -212,7 +256,7 @@ def refresh_many(
             audit.record(
                 session, actor=actor, action="segment.refresh", object_type="segment",
                 object_id=result.segment_id, object_label=result.segment_name,
-                after={"member_count": result.member_count, "error": result.error},
+                after={"member_count": result.member_count, "error": result.error}, ip=ip,
             )  # fmt: skip
     session.flush()
     return results

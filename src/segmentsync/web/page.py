@@ -1,7 +1,7 @@
 """What every view gets: the signed-in user, their language, the CSRF token, rendering, flashes.
 
-The browser session holds the same keys as the API's (see :mod:`segmentsync.auth.signin`):
-``user_id``, ``csrf`` and ``stamp``; the pages add ``lang`` (a language chosen before signing
+The browser's cookie holds the same keys as the API's (see :mod:`segmentsync.auth.signin`):
+``sid`` (the server-side session) and ``csrf``; the pages add ``lang`` (a language chosen before signing
 in) and ``flash`` (one-time notices shown on the next page).
 
 Views open their own transactions (:meth:`Page.transaction`) so that a domain error rolls the
@@ -22,9 +22,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
-from segmentsync.auth import signin
+from segmentsync.auth import sessions
 from segmentsync.auth.models import User
 from segmentsync.auth.policy import Action, allowed
+from segmentsync.db import id_from_text, transaction
 from segmentsync.errors import Forbidden, SegmentSyncError, Unauthenticated
 from segmentsync.runtime import Runtime
 from segmentsync.web import i18n, labels
@@ -58,6 +59,12 @@ class Page:
     @property
     def csrf(self) -> str:
         return str(self.request.session.get("csrf", ""))
+
+    @property
+    def session_id(self) -> int | None:
+        """This browser's server-side session (None: not signed in)."""
+        value = getattr(self.request.state, "session_id", None)
+        return value if isinstance(value, int) else None
 
     @property
     def ip(self) -> str | None:
@@ -121,14 +128,18 @@ def _runtime(request: Request) -> Runtime:
 
 
 def _signed_in_user(request: Request, runtime: Runtime) -> User | None:
-    user_id = request.session.get("user_id")
-    if user_id is None:
+    sid = request.session.get(sessions.SID_KEY)
+    if sid is None:
         return None
-    with runtime.sessions() as session:
-        user = session.get(User, user_id)
-    if user is None or not user.is_active or not signin.session_is_current(request.session, user):
+    with transaction(runtime.sessions) as session:  # it may note the session's last use
+        found = sessions.current(
+            session=session, token=sid, now=runtime.clock(), lifetimes=sessions.Lifetimes.of(runtime.settings)
+        )
+    if found is None:
         request.session.clear()
         return None
+    user, browser = found
+    request.state.session_id = browser.id
     return user
 
 
@@ -204,8 +215,7 @@ class Form:
         return self.get(name) in ("1", "on", "true", "yes")
 
     def int(self, name: str) -> int | None:
-        value = self.get(name)
-        return int(value) if value.isdigit() else None
+        return id_from_text(self.get(name))
 
     def values(self) -> dict[str, str]:
         """The non-secret fields, to show the form again as it was typed."""

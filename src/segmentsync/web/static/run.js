@@ -2,7 +2,11 @@
 "use strict";
 document.addEventListener("DOMContentLoaded", () => {
   const panel = document.getElementById("live");
-  if (!panel || panel.dataset.active !== "true") return;
+  if (!panel) return;
+  // The bar's width is set here, not in a style attribute: the Content-Security-Policy allows none.
+  const progress = panel.querySelector("[data-live-progress]");
+  progress.querySelector(".bar").style.width = `${progress.getAttribute("aria-valuenow")}%`;
+  if (panel.dataset.active !== "true") return;
   const url = panel.dataset.liveUrl;
   const set = (name, value) => {
     for (const node of panel.querySelectorAll(`[data-live="${name}"]`)) node.textContent = value;

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Response
 
 from segmentsync.auth import service as auth_service
-from segmentsync.auth import signin
+from segmentsync.auth import sessions
 from segmentsync.auth.models import User
 from segmentsync.auth.policy import Action
 from segmentsync.errors import SegmentSyncError
@@ -22,8 +22,14 @@ def _account(page: Page, *, errors: dict[str, str] | None = None, new_token: str
              values: dict[str, str] | None = None, status: int = 200) -> Response:  # fmt: skip
     with page.transaction() as session:
         tokens = list(session.scalars(auth_service.token_query(user_id=page.me.id)))
+        browser_sessions = sessions.of_user(
+            session=session, user_id=page.me.id, now=page.runtime.clock(),
+            lifetimes=sessions.Lifetimes.of(page.runtime.settings),
+        )  # fmt: skip
     return page.render(
         "account.html",
+        browser_sessions=browser_sessions,
+        session_base="/account/sessions",
         status=status,
         title=page._("Account"),
         tokens=tokens,
@@ -65,14 +71,12 @@ def change_password(page: Me, form: PostedForm) -> Response:
             assert me is not None  # signed in a moment ago
             auth_service.change_password(
                 session=session, user=me, current_password=form.raw("current_password"),
-                new_password=form.raw("new_password"), ip=page.ip,
+                new_password=form.raw("new_password"), ip=page.ip, keep_session=page.session_id,
             )  # fmt: skip
-            stamp = signin.session_stamp(me)
     except SegmentSyncError as error:
         return _account(
             page, errors={error.field or "new_password": page.error_text(error)}, status=error.status
         )
-    page.request.session["stamp"] = stamp  # other browsers are signed out; this one stays
     page.flash(page._("Your password is changed."))
     return page.redirect("/account")
 
@@ -99,3 +103,25 @@ def revoke_token(token_id: int, page: Me, form: PostedForm) -> Response:
         )
     page.flash(page._("The token is revoked."))
     return page.redirect("/account")
+
+
+@router.post("/account/sessions/{session_id}/end")
+def end_session(session_id: int, page: Me, form: PostedForm) -> Response:
+    with page.transaction() as session:
+        auth_service.end_sessions(
+            session=session, user=page.me, actor=page.me, session_id=session_id, ip=page.ip
+        )
+    if session_id == page.session_id:
+        page.request.session.clear()
+        return page.redirect("/sign-in")
+    page.flash(page._("That browser is signed out."))
+    return page.redirect("/account#sessions")
+
+
+@router.post("/account/sessions/end-all")
+def sign_out_everywhere(page: Me, form: PostedForm) -> Response:
+    """Every session of yours ends, this browser's too."""
+    with page.transaction() as session:
+        auth_service.end_sessions(session=session, user=page.me, actor=page.me, ip=page.ip)
+    page.request.session.clear()
+    return page.redirect("/sign-in")

@@ -7,7 +7,7 @@ import secrets
 from fastapi import Response
 
 from segmentsync.auth import service as auth_service
-from segmentsync.auth import signin
+from segmentsync.auth import sessions, signin
 from segmentsync.auth.models import User
 from segmentsync.db import transaction
 from segmentsync.errors import SegmentSyncError
@@ -61,13 +61,18 @@ def sign_in(page: AnyPage, form: PostedForm) -> Response:
                 ip=page.ip,
                 now=page.runtime.clock(),
             )
+            if user is not None:
+                _, sid = sessions.start(
+                    session=session, user=user, ip=page.ip, user_agent=page.request.headers.get("user-agent", ""),
+                    now=page.runtime.clock(), lifetimes=sessions.Lifetimes.of(page.runtime.settings),
+                )  # fmt: skip
     except SegmentSyncError as error:
         return _sign_in_form(page, next_url=next_url, email=email, error=page.error_text(error))
     if user is None:
         return _sign_in_form(page, next_url=next_url, email=email, error=page._("Wrong email or password."))
     chosen = page.request.session.get("lang")
     page.request.session.clear()  # a fresh session: nothing survives from before signing in
-    page.request.session.update(signin.new_session_values(user))
+    page.request.session.update(signin.cookie_values(sid))
     if chosen:
         page.request.session["lang"] = chosen
     return page.redirect(next_url)
@@ -75,9 +80,15 @@ def sign_in(page: AnyPage, form: PostedForm) -> Response:
 
 @router.post("/sign-out")
 def sign_out(page: AnyPage, form: PostedForm) -> Response:
-    if page.user is not None:
+    if page.user is not None and page.session_id is not None:
         with page.transaction() as session:
-            signin.sign_out(session=session, user=page.user, ip=page.ip, now=page.runtime.clock())
+            signin.sign_out(
+                session=session,
+                user=page.user,
+                session_id=page.session_id,
+                ip=page.ip,
+                now=page.runtime.clock(),
+            )
     page.request.session.clear()
     return page.redirect("/sign-in")
 

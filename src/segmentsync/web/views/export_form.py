@@ -16,6 +16,7 @@ from fastapi import Response
 from segmentsync.auth.policy import Action
 from segmentsync.connections import service as connections
 from segmentsync.connections.models import ConnectionType
+from segmentsync.db import id_from_text
 from segmentsync.errors import Forbidden, Invalid, SegmentSyncError
 from segmentsync.exports import service, views
 from segmentsync.exports.models import RemovalMode, ScheduleMode, SyncMode
@@ -49,7 +50,7 @@ def form_data(form: Form) -> dict[str, Any]:
         "create_missing_fields": form.bool("create_missing_fields"),
         "consent_to_track": form.get("consent_to_track") or "Unchanged",
         "consent_column": form.get("consent_column") or None,
-        "segment_ids": [int(value) for value in form.getlist("segment_ids") if value.isdigit()],
+        "segment_ids": [n if (n := id_from_text(v)) is not None else v for v in form.getlist("segment_ids")],
         "sync_mode": form.get("sync_mode") or SyncMode.ADD_UPDATE.value,
         "removal_mode": form.get("removal_mode") or RemovalMode.DELETE.value,
         "resubscribe": form.bool("resubscribe"),

@@ -138,10 +138,10 @@ def create_segment(page: Editor, form: PostedForm) -> Response:
         )
         with page.transaction() as session:
             segment = service.create(
-                session=session, source=page.runtime.profiles, segment_in=data, actor=page.me
+                session=session, source=page.runtime.profiles, segment_in=data, actor=page.me, ip=page.ip
             )
             segment_id = segment.id
-            service.refresh(session=session, source=page.runtime.profiles, segment_id=segment_id, actor=page.me,
+            service.refresh(session=session, source=page.runtime.profiles, segment_id=segment_id, actor=page.me, ip=page.ip,
                             now=page.runtime.clock())  # fmt: skip
     except SegmentSyncError as error:
         errors = _errors(page, error)
@@ -158,6 +158,7 @@ def refresh_all(page: Editor, form: PostedForm) -> Response:
             source=page.runtime.profiles,
             segment_ids=None,
             actor=page.me,
+            ip=page.ip,
             now=page.runtime.clock(),
         )
     failed = [r.segment_name for r in results if r.error]
@@ -210,9 +211,10 @@ def update_segment(segment_id: int, page: Editor, form: PostedForm) -> Response:
                 segment_id=segment_id,
                 segment_in=data,
                 actor=page.me,
+                ip=page.ip,
             )
             service.refresh(
-                session=session, source=page.runtime.profiles, segment_id=segment_id, actor=page.me,
+                session=session, source=page.runtime.profiles, segment_id=segment_id, actor=page.me, ip=page.ip,
                 now=page.runtime.clock(),
             )  # fmt: skip
     except SegmentSyncError as error:
@@ -226,7 +228,7 @@ def update_segment(segment_id: int, page: Editor, form: PostedForm) -> Response:
 def refresh(segment_id: int, page: Editor, form: PostedForm) -> Response:
     with page.transaction() as session:
         result = service.refresh(
-            session=session, source=page.runtime.profiles, segment_id=segment_id, actor=page.me,
+            session=session, source=page.runtime.profiles, segment_id=segment_id, actor=page.me, ip=page.ip,
             now=page.runtime.clock(),
         )  # fmt: skip
     if result.error:
@@ -240,9 +242,9 @@ def refresh(segment_id: int, page: Editor, form: PostedForm) -> Response:
 def delete(segment_id: int, page: Editor, form: PostedForm) -> Response:
     try:
         with page.transaction() as session:
-            service.delete(session=session, segment_id=segment_id, actor=page.me)
+            service.delete(session=session, segment_id=segment_id, actor=page.me, ip=page.ip)
     except SegmentSyncError as error:
-        if error.code != "segment_in_use":
+        if error.code not in ("segment_in_use", "segment_used_by_restricted_exports"):
             raise
         segment = _segment(page, segment_id)
         return _editor(

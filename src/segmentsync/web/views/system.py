@@ -12,6 +12,7 @@ from fastapi import Response
 from segmentsync.auth.models import Notification
 from segmentsync.auth.policy import Action
 from segmentsync.connections.models import Connection, ConnectionStatus
+from segmentsync.db import id_from_text
 from segmentsync.errors import SegmentSyncError
 from segmentsync.exports.models import ACTIVE_STATUSES, Run
 from segmentsync.scheduling import schedule, scheduler
@@ -29,6 +30,11 @@ FIELDS = {"enabled": "enabled", "frequency": "frequency", "weekdays": "weekdays"
 RECENT = 25
 
 
+def _numbers(values: list[str]) -> list[int | str]:
+    """Whole numbers as typed; anything else is kept so that the schedule's check names the field."""
+    return [number if (number := id_from_text(value)) is not None else value for value in values]
+
+
 def _zones() -> list[str]:
     return sorted(available_timezones())
 
@@ -40,7 +46,7 @@ def _schedule_page(page: Page, *, form: Form | None = None, errors: dict[str, st
     if form is not None:  # show what was typed, beside the error
         values = {
             "enabled": form.get("enabled") == "1", "frequency": form.get("frequency") or "daily",
-            "weekdays": [int(d) for d in form.getlist("weekdays") if d.isdigit()],
+            "weekdays": _numbers(form.getlist("weekdays")),
             "times": [t for t in form.getlist("times") if t], "timezone": form.get("timezone"),
         }  # fmt: skip
     else:
@@ -66,7 +72,7 @@ def save_schedule(page: ScheduleEditor, form: PostedForm) -> Response:
             {
                 "enabled": form.get("enabled") == "1",
                 "frequency": form.get("frequency") or "daily",
-                "weekdays": [int(d) for d in form.getlist("weekdays") if d.isdigit()],
+                "weekdays": _numbers(form.getlist("weekdays")),
                 "times": [t for t in form.getlist("times") if t],
                 "timezone": form.get("timezone") or "UTC",
             },

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from segmentsync.api.pagination import PageParams, paginate
 from segmentsync.auth import service as auth_service
+from segmentsync.auth import sessions
 from segmentsync.auth.models import Role, User
 from segmentsync.auth.policy import Action
 from segmentsync.errors import Invalid, SegmentSyncError
@@ -72,8 +73,13 @@ def _user_page(page: Page, user_id: int, *, errors: dict[str, str] | None = None
         user = auth_service.get_user(session=session, user_id=user_id)
         tokens = list(session.scalars(auth_service.token_query(user_id=user.id)))
         export_user_of = auth_service.export_user_of(session=session, user_ids=[user.id])[user.id]
+        browser_sessions = sessions.of_user(
+            session=session, user_id=user.id, now=page.runtime.clock(),
+            lifetimes=sessions.Lifetimes.of(page.runtime.settings),
+        )  # fmt: skip
     return page.render(
         "user.html", status=status, title=user.email, subject=user, tokens=tokens, new_token=new_token,
+        browser_sessions=browser_sessions, session_base=f"/users/{user.id}/sessions",
         token_base=f"/users/{user.id}/tokens", export_user_of=export_user_of, errors=errors or {},
         values={}, roles=list(Role),
     )  # fmt: skip
@@ -120,8 +126,9 @@ def set_password(user_id: int, page: Admin, form: PostedForm) -> Response:
         with page.transaction() as session:
             user = auth_service.get_user(session=session, user_id=user_id)
             auth_service.set_password(
-                session=session, user=user, new_password=form.raw("new_password"), actor=page.me, ip=page.ip
-            )
+                session=session, user=user, new_password=form.raw("new_password"), actor=page.me, ip=page.ip,
+                keep_session=page.session_id if user.id == page.me.id else None,
+            )  # fmt: skip
     except SegmentSyncError as error:
         return _user_page(page, user_id, errors={"new_password": page.error_text(error)}, status=error.status)
     page.flash(page._("The password is set."))
@@ -151,3 +158,29 @@ def revoke_token(user_id: int, token_id: int, page: Admin, form: PostedForm) -> 
         )
     page.flash(page._("The token is revoked."))
     return page.redirect(f"/users/{user_id}")
+
+
+@router.post("/users/{user_id}/sessions/{session_id}/end")
+def end_session(user_id: int, session_id: int, page: Admin, form: PostedForm) -> Response:
+    with page.transaction() as session:
+        user = auth_service.get_user(session=session, user_id=user_id)
+        auth_service.end_sessions(
+            session=session, user=user, actor=page.me, session_id=session_id, ip=page.ip
+        )
+    if session_id == page.session_id:
+        page.request.session.clear()
+        return page.redirect("/sign-in")
+    page.flash(page._("That browser is signed out."))
+    return page.redirect(f"/users/{user_id}#sessions")
+
+
+@router.post("/users/{user_id}/sessions/end-all")
+def end_all_sessions(user_id: int, page: Admin, form: PostedForm) -> Response:
+    with page.transaction() as session:
+        user = auth_service.get_user(session=session, user_id=user_id)
+        auth_service.end_sessions(session=session, user=user, actor=page.me, ip=page.ip)
+    if user_id == page.me.id:
+        page.request.session.clear()
+        return page.redirect("/sign-in")
+    page.flash(page._("Every browser of %(email)s is signed out.", email=user.email))
+    return page.redirect(f"/users/{user_id}#sessions")

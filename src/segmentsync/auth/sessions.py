@@ -1,0 +1,111 @@
+"""Server-side browser sessions: what a session cookie signs in as, until it ends.
+
+The cookie (signed by Starlette's session middleware) holds a random session id (``sid``) and
+the CSRF token; the ``sessions`` table holds the SHA-256 of the id, the user, when it began and
+was last used, and from where. A session ends — its row is deleted — when its user signs out,
+signs out everywhere, changes their password (their other sessions), has their password or role
+changed or is deactivated (all of their sessions), when an admin ends it, or when it has been
+idle longer than ``SEGMENTSYNC_SESSION_IDLE_MINUTES`` or lived longer than
+``SEGMENTSYNC_SESSION_MAX_HOURS``. A cookie copied before any of these no longer works.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from segmentsync.auth.models import BrowserSession, User
+from segmentsync.settings import Settings
+
+SID_KEY = "sid"  # the cookie's key for the session id
+# The last use is written at most this often: no write on every request.
+LAST_SEEN_GRANULARITY = timedelta(minutes=1)
+MAX_TOKEN = 100  # longer "ids" are not ours: no hashing of megabytes
+
+
+@dataclass(frozen=True)
+class Lifetimes:
+    idle: timedelta
+    absolute: timedelta
+
+    @classmethod
+    def of(cls, settings: Settings) -> Lifetimes:
+        return cls(
+            timedelta(minutes=settings.session_idle_minutes), timedelta(hours=settings.session_max_hours)
+        )
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _expired(lifetimes: Lifetimes, now: datetime) -> sa.ColumnElement[bool]:
+    return sa.or_(
+        BrowserSession.last_seen_at < now - lifetimes.idle,
+        BrowserSession.created_at < now - lifetimes.absolute,
+    )
+
+
+def start(
+    *, session: Session, user: User, ip: str | None, user_agent: str, now: datetime, lifetimes: Lifetimes
+) -> tuple[BrowserSession, str]:
+    """A new session for ``user``; the id for the cookie is returned here only."""
+    session.execute(sa.delete(BrowserSession).where(_expired(lifetimes, now)))  # keep the table small
+    token = secrets.token_urlsafe(32)
+    row = BrowserSession(
+        token_hash=_digest(token),
+        user_id=user.id,
+        created_at=now,
+        last_seen_at=now,
+        ip=ip,
+        user_agent=user_agent[:300],
+    )
+    session.add(row)
+    session.flush()
+    return row, token
+
+
+def current(
+    *, session: Session, token: object, now: datetime, lifetimes: Lifetimes
+) -> tuple[User, BrowserSession] | None:
+    """The active user and the session a cookie's id belongs to, or None (ended, expired, unknown)."""
+    if not isinstance(token, str) or not token or len(token) > MAX_TOKEN:
+        return None
+    row = session.scalar(sa.select(BrowserSession).where(BrowserSession.token_hash == _digest(token)))
+    if row is None:
+        return None
+    if row.last_seen_at < now - lifetimes.idle or row.created_at < now - lifetimes.absolute:
+        session.delete(row)
+        return None
+    user = session.get(User, row.user_id)
+    if user is None or not user.is_active:
+        return None
+    if now - row.last_seen_at >= LAST_SEEN_GRANULARITY:
+        row.last_seen_at = now
+    return user, row
+
+
+def of_user(*, session: Session, user_id: int, now: datetime, lifetimes: Lifetimes) -> list[BrowserSession]:
+    """The user's sessions that still sign in, the most recently used first."""
+    query = (
+        sa.select(BrowserSession)
+        .where(BrowserSession.user_id == user_id, sa.not_(_expired(lifetimes, now)))
+        .order_by(BrowserSession.last_seen_at.desc(), BrowserSession.id.desc())
+    )
+    return list(session.scalars(query))
+
+
+def end(*, session: Session, user_id: int, session_id: int | None = None, keep: int | None = None) -> int:
+    """End one of the user's sessions (``session_id``) or all of them but ``keep``; how many ended."""
+    query = sa.delete(BrowserSession).where(BrowserSession.user_id == user_id)
+    if session_id is not None:
+        query = query.where(BrowserSession.id == session_id)
+    if keep is not None:
+        query = query.where(BrowserSession.id != keep)
+    result = session.execute(query)
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]  # a DML result has rowcount
