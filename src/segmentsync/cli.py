@@ -42,6 +42,7 @@ SUBCOMMANDS: tuple[tuple[str, str | None], ...] = (
     ("segmentsync.exports.runs_cli", "runs"),
     ("segmentsync.scheduling.cli", None),  # serve, worker, schedule
     ("segmentsync.quickstart", None),  # quickstart
+    ("segmentsync.config.cli", "config"),
 )
 
 
