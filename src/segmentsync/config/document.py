@@ -216,14 +216,27 @@ class Source:
 
 
 _scalars = yaml.constructor.SafeConstructor()
+MAX_VALUES = 100_000  # a configuration has hundreds; aliases must not multiply them (billion laughs)
 
 
-def _convert(node: yaml.Node, path: Path, source: Source, problems: list[Problem]) -> Any:
-    source.lines[path] = node.start_mark.line + 1
+class _TooBig(Exception):
+    pass
+
+
+def _convert(node: yaml.Node, path: Path, source: Source, problems: list[Problem], seen: list[int]) -> Any:
+    """A node → plain data, noting each value's line; aliases of aliases are not expanded forever."""
+    seen[0] += 1
+    if seen[0] > MAX_VALUES:
+        raise _TooBig
+    line = node.start_mark.line + 1
+    source.lines[path] = line
     if isinstance(node, yaml.MappingNode):
         result: dict[str, Any] = {}
         for key_node, value_node in node.value:
-            key = _convert(key_node, (*path, "<key>"), source, problems)
+            if not isinstance(key_node, yaml.ScalarNode):
+                problems.append(Problem(key_node.start_mark.line + 1, dotted(path), "a key must be text"))
+                continue
+            key = _scalar(key_node, path, problems)
             if not isinstance(key, str):
                 problems.append(
                     Problem(key_node.start_mark.line + 1, dotted(path), f"the key {key!r} is not text")
@@ -234,12 +247,23 @@ def _convert(node: yaml.Node, path: Path, source: Source, problems: list[Problem
                     Problem(key_node.start_mark.line + 1, dotted((*path, key)), "this key is given twice")
                 )
                 continue
-            result[key] = _convert(value_node, (*path, key), source, problems)
-        source.lines.pop((*path, "<key>"), None)
+            result[key] = _convert(value_node, (*path, key), source, problems, seen)
         return result
     if isinstance(node, yaml.SequenceNode):
-        return [_convert(item, (*path, index), source, problems) for index, item in enumerate(node.value)]
-    return _scalars.construct_object(node)
+        return [
+            _convert(item, (*path, index), source, problems, seen) for index, item in enumerate(node.value)
+        ]
+    return _scalar(node, path, problems)
+
+
+def _scalar(node: yaml.Node, path: Path, problems: list[Problem]) -> Any:
+    try:
+        return _scalars.construct_object(node)
+    except yaml.YAMLError:  # e.g. a tag of another language (!!python/object) or a bad timestamp
+        problems.append(
+            Problem(node.start_mark.line + 1, dotted(path), f"a value this file cannot hold ({node.tag})")
+        )
+        return None
 
 
 def parse(text: str) -> Source:
@@ -261,7 +285,12 @@ def parse(text: str) -> Source:
     if node is None:
         raise ConfigProblems([Problem(None, "", "the file is empty; start it with `version: 1`")])
     source = Source(None)
-    source.data = _convert(node, (), source, problems)
+    try:
+        source.data = _convert(node, (), source, problems, [0])
+    except (_TooBig, RecursionError):
+        raise ConfigProblems(
+            [Problem(None, "", f"the file holds more than {MAX_VALUES:,} values (aliases?)")]
+        ) from None
     if problems:
         raise ConfigProblems(problems)
     return source
