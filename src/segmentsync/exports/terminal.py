@@ -44,6 +44,7 @@ EXIT_CODES = {
     RunStatus.AWAITING_CONFIRMATION: EXIT_AWAITING_CONFIRMATION,  # confirm with `runs confirm`
     RunStatus.FAILED: EXIT_FAILED,
     RunStatus.FAILED_RETRY: EXIT_FAILED,  # failed for now; a worker retries it later
+    RunStatus.SKIPPED: EXIT_FAILED,  # a dependency failed (segment refresh, connection)
     RunStatus.CANCELLED: EXIT_CANCELLED,
 }
 POLL_SECONDS = 0.5
