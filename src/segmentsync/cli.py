@@ -17,10 +17,11 @@ from segmentsync.terminal import RootGroup
 ENVIRONMENT = """Settings come from environment variables: SEGMENTSYNC_DATA_DIR (default ~/.segmentsync),
 SEGMENTSYNC_DATABASE_URL (default: SQLite in the data dir), SEGMENTSYNC_PROFILES_URL,
 SEGMENTSYNC_SECRET_KEY, SEGMENTSYNC_AS (the user commands act as), SEGMENTSYNC_DEBUG=1 (tracebacks
-of unexpected errors); docs/operations.md lists them all.
+of unexpected errors); docs/operations.md lists the settings, docs/cli.md the conventions.
 
-Exit status: 0 ok, 1 error, 2 usage error, 3 run succeeded with rejections, 4 run awaiting
-confirmation, 5 run failed, 6 run cancelled, 130 interrupted."""
+--json prints JSON (errors too, on standard error). Exit status: 0 ok, 1 error, 2 usage error,
+3 run succeeded with rejections, 4 run awaiting confirmation, 5 run failed, 6 run cancelled,
+7 config plan --detailed-exitcode found changes, 130 interrupted."""
 
 app = typer.Typer(
     cls=RootGroup,

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -485,30 +485,33 @@ def _export_after(session: Session, export: Export) -> dict[str, Any]:
 def _prune(ctx: _Context, session: Session, actor: User) -> None:
     """Remove what the file's sections leave out: exports, then connections, then segments."""
     doc = ctx.document
-    if doc.exports is not None:
-        keep = {e.name for e in doc.exports}
-        for export in session.scalars(
-            sa.select(Export).where(Export.name.not_in(keep)).order_by(Export.name)
-        ).all():
-            with _object(ctx, session, "export", export.name, ("exports",)):
-                exports.remove(session=session, export=export, actor=actor)
-                ctx.after[("export", export.name)] = None
-    if doc.connections is not None:
-        keep = {c.name for c in doc.connections}
-        for connection in session.scalars(
-            sa.select(Connection).where(Connection.name.not_in(keep)).order_by(Connection.name)
-        ).all():
-            with _object(ctx, session, "connection", connection.name, ("connections",)):
-                connections.remove(session=session, connection=connection, actor=actor)
-                ctx.after[("connection", connection.name)] = None
-    if doc.segments is not None:
-        keep_lower = {s.name.casefold() for s in doc.segments}
-        for segment in session.scalars(sa.select(Segment).order_by(Segment.name)).all():
-            if segment.name.casefold() in keep_lower:
+
+    def remove_export(found: Any) -> None:
+        exports.remove(session=session, export=found, actor=actor)
+
+    def remove_connection(found: Any) -> None:
+        connections.remove(session=session, connection=found, actor=actor)
+
+    def remove_segment(found: Any) -> None:
+        segments.delete(session=session, segment_id=found.id, actor=actor)
+
+    sections: tuple[tuple[Kind, str, list[Any] | None, Any, Callable[[Any], None]], ...] = (
+        ("export", "exports", doc.exports, Export, remove_export),
+        ("connection", "connections", doc.connections, Connection, remove_connection),
+        ("segment", "segments", doc.segments, Segment, remove_segment),
+    )
+    for kind, section, wanted, model, remove in sections:
+        if wanted is None:
+            continue
+        # Segment names are compared without regard to case (as the segment service does).
+        key: Callable[[str], str] = str.casefold if kind == "segment" else str
+        keep = {key(item.name) for item in wanted}
+        for found in session.scalars(sa.select(model).order_by(model.name)).all():
+            if key(found.name) in keep:
                 continue
-            with _object(ctx, session, "segment", segment.name, ("segments",)):
-                segments.delete(session=session, segment_id=segment.id, actor=actor)
-                ctx.after[("segment", segment.name)] = None
+            with _object(ctx, session, kind, found.name, (section,)):
+                remove(found)
+                ctx.after[(kind, found.name)] = None
 
 
 def _check_platforms(ctx: _Context, *, plan: bool) -> None:

@@ -7,15 +7,20 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from segmentsync.config import apply as applying
-from segmentsync.config import document, state
-from segmentsync.config.document import ConfigProblems
 from segmentsync.terminal import AsUser, Json, actor, err, open_runtime, out, print_json, report
+
+if TYPE_CHECKING:  # imported by the commands themselves: every other command starts without them
+    from segmentsync.auth.models import User
+    from segmentsync.config.apply import Plan
+    from segmentsync.config.document import ConfigProblems
+    from segmentsync.runtime import Runtime
 
 app = typer.Typer(no_args_is_help=True, help="Configuration as code: export, plan and apply a YAML file.")
 
@@ -44,7 +49,7 @@ def _problems(exc: ConfigProblems, as_json: bool) -> typer.Exit:
     return typer.Exit(1)
 
 
-def _show(plan: applying.Plan, *, applied: bool) -> None:
+def _show(plan: Plan, *, applied: bool) -> None:
     if not plan.changes:
         out.print("No changes: the store matches the file.", highlight=False)
         return
@@ -76,6 +81,8 @@ def export_(
     as_json: Json = False,
 ) -> None:
     """Write the whole configuration as YAML (secrets as ${ENV_VAR} references); admins."""
+    from segmentsync.config import document, state
+
     with open_runtime() as runtime, runtime.readers() as session:
         data = state.export_config(session, actor=actor(session, as_user))
     if as_json and output is None:
@@ -92,6 +99,27 @@ def export_(
         err.print(f"wrote {output}", highlight=False)
 
 
+@contextmanager
+def _acting(as_user: str | None, as_json: bool) -> Iterator[tuple[Runtime, User]]:
+    """The runtime and the acting admin; a file's problems end the command, one line each."""
+    from segmentsync.config.document import ConfigProblems
+
+    with open_runtime() as runtime:
+        with runtime.readers() as session:
+            user = actor(session, as_user)
+        try:
+            yield runtime, user
+        except ConfigProblems as exc:
+            raise _problems(exc, as_json) from None
+
+
+def _output(result: Plan, *, as_json: bool, applied: bool) -> None:
+    if as_json:
+        print_json(result.model_dump(mode="json"))
+    else:
+        _show(result, applied=applied)
+
+
 @app.command()
 def plan(
     file: FileArg,
@@ -103,18 +131,12 @@ def plan(
     as_json: Json = False,
 ) -> None:
     """Show what applying the file would create, change and remove (nothing is written)."""
+    from segmentsync.config import apply as applying
+
     text = _read(file)
-    with open_runtime() as runtime:
-        with runtime.readers() as session:
-            user = actor(session, as_user)
-        try:
-            result = applying.plan(runtime=runtime, actor=user, text=text, prune=prune)
-        except ConfigProblems as exc:
-            raise _problems(exc, as_json) from None
-    if as_json:
-        print_json(result.model_dump(mode="json"))
-    else:
-        _show(result, applied=False)
+    with _acting(as_user, as_json) as (runtime, user):
+        result = applying.plan(runtime=runtime, actor=user, text=text, prune=prune)
+    _output(result, as_json=as_json, applied=False)
     if detailed_exitcode and result.changes:
         raise typer.Exit(EXIT_CHANGES)
 
@@ -128,30 +150,24 @@ def apply(
     as_json: Json = False,
 ) -> None:
     """Make the store match the file, in one transaction (idempotent; objects matched by name)."""
+    from segmentsync.config import apply as applying
+
     text = _read(file)
-    with open_runtime() as runtime:
-        with runtime.readers() as session:
-            user = actor(session, as_user)
-        try:
-            if not yes:
-                preview = applying.plan(runtime=runtime, actor=user, text=text, prune=prune)
-                if not preview.changes:
-                    _show(preview, applied=False) if not as_json else print_json(
-                        preview.model_dump(mode="json")
-                    )
-                    return
-                _show(preview, applied=False)
-                typer.confirm("Apply these changes?", abort=True, err=True)
-            result = applying.apply(runtime=runtime, actor=user, text=text, prune=prune)
-        except ConfigProblems as exc:
-            raise _problems(exc, as_json) from None
-    if as_json:
-        print_json(result.model_dump(mode="json"))
-    else:
-        _show(result, applied=True)
+    with _acting(as_user, as_json) as (runtime, user):
+        if not yes:
+            preview = applying.plan(runtime=runtime, actor=user, text=text, prune=prune)
+            if not preview.changes:
+                _output(preview, as_json=as_json, applied=False)
+                return
+            _show(preview, applied=False)
+            typer.confirm("Apply these changes?", abort=True, err=True)
+        result = applying.apply(runtime=runtime, actor=user, text=text, prune=prune)
+    _output(result, as_json=as_json, applied=True)
 
 
 @app.command()
 def schema(as_json: Json = False) -> None:
     """Print the JSON Schema of the configuration file (for editors and CI)."""
+    from segmentsync.config import document
+
     print_json(document.json_schema())
