@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from exports.world import World, make_person
-from segmentsync.auth.models import Role
+from segmentsync.auth.models import AuditEntry, Role, User
 from segmentsync.cli import app
 from segmentsync.config import state
 from segmentsync.db import transaction
@@ -167,3 +168,52 @@ def test_a_broken_file_gives_one_message_per_problem_with_its_line_and_changes_n
     assert any(text.startswith(f"error: line {list_line}: exports[") and "list_id" in text for text in lines)
     assert any("no_such_column" in text and "email_column" in text for text in lines), errors
     assert stored(world.runtime) == before  # nothing changed
+
+
+def test_edits_and_prune_go_through_the_services_with_audit_entries(world: World) -> None:
+    configure(world)
+    make_person(world.runtime, "bob@example.com", Role.ADMIN)
+    env = environment(world.runtime, SEGMENTSYNC_AS="bob@example.com")
+    code, exported, errors = cli(env, "config", "export")
+    assert code == 0, errors
+    edited = (
+        exported.replace("  - name: Country RO\n", "  - name: Country Romania\n")  # renamed: one out, one in
+        .replace("resubscribe: false", "resubscribe: true", 1)  # Contacts LV
+        .replace("export_user: ada@example.com", "export_user: bob@example.com", 1)  # CC Main: bob applies
+    )
+    code, planned, errors = cli(env, "config", "plan", "-", "--prune", "--json", input=edited)
+    assert code == 0, errors
+    assert json.loads(planned)["changes"] == [
+        {"kind": "segment", "name": "Country Romania", "action": "create", "fields": json.loads(planned)["changes"][0]["fields"]},
+        {"kind": "segment", "name": "Country RO", "action": "remove", "fields": json.loads(planned)["changes"][1]["fields"]},
+        {"kind": "connection", "name": "CC Main", "action": "update", "fields": {"export_user": ["ada@example.com", "bob@example.com"]}},
+        {"kind": "export", "name": "Contacts LV", "action": "update", "fields": {"resubscribe": [False, True]}},
+    ]  # fmt: skip
+    # Without --prune nothing is removed.
+    code, applied, errors = cli(env, "config", "apply", "-", "--yes", "--json", input=edited)
+    assert [c["action"] for c in json.loads(applied)["changes"]] == ["create", "update", "update"]
+    assert "Country RO" in [s["name"] for s in stored(world.runtime)["segments"]]
+    code, applied, errors = cli(env, "config", "apply", "-", "--yes", "--prune", "--json", input=edited)
+    assert [(c["action"], c["name"]) for c in json.loads(applied)["changes"]] == [("remove", "Country RO")]
+    assert "Country RO" not in [s["name"] for s in stored(world.runtime)["segments"]]
+    # Each change is in the audit log, by the admin who applied it.
+    with world.runtime.readers() as session:
+        entries = session.execute(
+            sa.select(AuditEntry.action, AuditEntry.object_label, User.email)
+            .join(User, User.id == AuditEntry.actor_id)
+            .where(User.email == "bob@example.com")
+            .order_by(AuditEntry.id)
+        ).all()
+    assert [tuple(e) for e in entries] == [
+        ("segment.create", "Country Romania", "bob@example.com"),
+        ("connection.export_user", "CC Main", "bob@example.com"),
+        ("export.update", "Contacts LV", "bob@example.com"),
+        ("segment.delete", "Country RO", "bob@example.com"),
+    ]
+    # Ada cannot make Bob the export user of another connection: only yourself.
+    code, _, errors = cli(
+        environment(world.runtime), "config", "apply", "-", "--yes",
+        input=edited.replace("export_user: ada@example.com", "export_user: bob@example.com", 1),
+    )  # fmt: skip
+    assert code == 1
+    assert "only the admin who applies the file can become the export user" in errors

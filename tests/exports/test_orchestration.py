@@ -107,3 +107,23 @@ def test_throttled_answers_say_when_to_retry_and_the_document_declares_the_beare
     assert {"bearerAuth": []} in operation["security"]
     assert "Idempotency-Key" in [p["name"] for p in operation["parameters"]]
     assert spec["paths"][f"{API}/session"]["post"]["security"] == []
+
+
+def test_two_requests_with_one_key_at_once_start_one_run(client: TestClient, world: World) -> None:
+    export = world.create(world.form())
+    answers: list[Any] = []
+    go = threading.Barrier(2)
+
+    def send() -> None:
+        go.wait(10)
+        answers.append(trigger(client, world, "Newsletter PL", key="retry-storm"))
+
+    threads = [threading.Thread(target=send) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(a.status_code for a in answers) == [200, 201], [a.text for a in answers]
+    assert len({a.json()["id"] for a in answers}) == 1
+    runs = client.get(f"{API}/runs", params={"export_id": export.export_id}, headers=world.admin.auth).json()
+    assert runs["total"] == 1
