@@ -66,7 +66,6 @@ log = logging.getLogger(__name__)
 
 Kind = Literal["schedule", "segment", "connection", "export"]
 KINDS: tuple[Kind, ...] = ("schedule", "segment", "connection", "export")
-HIDDEN = "(secret)"
 
 
 class Change(BaseModel):
@@ -98,17 +97,12 @@ def _change(
     kind: Kind, name: str, before: dict[str, Any] | None, after: dict[str, Any] | None
 ) -> Change | None:
     if before is None and after is not None:
-        return Change(kind=kind, name=name, action="create", fields=_diff(None, _public(after)))
+        return Change(kind=kind, name=name, action="create", fields=_diff(None, after))
     if after is None and before is not None:
-        return Change(kind=kind, name=name, action="remove", fields=_diff(_public(before), None))
-    fields = _diff(_public(before or {}), _public(after or {}))
+        return Change(kind=kind, name=name, action="remove", fields=_diff(before, None))
+    fields = _diff(before or {}, after or {})
     fields.pop("name", None)
     return Change(kind=kind, name=name, action="update", fields=fields) if fields else None
-
-
-def _public(doc: dict[str, Any]) -> dict[str, Any]:
-    """A document as a plan shows it: the name of each secret's variable, never a value."""
-    return {key: value for key, value in doc.items() if key != "_secrets_changed"}
 
 
 # ---------------------------------------------------------------- what the file asks for
@@ -254,7 +248,6 @@ _FIELD_KEYS = {
     "segment_ids": "segments",
     "connection_id": "connection",
     "schedule_mode": "schedule",
-    "rules": "rules",
 }
 
 
