@@ -103,12 +103,42 @@ async def get_run(
     await run_in_threadpool(session.commit)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
-    while (left := deadline - loop.time()) > 0:
-        await asyncio.sleep(min(WAIT_POLL_SECONDS, left))
-        found = await run_in_threadpool(_fresh, runtime, run_id)
-        if found.status not in ACTIVE_STATUSES:
-            break
+    key = (id(runtime), run_id)
+    watch = _WATCHES.setdefault(key, _Watch())
+    watch.waiters += 1
+    try:
+        while (left := deadline - loop.time()) > 0:
+            await asyncio.sleep(min(WAIT_POLL_SECONDS, left))
+            found = await watch.latest(runtime, run_id)
+            if found.status not in ACTIVE_STATUSES:
+                break
+    finally:
+        watch.waiters -= 1
+        if not watch.waiters:
+            _WATCHES.pop(key, None)
     return found
+
+
+class _Watch:
+    """The requests waiting on one run share its reading: one read per poll interval, however many
+    wait (each read takes a pooled connection and a thread for a moment)."""
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.read_at = float("-inf")
+        self.waiters = 0
+        self.value: RunOut | None = None
+
+    async def latest(self, runtime: Runtime, run_id: int) -> RunOut:
+        async with self.lock:
+            now = asyncio.get_running_loop().time()
+            if self.value is None or now - self.read_at >= WAIT_POLL_SECONDS * 0.8:
+                self.value = await run_in_threadpool(_fresh, runtime, run_id)
+                self.read_at = asyncio.get_running_loop().time()
+            return self.value
+
+
+_WATCHES: dict[tuple[int, int], _Watch] = {}  # (runtime, run) → the watch of its waiting requests
 
 
 def _fresh(runtime: Runtime, run_id: int) -> RunOut:
