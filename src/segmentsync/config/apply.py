@@ -577,8 +577,9 @@ def _rehearsal(ctx: _Context) -> None:
 
 
 def _prepare(
-    runtime: Runtime, actor: User, text: str, *, prune: bool, environ: dict[str, str] | None
-) -> tuple[_Context, dict[str, Any]]:
+    runtime: Runtime, actor: User, text: str, *, prune: bool, environ: dict[str, str] | None, plan: bool
+) -> tuple[_Context, list[Change]]:
+    """Steps 1-3: the context for step 4, and the changes; ConfigProblems if anything is wrong."""
     check(actor, Action.CONNECTIONS_MANAGE)
     source, document, secrets = load(text, environ)
     ctx = _Context(
@@ -588,29 +589,25 @@ def _prepare(
         before = state.current(session)
     _verify_credentials(ctx, before)
     _rehearsal(ctx)
-    return ctx, before
+    _check_platforms(ctx, plan=plan)
+    if ctx.problems:
+        raise ConfigProblems(ctx.problems)
+    return ctx, _changes(before, ctx)
 
 
 def plan(
     *, runtime: Runtime, actor: User, text: str, prune: bool = False, environ: dict[str, str] | None = None
 ) -> Plan:
     """What applying ``text`` would change; ConfigProblems (every problem, with its line) if it cannot."""
-    ctx, before = _prepare(runtime, actor, text, prune=prune, environ=environ)
-    _check_platforms(ctx, plan=True)
-    if ctx.problems:
-        raise ConfigProblems(ctx.problems)
-    return Plan(changes=_changes(before, ctx))
+    _, changes = _prepare(runtime, actor, text, prune=prune, environ=environ, plan=True)
+    return Plan(changes=changes)
 
 
 def apply(
     *, runtime: Runtime, actor: User, text: str, prune: bool = False, environ: dict[str, str] | None = None
 ) -> Plan:
     """Make the store match ``text`` in one transaction (nothing changes if anything is wrong)."""
-    ctx, before = _prepare(runtime, actor, text, prune=prune, environ=environ)
-    _check_platforms(ctx, plan=False)
-    if ctx.problems:
-        raise ConfigProblems(ctx.problems)
-    changes = _changes(before, ctx)
+    ctx, changes = _prepare(runtime, actor, text, prune=prune, environ=environ, plan=False)
     if not changes:
         return Plan(changes=[])
     ctx.after.clear()
