@@ -8,11 +8,28 @@ from __future__ import annotations
 
 import gc
 from importlib import import_module
+from typing import Annotated
 
 import typer
 
+from segmentsync.terminal import RootGroup
+
+ENVIRONMENT = """Settings come from environment variables: SEGMENTSYNC_DATA_DIR (default ~/.segmentsync),
+SEGMENTSYNC_DATABASE_URL (default: SQLite in the data dir), SEGMENTSYNC_PROFILES_URL,
+SEGMENTSYNC_SECRET_KEY, SEGMENTSYNC_AS (the user commands act as), SEGMENTSYNC_DEBUG=1 (tracebacks
+of unexpected errors); docs/operations.md lists the settings, docs/cli.md the conventions.
+
+--json prints JSON (errors too, on standard error). Exit status: 0 ok, 1 error, 2 usage error,
+3 run succeeded with rejections, 4 run awaiting confirmation, 5 run failed, 6 run cancelled,
+7 config plan --detailed-exitcode found changes, 130 interrupted."""
+
 app = typer.Typer(
-    no_args_is_help=True, add_completion=False, help="Send customer segments to email platforms."
+    cls=RootGroup,
+    no_args_is_help=True,
+    add_completion=True,
+    help="Send customer segments to email platforms.",
+    epilog=ENVIRONMENT,
+    rich_markup_mode=None,
 )
 
 # (module, attribute, group name or None to add the module's commands at the top level)
@@ -26,6 +43,7 @@ SUBCOMMANDS: tuple[tuple[str, str | None], ...] = (
     ("segmentsync.exports.runs_cli", "runs"),
     ("segmentsync.scheduling.cli", None),  # serve, worker, schedule
     ("segmentsync.quickstart", None),  # quickstart
+    ("segmentsync.config.cli", "config"),
 )
 
 
@@ -35,11 +53,17 @@ def _root() -> None:
 
 
 @app.command()
-def version() -> None:
+def version(
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
     """Print the version."""
     from segmentsync import __version__
+    from segmentsync.terminal import print_json
 
-    typer.echo(__version__)
+    if as_json:
+        print_json({"version": __version__})
+    else:
+        typer.echo(__version__)
 
 
 def _register() -> None:

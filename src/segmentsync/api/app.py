@@ -31,6 +31,7 @@ API_ROUTERS = (
     "segmentsync.api.exports",
     "segmentsync.api.runs",
     "segmentsync.api.system",
+    "segmentsync.api.config",
 )
 WEB_MODULE = "segmentsync.web.app"  # exposes `mount(app)`
 

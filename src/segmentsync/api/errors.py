@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -13,7 +14,7 @@ from pydantic import BaseModel
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from segmentsync.errors import Invalid, SegmentSyncError
+from segmentsync.errors import Invalid, QuotaExceeded, SegmentSyncError
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,24 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (503, "The platform failed for now; try again later (codes retriable, quota_exceeded)"),
     )
 }
+ERROR_RESPONSES[503]["headers"] = {
+    "Retry-After": {"description": "seconds to wait before trying again", "schema": {"type": "integer"}}
+}
+
+
+DEFAULT_RETRY_AFTER = {429: 60, 503: 30}  # seconds, when the error does not know better
+
+
+def retry_after(exc: SegmentSyncError) -> int | None:
+    """Seconds a client should wait before trying again (429 and 503 answers), else None."""
+    if exc.status not in DEFAULT_RETRY_AFTER:
+        return None
+    if isinstance(exc, QuotaExceeded):
+        return max(1, math.ceil((exc.resets_at - datetime.now(UTC)).total_seconds()))
+    given = exc.details.get("retry_after_seconds")
+    if isinstance(given, int | float) and given > 0:
+        return math.ceil(given)
+    return DEFAULT_RETRY_AFTER[exc.status]
 
 
 def json_safe(value: Any) -> Any:
@@ -99,7 +118,10 @@ def _answer(body: dict[str, Any], status: int, headers: dict[str, str] | None = 
 
 
 async def domain_error(request: Request, exc: SegmentSyncError) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
+    wait = retry_after(exc)
+    if wait is not None:
+        headers["Retry-After"] = str(wait)
     return _answer({"error": {"status": exc.status, **exc.to_dict()}}, exc.status, headers)
 
 

@@ -7,16 +7,19 @@ refresh can commit in its own (on SQLite it needs the write lock the request wou
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
 from sqlalchemy.orm import Session
 
+from segmentsync.api.app import API_PREFIX
 from segmentsync.api.deps import RuntimeDep, SessionDep, client_ip, require
 from segmentsync.api.pagination import Page, PageDep, paginate
 from segmentsync.auth.models import User
 from segmentsync.auth.policy import Action
-from segmentsync.exports import service, views
+from segmentsync.errors import NotFound
+from segmentsync.exports import idempotency, runs, service, views
 from segmentsync.exports.models import Export
 from segmentsync.exports.schemas import (
     AttachIn,
@@ -162,20 +165,105 @@ def attach_export(
     return _saved(runtime, saved, actor)
 
 
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias=idempotency.HEADER,
+        description="the same key within 24 hours answers the same run (200, Idempotent-Replayed: "
+        "true) instead of starting another; e.g. a UUID, or the orchestrator's task-run id",
+    ),
+]
+RUN_STARTED: dict[int | str, dict[str, Any]] = {
+    status.HTTP_201_CREATED: {"description": "Queued; Location is the run's URL (GET it with ?wait=)"},
+    status.HTTP_200_OK: {"description": "This Idempotency-Key queued this run already (Idempotent-Replayed)"},
+}
+
+
+def _trigger(
+    *,
+    session: Session,
+    runtime: Runtime,
+    actor: User,
+    export: Export,
+    body: RunStartIn | None,
+    key: str | None,
+    response: Response,
+) -> RunOut:
+    """Queue a run of ``export``; with an idempotency key, at most one per key and 24 hours."""
+    body = body or RunStartIn()
+    now = runtime.clock()
+    print_ = idempotency.fingerprint(export.id, body.dry_run, body.full_resync)
+    if key is not None:
+        key = idempotency.check_key(key)
+        earlier = idempotency.find(session, user_id=actor.id, key=key, now=now)
+        if earlier is None:
+            earlier = idempotency.claim(session, user_id=actor.id, key=key, print_=print_, now=now)
+        if earlier is not None:
+            idempotency.same_request(earlier, print_)
+            if earlier.run_id is not None:
+                run = runs.get_run(session, earlier.run_id)
+                response.status_code = status.HTTP_200_OK
+                response.headers["Idempotent-Replayed"] = "true"
+                response.headers["Location"] = f"{API_PREFIX}/runs/{run.id}"
+                return views.run_outs(session, [run], now=now)[0]
+    run = service.run(
+        session=session, export=export, actor=actor, dry_run=body.dry_run, full_resync=body.full_resync
+    )
+    if key is not None:
+        idempotency.remember_run(session, user_id=actor.id, key=key, run_id=run.id)
+    response.headers["Location"] = f"{API_PREFIX}/runs/{run.id}"
+    return views.run_out(run, now=now, triggered_by=actor.email)
+
+
 @router.post(
     "/{export_id}/runs",
     status_code=status.HTTP_201_CREATED,
     summary="Run now (or a dry run, or a full resync); a worker picks it up",
+    responses=RUN_STARTED,
 )
 def start_run(
-    export_id: int, session: SessionDep, runtime: RuntimeDep, actor: Runner, body: RunStartIn | None = None
+    export_id: int,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    actor: Runner,
+    response: Response,
+    body: RunStartIn | None = None,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> RunOut:
-    body = body or RunStartIn()
     export = service.get(session=session, export_id=export_id, actor=actor)
-    run = service.run(
-        session=session, export=export, actor=actor, dry_run=body.dry_run, full_resync=body.full_resync
-    )
-    return views.run_out(run, now=runtime.clock(), triggered_by=actor.email)
+    return _trigger(
+        session=session, runtime=runtime, actor=actor, export=export, body=body, key=idempotency_key,
+        response=response,
+    )  # fmt: skip
+
+
+@router.post(
+    "/by-name/{name}/runs",
+    status_code=status.HTTP_201_CREATED,
+    summary="Run an export named NAME now (for scripts and orchestrators that know names, not ids)",
+    responses=RUN_STARTED,
+)
+def start_run_by_name(
+    name: Annotated[str, Path(max_length=200, description="the export's name (URL-encoded)")],
+    session: SessionDep,
+    runtime: RuntimeDep,
+    actor: Runner,
+    response: Response,
+    body: RunStartIn | None = None,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> RunOut:
+    export = service.get(session=session, export_id=_named(session, name), actor=actor)
+    return _trigger(
+        session=session, runtime=runtime, actor=actor, export=export, body=body, key=idempotency_key,
+        response=response,
+    )  # fmt: skip
+
+
+def _named(session: Session, name: str) -> int:
+    found = session.scalar(sa.select(Export.id).where(Export.name == name))
+    if found is None:
+        raise NotFound(f"there is no export named {name!r}", field="name")
+    return found
 
 
 @router.get("/{export_id}/runs", summary="The export's runs, newest first")

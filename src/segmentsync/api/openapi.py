@@ -14,6 +14,20 @@ from segmentsync.api.deps import Require
 from segmentsync.auth.models import Role
 from segmentsync.auth.policy import POLICY, Action
 
+SECURITY_SCHEMES: dict[str, Any] = {
+    "bearerAuth": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "an API token: `segmentsync users token EMAIL`, or Account > API tokens",
+    },
+    "sessionCookie": {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": "segmentsync_session",
+        "description": "a signed-in browser (changes also need the X-CSRF-Token header)",
+    },
+}
+
 
 def required_actions(dependant: Dependant) -> Iterator[Action]:
     """The actions a route's ``require(...)`` dependencies demand, at any depth."""
@@ -40,12 +54,14 @@ def _who(actions: frozenset[Action]) -> str:
 
 
 def install(app: FastAPI) -> None:
-    """Annotate every operation with ``x-required-actions`` and a sentence saying who may call it."""
+    """Annotate every operation with ``x-required-actions``, a sentence saying who may call it, and
+    the ways to authenticate (an API token as a bearer token, or a browser's session cookie)."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:
             return app.openapi_schema
         schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+        schema.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
         policies = route_policies(app)
         for path, operations in schema.get("paths", {}).items():
             for method, operation in operations.items():
@@ -53,6 +69,7 @@ def install(app: FastAPI) -> None:
                 if actions is None:
                     continue
                 operation["x-required-actions"] = sorted(action.value for action in actions)
+                operation["security"] = [{name: []} for name in SECURITY_SCHEMES] if actions else []
                 who = (
                     f"Requires {', '.join(sorted(actions))}: {_who(actions)}."
                     if actions

@@ -6,9 +6,11 @@ session of its own, so a million-row download never holds a transaction (SQLite:
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
@@ -18,11 +20,13 @@ from segmentsync.auth.models import User
 from segmentsync.auth.policy import Action
 from segmentsync.errors import Invalid
 from segmentsync.exports import runs, views
-from segmentsync.exports.models import Outcome, RunStatus, Trigger
+from segmentsync.exports.models import ACTIVE_STATUSES, Outcome, RunStatus, Trigger
 from segmentsync.exports.schemas import RunOut, RunRowOut
 from segmentsync.runtime import Runtime
 
 router = APIRouter(prefix="/runs", tags=["runs"])
+MAX_WAIT_SECONDS = 60  # ?wait= is bounded: proxies and clients time out idle requests after ~60-100 s
+WAIT_POLL_SECONDS = 0.5
 Viewer = Annotated[User, Depends(require(Action.RUNS_VIEW))]
 Canceller = Annotated[User, Depends(require(Action.RUNS_CANCEL))]
 EmailQuery = Annotated[str | None, Query(max_length=320, description="part of an email address")]
@@ -76,8 +80,70 @@ def list_runs(
 
 
 @router.get("/{run_id}", summary="One run: status, counts, progress (batches, rows/s, ETA), error")
-def get_run(run_id: int, session: SessionDep, runtime: RuntimeDep, actor: Viewer) -> RunOut:
-    return _one(session, runtime, run_id)
+async def get_run(
+    run_id: int,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    actor: Viewer,
+    wait: Annotated[
+        float,
+        Query(
+            ge=0,
+            le=MAX_WAIT_SECONDS,
+            description=f"answer as soon as the run ends (not queued, running or waiting for a retry), "
+            f"or after this many seconds (at most {MAX_WAIT_SECONDS}) with the run as it is then",
+        ),
+    ] = 0,
+) -> RunOut:
+    found = await run_in_threadpool(_one, session, runtime, run_id)
+    if wait <= 0 or found.status not in ACTIVE_STATUSES:
+        return found
+    # While it waits, the request holds no transaction, no connection and no thread: it sleeps on
+    # the event loop and looks again in a short read-only session of its own each time.
+    await run_in_threadpool(session.commit)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    key = (id(runtime), run_id)
+    watch = _WATCHES.setdefault(key, _Watch())
+    watch.waiters += 1
+    try:
+        while (left := deadline - loop.time()) > 0:
+            await asyncio.sleep(min(WAIT_POLL_SECONDS, left))
+            found = await watch.latest(runtime, run_id)
+            if found.status not in ACTIVE_STATUSES:
+                break
+    finally:
+        watch.waiters -= 1
+        if not watch.waiters:
+            _WATCHES.pop(key, None)
+    return found
+
+
+class _Watch:
+    """The requests waiting on one run share its reading: one read per poll interval, however many
+    wait (each read takes a pooled connection and a thread for a moment)."""
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.read_at = float("-inf")
+        self.waiters = 0
+        self.value: RunOut | None = None
+
+    async def latest(self, runtime: Runtime, run_id: int) -> RunOut:
+        async with self.lock:
+            now = asyncio.get_running_loop().time()
+            if self.value is None or now - self.read_at >= WAIT_POLL_SECONDS * 0.8:
+                self.value = await run_in_threadpool(_fresh, runtime, run_id)
+                self.read_at = asyncio.get_running_loop().time()
+            return self.value
+
+
+_WATCHES: dict[tuple[int, int], _Watch] = {}  # (runtime, run) → the watch of its waiting requests
+
+
+def _fresh(runtime: Runtime, run_id: int) -> RunOut:
+    with runtime.readers() as session:
+        return _one(session, runtime, run_id)
 
 
 @router.get("/{run_id}/rows", summary="The run's per-row outcomes (search by email, filter by outcome)")

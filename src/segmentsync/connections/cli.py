@@ -33,7 +33,7 @@ from segmentsync.connections.schemas import (
 from segmentsync.db import transaction
 from segmentsync.errors import Invalid
 from segmentsync.runtime import Runtime
-from segmentsync.terminal import AsUser, Json, err, out
+from segmentsync.terminal import AsUser, Json, err, out, print_json
 
 app = typer.Typer(no_args_is_help=True, help="Connections to Campaign Monitor and Constant Contact accounts.")
 T = TypeVar("T")
@@ -78,7 +78,7 @@ def _auth_from_stdin(*, api_key: bool, tokens: bool, client_id: str | None) -> A
 
 def _print(view: ConnectionOut | Any, as_json: bool) -> None:
     if as_json:
-        out.print_json(view.model_dump_json())
+        print_json(view.model_dump(mode="json"))
         return
     for key, value in view.model_dump(mode="json").items():
         out.print(f"[bold]{key}[/bold]: {value}", highlight=False)
@@ -102,7 +102,7 @@ def list_(
 
         shown = _in_transaction(runtime, as_user, work)
     if as_json:
-        out.print_json(json.dumps([v.model_dump(mode="json") for v in shown]))
+        print_json([v.model_dump(mode="json") for v in shown])
         return
     table = Table("id", "name", "type", "status", "export user", "exports")
     for view in shown:
@@ -171,6 +171,7 @@ def oauth_url_(
         str | None, typer.Option(help="re-authenticate this connection instead")
     ] = None,
     as_user: AsUser = None,
+    as_json: Json = False,
 ) -> None:
     """Print the URL to open in the browser (signed in as the same user) to authorize with OAuth."""
     with terminal.open_runtime() as runtime:
@@ -190,6 +191,9 @@ def oauth_url_(
             return oauth_flow.start(session=session, runtime=runtime, draft=draft, actor=actor)
 
         started = _in_transaction(runtime, as_user, work)
+    if as_json:
+        print_json(started.model_dump(mode="json"))
+        return
     err.print(f"Open this URL within 10 minutes; the platform returns to {started.redirect_uri}")
     out.print(started.authorize_url, highlight=False, soft_wrap=True)
 
@@ -226,13 +230,16 @@ def edit(
 
 
 @app.command()
-def remove(key: NameOrId, as_user: AsUser = None) -> None:
+def remove(key: NameOrId, as_user: AsUser = None, as_json: Json = False) -> None:
     """Remove a connection (refused while exports use it; detach or remove them first)."""
     with terminal.open_runtime() as runtime:
         _in_transaction(
             runtime, as_user,
             lambda s, a: service.remove(session=s, connection=_find(s, key, a), actor=a),
         )  # fmt: skip
+    if as_json:
+        print_json({"removed": key})
+        return
     out.print(f"removed connection {key}", highlight=False)
 
 
@@ -243,6 +250,7 @@ def detach(
         list[int] | None, typer.Option(help="export id to detach (repeatable; default all)")
     ] = None,
     as_user: AsUser = None,
+    as_json: Json = False,
 ) -> None:
     """Detach exports from a connection: they are kept, inactive, with no connection."""
     with terminal.open_runtime() as runtime:
@@ -252,11 +260,14 @@ def detach(
                 session=s, connection=_find(s, key, a), actor=a, export_ids=export or None
             )],
         )  # fmt: skip
+    if as_json:
+        print_json({"detached": names})
+        return
     out.print(f"detached {len(names)} export(s): {', '.join(names) or '-'}", highlight=False)
 
 
 @app.command()
-def verify(key: NameOrId, as_user: AsUser = None) -> None:
+def verify(key: NameOrId, as_user: AsUser = None, as_json: Json = False) -> None:
     """Check the stored credentials against the platform."""
     with terminal.open_runtime() as runtime:
 
@@ -267,14 +278,37 @@ def verify(key: NameOrId, as_user: AsUser = None) -> None:
 
         connection = _in_transaction(runtime, as_user, find)
         account = lists.verify(runtime=runtime, connection=connection)
+    if as_json:
+        print_json({"ok": True, "account_id": account.account_id, "account_name": account.name})
+        return
     out.print(f"ok: {account.name} ({account.account_id})", highlight=False)
 
 
+@app.command("lists")
+def lists_(key: NameOrId, as_user: AsUser = None, as_json: Json = False) -> None:
+    """The lists the connection sees on its platform: ID, name and member count (the list picker)."""
+    with terminal.open_runtime() as runtime:
+        connection = _in_transaction(
+            runtime, as_user, lambda s, a: service.get(session=s, connection_id=_find(s, key, a).id, actor=a)
+        )
+        found = lists.lists(runtime=runtime, connection=connection)
+    if as_json:
+        print_json([item.model_dump(mode="json") for item in found])
+        return
+    table = Table("list id", "name", "members")
+    for item in found:
+        table.add_row(item.list_id, item.name, "" if item.member_count is None else f"{item.member_count:,}")
+    out.print(table)
+
+
 @app.command("rotate-secrets")
-def rotate_secrets(as_user: AsUser = None) -> None:
+def rotate_secrets(as_user: AsUser = None, as_json: Json = False) -> None:
     """Re-encrypt every stored secret with the newest key of SEGMENTSYNC_SECRET_KEY."""
     with terminal.open_runtime() as runtime:
         count = _in_transaction(
             runtime, as_user, lambda s, a: service.rotate_secrets(session=s, runtime=runtime, actor=a)
         )
+    if as_json:
+        print_json({"re_encrypted": count})
+        return
     out.print(f"re-encrypted {count} secret(s) with the newest key")

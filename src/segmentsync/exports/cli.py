@@ -22,6 +22,7 @@ from segmentsync.exports.models import RemovalMode, ScheduleMode, SyncMode
 from segmentsync.exports.schemas import AttributeMap, ExportCreate, ExportOut, ExportUpdate
 from segmentsync.exports.terminal import (
     in_transaction,
+    load_run,
     print_export,
     print_json,
     reading,
@@ -257,6 +258,7 @@ def remove(
     export: NameOrId,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")] = False,
     as_user: AsUser = None,
+    as_json: Json = False,
 ) -> None:
     """Remove an export (its run history is kept)."""
     if not yes:
@@ -269,7 +271,10 @@ def remove(
             return found.name
 
         removed = in_transaction(runtime, as_user, work)
-        out.print(f"removed the export “{removed}”", highlight=False)
+    if as_json:
+        print_json({"removed": removed})
+        return
+    out.print(f"removed the export “{removed}”", highlight=False)
 
 
 @app.command()
@@ -293,7 +298,7 @@ def duplicate(
 
 
 @app.command()
-def detach(export: NameOrId, as_user: AsUser = None) -> None:
+def detach(export: NameOrId, as_user: AsUser = None, as_json: Json = False) -> None:
     """Detach the export from its connection (kept, inactive, "No connection")."""
     with open_runtime() as runtime:
 
@@ -302,9 +307,11 @@ def detach(export: NameOrId, as_user: AsUser = None) -> None:
             service.detach(session=session, export=found, actor=user)
             return found.name
 
-        out.print(
-            f"detached the export “{in_transaction(runtime, as_user, work)}”: No connection", highlight=False
-        )
+        detached = in_transaction(runtime, as_user, work)
+    if as_json:
+        print_json({"detached": detached})
+        return
+    out.print(f"detached the export “{detached}”: No connection", highlight=False)
 
 
 @app.command()
@@ -337,8 +344,13 @@ def run(
         bool, typer.Option("--full", help="full resync: send every member, changed or not")
     ] = False,
     as_user: AsUser = None,
+    as_json: Json = False,
 ) -> None:
-    """Run an export now (even with no active schedule). With --wait, exit 0 only if it succeeded."""
+    """Run an export now (even with no active schedule).
+
+    With --wait, the exit status says how the run ended: 0 succeeded, 3 succeeded with rejections,
+    4 awaiting confirmation, 5 failed, 6 cancelled, 130 interrupted.
+    """
     with open_runtime() as runtime:
 
         def work(session: Session, user: User) -> int:
@@ -349,18 +361,21 @@ def run(
 
         run_id = in_transaction(runtime, as_user, work)
         kind = "dry run" if dry_run else "run"
+        if not wait and as_json:
+            print_json(load_run(runtime, run_id))
+            return
         if not wait:
             out.print(
                 f"queued {kind} #{run_id}; a worker (`segmentsync serve` or `worker`) runs it",
                 highlight=False,
             )
             return
-        code = wait_for_run(runtime, run_id)
+        code = wait_for_run(runtime, run_id, as_json=as_json)
     raise typer.Exit(code)
 
 
 @app.command("run-all")
-def run_all(as_user: AsUser = None) -> None:
+def run_all(as_user: AsUser = None, as_json: Json = False) -> None:
     """Run all: queue every export with an active schedule now."""
     with open_runtime() as runtime:
 
@@ -369,6 +384,11 @@ def run_all(as_user: AsUser = None) -> None:
             return [r.id for r in queued], skipped
 
         queued, skipped = in_transaction(runtime, as_user, work)
+        if as_json:
+            print_json(
+                {"queued": [load_run(runtime, i).model_dump(mode="json") for i in queued], "skipped": skipped}
+            )
+            return
         out.print(
             f"queued {len(queued)} run(s): {', '.join(f'#{i}' for i in queued) or '—'}", highlight=False
         )

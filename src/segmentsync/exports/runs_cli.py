@@ -88,6 +88,7 @@ def rows(
         bool, typer.Option("--csv", help="every matching row as CSV on standard output")
     ] = False,
     as_user: AsUser = None,
+    as_json: Json = False,
 ) -> None:
     """The run's per-row outcomes: search by email, filter by outcome, or all as CSV."""
     if outcome is not None and outcome != "pending" and outcome not in {o.value for o in Outcome}:
@@ -109,6 +110,9 @@ def rows(
             return found
 
         found = reading(runtime, as_user, work)
+        if as_json:
+            print_json([_row_json(member) for member in found])
+            return
         table = Table("#", "email", "profile", "action", "outcome", "code", "message")
         for member in found:
             table.add_row(
@@ -116,6 +120,14 @@ def rows(
                 member.outcome.value if member.outcome else "pending", member.code or "", member.message or "",
             )  # fmt: skip
         out.print(table)
+
+
+def _row_json(member: RunMember) -> dict[str, Any]:
+    return {
+        "seq": member.seq, "email": member.email, "profile_key": member.profile_key,
+        "action": member.action.value, "outcome": member.outcome.value if member.outcome else "pending",
+        "code": member.code, "message": member.message,
+    }  # fmt: skip
 
 
 def _check_run(session: Session, user: User, run_id: int) -> None:
@@ -135,15 +147,21 @@ def _change(as_user: str | None, run_id: int, action: Any) -> RunOut:
 
 
 @app.command()
-def cancel(run_id: RunId, as_user: AsUser = None) -> None:
+def cancel(run_id: RunId, as_user: AsUser = None, as_json: Json = False) -> None:
     """Cancel a run: a queued one ends now, a running one after its batches in flight."""
     run = _change(as_user, run_id, runs.cancel_run)
+    if as_json:
+        print_json(run)
+        return
     note = "stops after its batches in flight" if run.cancel_requested else run.status.value
     out.print(f"run #{run.id}: {note}", highlight=False)
 
 
 @app.command()
-def confirm(run_id: RunId, as_user: AsUser = None) -> None:
+def confirm(run_id: RunId, as_user: AsUser = None, as_json: Json = False) -> None:
     """Let a run stopped by the mirror guard go ahead with its removals."""
     run = _change(as_user, run_id, runs.confirm_removals)
+    if as_json:
+        print_json(run)
+        return
     out.print(f"run #{run.id} is queued again with its removals confirmed", highlight=False)

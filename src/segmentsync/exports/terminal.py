@@ -10,12 +10,12 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import orjson
 from pydantic import BaseModel
 from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn, TextColumn
 from rich.table import Table
 from sqlalchemy.orm import Session
 
+from segmentsync import terminal
 from segmentsync.auth.models import User
 from segmentsync.db import transaction
 from segmentsync.exports import runner, runs, service, views
@@ -23,17 +23,30 @@ from segmentsync.exports.models import RunStatus, SyncMode
 from segmentsync.exports.schemas import ExportOut, RunOut
 from segmentsync.runtime import Runtime
 from segmentsync.scheduling.worker import Worker, worker_name
-from segmentsync.terminal import actor, err, out
+from segmentsync.terminal import (
+    EXIT_AWAITING_CONFIRMATION,
+    EXIT_CANCELLED,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_REJECTIONS,
+    actor,
+    err,
+    out,
+)
 
 T = TypeVar("T")
 
-# Exit codes of `exports run --wait` (0 only when the run succeeded).
+# Exit codes of `exports run --wait` (0 only when the run succeeded); the table is in terminal.py.
 EXIT_CODES = {
-    RunStatus.SUCCEEDED: 0,
-    RunStatus.AWAITING_CONFIRMATION: 2,  # the mirror guard stopped it: confirm with `runs confirm`
-    RunStatus.SUCCEEDED_WITH_REJECTIONS: 3,  # sent, but the platform refused some rows
+    RunStatus.SUCCEEDED: EXIT_OK,
+    RunStatus.SUCCEEDED_WITH_REJECTIONS: EXIT_REJECTIONS,  # sent, but the platform refused some rows
+    RunStatus.AWAITING_CONFIRMATION: EXIT_AWAITING_CONFIRMATION,  # confirm with `runs confirm`
+    RunStatus.FAILED: EXIT_FAILED,
+    RunStatus.FAILED_RETRY: EXIT_FAILED,  # failed for now; a worker retries it later
+    RunStatus.SKIPPED: EXIT_FAILED,  # a dependency failed (segment refresh, connection)
+    RunStatus.CANCELLED: EXIT_CANCELLED,
 }
-EXIT_INTERRUPTED = 130
 POLL_SECONDS = 0.5
 WAITING = (RunStatus.QUEUED, RunStatus.RUNNING)
 
@@ -51,7 +64,7 @@ def reading(runtime: Runtime, as_user: str | None, work: Callable[[Session, User
 
 def print_json(value: BaseModel | list[Any] | dict[str, Any]) -> None:
     data = value.model_dump(mode="json") if isinstance(value, BaseModel) else value
-    out.print_json(orjson.dumps(data).decode())
+    terminal.print_json(data)
 
 
 # ---------------------------------------------------------------- exports
@@ -177,7 +190,7 @@ def _execute(worker: Worker, run_id: int, stop: threading.Event) -> None:
         beat.join()
 
 
-def _progress_bar() -> Progress:
+def _progress_bar(console: Any) -> Progress:
     return Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -186,7 +199,7 @@ def _progress_bar() -> Progress:
         TextColumn("{task.fields[batches]}"),
         TextColumn("{task.fields[rate]}"),
         TextColumn("{task.fields[eta]}"),
-        console=out,
+        console=console,
         transient=False,
     )
 
@@ -208,13 +221,16 @@ def _update(bar: Progress, task: Any, run: RunOut) -> None:
     )
 
 
-def wait_for_run(runtime: Runtime, run_id: int) -> int:
-    """Execute the run here unless another worker has it; show progress; return the exit code."""
+def wait_for_run(runtime: Runtime, run_id: int, *, as_json: bool = False) -> int:
+    """Execute the run here unless another worker has it; show progress; return the exit code.
+
+    With ``as_json`` the progress goes to standard error and the finished run is printed as JSON.
+    """
     worker = Worker(runtime, name=f"cli:{worker_name()}")
     stop = threading.Event()
     thread: threading.Thread | None = None
     try:
-        with _progress_bar() as bar:
+        with _progress_bar(err if as_json else out) as bar:
             task = bar.add_task("queued", total=None, batches="", rate="", eta="")
             for poll in itertools.count():
                 run = load_run(runtime, run_id)
@@ -240,7 +256,10 @@ def wait_for_run(runtime: Runtime, run_id: int) -> int:
         err.print(f"interrupted: run #{run_id} resumes where it stopped when a worker picks it up")
         return EXIT_INTERRUPTED
     final = load_run(runtime, run_id)
-    show_run(final)
+    if as_json:
+        print_json(final)
+    else:
+        show_run(final)
     if final.status is RunStatus.FAILED_RETRY and final.next_attempt_at:
         err.print(f"a worker will retry it at {final.next_attempt_at:%Y-%m-%d %H:%M:%S} UTC")
     return EXIT_CODES.get(final.status, 1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date
 from pathlib import Path
 from typing import Annotated
@@ -11,13 +12,18 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from segmentsync.settings import get_settings
-from segmentsync.terminal import err, out, reported_errors
+from segmentsync.terminal import Json, err, out, print_json, reported_errors
 
 app = typer.Typer(no_args_is_help=True, help="The profile source: load, generate and inspect profiles.")
 
 TableOption = Annotated[
     str | None,
-    typer.Option("--table", help="profile table (default: SEGMENTSYNC_PROFILES_TABLE or 'profiles')"),
+    typer.Option(
+        "--table",
+        help="profile table (default: 'profiles')",
+        envvar="SEGMENTSYNC_PROFILES_TABLE",
+        show_envvar=True,
+    ),
 ]
 
 
@@ -28,6 +34,12 @@ def _bar() -> Progress:
     )  # fmt: skip
 
 
+def _one_char(value: str | None) -> str | None:
+    if value is not None and len(value) != 1:
+        raise typer.BadParameter(f"{value!r} is not one character (e.g. ',' or ';' or a tab)")
+    return value
+
+
 @app.command()
 def load(
     file: Annotated[
@@ -35,13 +47,21 @@ def load(
     ],
     table: TableOption = None,
     key: Annotated[
-        str | None, typer.Option(help="unique key column (default: SEGMENTSYNC_PROFILES_KEY)")
+        str | None,
+        typer.Option(
+            help="unique key column (default: profile_id)",
+            envvar="SEGMENTSYNC_PROFILES_KEY",
+            show_envvar=True,
+        ),
     ] = None,
     mode: Annotated[str, typer.Option(help="replace the table, or append new profiles to it")] = "replace",
     file_format: Annotated[str | None, typer.Option("--format", help="csv, parquet or jsonl")] = None,
     encoding: Annotated[str, typer.Option(help="CSV encoding: utf-8, utf-16 or latin-1")] = "utf-8",
-    delimiter: Annotated[str | None, typer.Option(help="CSV delimiter (default: guessed)")] = None,
+    delimiter: Annotated[
+        str | None, typer.Option(help="CSV delimiter: one character (default: guessed)", callback=_one_char)
+    ] = None,
     scan_all: Annotated[bool, typer.Option(help="guess column types from the whole file")] = False,
+    as_json: Json = False,
 ) -> None:
     """Load profiles from a file into the embedded DuckDB store (the old table stays if it fails)."""
     from segmentsync.profiles import store
@@ -64,6 +84,9 @@ def load(
                 key=key or settings.profiles_key, mode=load_mode, file_format=file_format,
                 encoding=encoding, delimiter=delimiter, scan_all=scan_all, progress=progress,
             )  # fmt: skip
+    if as_json:
+        print_json(dataclasses.asdict(result))
+        return
     out.print(
         f"Loaded {result.rows:,} profiles into {result.table!r} ({result.mode.value}) in "
         f"{result.seconds:.1f} s; the table now holds {result.total_rows:,}."
@@ -78,6 +101,7 @@ def generate(
     as_of: Annotated[
         str | None, typer.Option(help="date the profiles' dates are relative to (default: today)")
     ] = None,
+    as_json: Json = False,
 ) -> None:
     """Replace the profile table with realistic synthetic profiles (for demos, tests, benchmarks)."""
     from segmentsync.errors import Invalid
@@ -97,11 +121,14 @@ def generate(
                 table=table or settings.profiles_table,
                 progress=lambda done, _total: bar.update(task, completed=done),
             )  # fmt: skip
+    if as_json:
+        print_json(dataclasses.asdict(result))
+        return
     out.print(f"Generated {result.rows:,} profiles into {result.table!r} in {result.seconds:.1f} s.")
 
 
 @app.command()
-def show(table: TableOption = None) -> None:
+def show(table: TableOption = None, as_json: Json = False) -> None:
     """Print the profile source, its table's columns (with their types) and the row count."""
     from segmentsync.profiles.source import ProfileSource, redact
 
@@ -115,6 +142,14 @@ def show(table: TableOption = None) -> None:
             count = source.row_count()
         finally:
             source.close()
+    if as_json:
+        print_json(
+            {
+                "source": redact(source.url), "table": source.table_name, "key": source.key, "rows": count,
+                "columns": [{"name": n, "engine_type": e, "type": k.value} for n, e, k in described],
+            }
+        )  # fmt: skip
+        return
     grid = Table(title=f"{source.table_name} — {count:,} profiles, key {source.key!r}")
     for header in ("column", "engine type", "segment type"):
         grid.add_column(header)

@@ -25,7 +25,7 @@ from segmentsync.scheduling import schedule
 from segmentsync.scheduling.scheduler import Scheduler
 from segmentsync.scheduling.worker import Worker
 from segmentsync.settings import Settings, get_settings
-from segmentsync.terminal import AsUser, actor, err, open_runtime, out
+from segmentsync.terminal import AsUser, Json, actor, err, open_runtime, out, print_json
 
 app = typer.Typer()
 schedule_app = typer.Typer(no_args_is_help=True, help="The system refresh schedule (System > Schedule).")
@@ -79,9 +79,14 @@ def _open(settings: Settings) -> Runtime:
 @app.command()
 def serve(
     host: Annotated[
-        str | None, typer.Option(help="interface to listen on (default SEGMENTSYNC_HOST)")
+        str | None,
+        typer.Option(
+            help="interface to listen on (default 127.0.0.1)", envvar="SEGMENTSYNC_HOST", show_envvar=True
+        ),
     ] = None,
-    port: Annotated[int | None, typer.Option(help="port (default SEGMENTSYNC_PORT, 8000)")] = None,
+    port: Annotated[
+        int | None, typer.Option(help="port (default 8000)", envvar="SEGMENTSYNC_PORT", show_envvar=True)
+    ] = None,
     scheduler: Annotated[
         bool, typer.Option("--scheduler/--no-scheduler", help="run the scheduler here")
     ] = True,
@@ -159,7 +164,10 @@ def worker(
 # ---------------------------------------------------------------- schedule show | set
 
 
-def _print_schedule(view: schedule.ScheduleOut) -> None:
+def _print_schedule(view: schedule.ScheduleOut, as_json: bool = False) -> None:
+    if as_json:
+        print_json(view.model_dump(mode="json"))
+        return
     out.print(f"System refresh: {view.description}", highlight=False)
     zone = schedule.zone(view.timezone)
     if view.next_refreshes:
@@ -170,11 +178,11 @@ def _print_schedule(view: schedule.ScheduleOut) -> None:
 
 
 @schedule_app.command("show")
-def schedule_show(as_user: AsUser = None) -> None:
+def schedule_show(as_user: AsUser = None, as_json: Json = False) -> None:
     """The system refresh schedule and its next refreshes."""
     with open_runtime() as runtime, runtime.readers() as session:
         view = schedule.get(session=session, actor=actor(session, as_user), now=runtime.clock())
-    _print_schedule(view)
+    _print_schedule(view, as_json)
 
 
 @schedule_app.command("set")
@@ -187,6 +195,7 @@ def schedule_set(
     times: Annotated[str | None, typer.Option("--times", help="up to four, e.g. 06:00,18:30")] = None,
     timezone: Annotated[str | None, typer.Option("--timezone", help="e.g. Europe/Warsaw")] = None,
     as_user: AsUser = None,
+    as_json: Json = False,
 ) -> None:
     """Change the system refresh schedule (admins); options not given keep their value."""
     with open_runtime() as runtime, runtime.sessions() as session, session.begin():
@@ -202,4 +211,4 @@ def schedule_set(
             }
         )
         view = schedule.update(session=session, data=data, actor=user, now=runtime.clock())
-    _print_schedule(view)
+    _print_schedule(view, as_json)

@@ -6,7 +6,6 @@ through the same service and policy table as the API.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,7 +24,7 @@ app = typer.Typer(no_args_is_help=True, help="Segments: named rules over profile
 SegmentRef = Annotated[str, typer.Argument(help="the segment's name or id")]
 RuleJson = Annotated[str | None, typer.Option("--rule", help="the rule as JSON")]
 RuleFile = Annotated[Path | None, typer.Option("--rule-file", help="a file holding the rule as JSON")]
-AsJson = Annotated[bool, typer.Option("--json", help="print JSON")]
+AsJson = terminal.Json
 
 
 def _rule(text: str | None, file: Path | None) -> Group | None:
@@ -40,7 +39,11 @@ def _rule(text: str | None, file: Path | None) -> Group | None:
 
 
 def _print_json(data: Any) -> None:
-    out.print_json(json.dumps(data, default=str, ensure_ascii=False))
+    terminal.print_json(data)
+
+
+def _segment_json(segment: Any) -> dict[str, Any]:
+    return SegmentOut.model_validate(segment).model_dump(mode="json")
 
 
 @app.command()
@@ -50,6 +53,7 @@ def create(
     rule_file: RuleFile = None,
     description: Annotated[str, typer.Option(help="what the segment is for")] = "",
     as_user: AsUser = None,
+    as_json: AsJson = False,
 ) -> None:
     """Create a segment from a rule (JSON), checked against the profile table's columns."""
     with terminal.open_runtime() as runtime, transaction(runtime.sessions) as session:
@@ -60,6 +64,9 @@ def create(
             session=session, source=runtime.profiles, actor=terminal.actor(session, as_user),
             segment_in=SegmentCreate(name=name, description=description, rules=group),
         )  # fmt: skip
+        if as_json:
+            _print_json(_segment_json(segment))
+            return
         out.print(f"Created segment {segment.name!r} (id {segment.id}): {group.describe()}", highlight=False)
 
 
@@ -112,6 +119,7 @@ def edit(
     rule: RuleJson = None,
     rule_file: RuleFile = None,
     as_user: AsUser = None,
+    as_json: AsJson = False,
 ) -> None:
     """Change a segment's name, description or rule."""
     with terminal.open_runtime() as runtime, transaction(runtime.sessions) as session:
@@ -121,6 +129,9 @@ def edit(
             session=session, source=runtime.profiles, segment_id=found.id, segment_in=change,
             actor=terminal.actor(session, as_user),
         )  # fmt: skip
+        if as_json:
+            _print_json(_segment_json(updated))
+            return
         out.print(f"Saved segment {updated.name!r}: {service.rules_of(updated).describe()}", highlight=False)
 
 
@@ -129,6 +140,7 @@ def delete(
     segment: SegmentRef,
     yes: Annotated[bool, typer.Option("--yes", help="do not ask for confirmation")] = False,
     as_user: AsUser = None,
+    as_json: AsJson = False,
 ) -> None:
     """Delete a segment (refused while exports use it)."""
     with terminal.open_runtime() as runtime, transaction(runtime.sessions) as session:
@@ -136,6 +148,9 @@ def delete(
         if not yes:
             typer.confirm(f"Delete segment {found.name!r}?", abort=True)
         service.delete(session=session, segment_id=found.id, actor=terminal.actor(session, as_user))
+        if as_json:
+            _print_json({"deleted": {"id": found.id, "name": found.name}})
+            return
         out.print(f"Deleted segment {found.name!r}.", highlight=False)
 
 
@@ -144,6 +159,7 @@ def refresh(
     segments: Annotated[list[str] | None, typer.Argument(help="names or ids (none: give --all)")] = None,
     all_segments: Annotated[bool, typer.Option("--all", help="refresh every segment")] = False,
     as_user: AsUser = None,
+    as_json: AsJson = False,
 ) -> None:
     """Count the members of segments now and store the counts (with history)."""
     if bool(segments) == all_segments:
@@ -154,7 +170,10 @@ def refresh(
         results = service.refresh_many(
             session=session, source=runtime.profiles, segment_ids=ids, actor=terminal.actor(session, as_user)
         )
-    _print_refreshes(results)
+    if as_json:
+        _print_json([r.model_dump(mode="json") | {"ok": r.ok} for r in results])
+    else:
+        _print_refreshes(results)
     if any(not result.ok for result in results):
         raise typer.Exit(1)
 
@@ -195,9 +214,12 @@ def preview(
 
 
 @app.command()
-def count(segment: SegmentRef) -> None:
+def count(segment: SegmentRef, as_json: AsJson = False) -> None:
     """Count a segment's members now (without storing it; see refresh)."""
     with terminal.open_runtime() as runtime, runtime.sessions() as session:
         found = service.find(session=session, ref=segment)
         members = service.count(session=session, source=runtime.profiles, segment_id=found.id)
+    if as_json:
+        _print_json({"segment_id": found.id, "name": found.name, "member_count": members})
+        return
     out.print(f"{found.name}: {members:,} members", highlight=False)
