@@ -13,9 +13,9 @@ import pytest
 import sqlalchemy as sa
 
 from segmentsync.destinations import campaign_monitor_rows as cm
-from segmentsync.exports import planner
+from segmentsync.engine import plan as planner
+from segmentsync.engine.snapshot import Mapping, Workspace, build
 from segmentsync.exports.models import Delivered, Export, Run, RunMember, Trigger
-from segmentsync.exports.snapshot import Mapping, Workspace, build
 from segmentsync.runtime import Runtime
 
 MAPPING = Mapping(key_column="id", email_column="email", attributes=[("name", "Name")], consent=None)

@@ -27,8 +27,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from segmentsync.destinations.templates import RowTemplate
+from segmentsync.engine.snapshot import SORTING_MEMORY_LIMIT, Workspace, sql_path
 from segmentsync.exports.models import MemberAction
-from segmentsync.exports.snapshot import SORTING_MEMORY_LIMIT, Workspace, sql_path
 
 COLUMNS = ("run_id", "seq", "email", "profile_key", "hash", "payload", "action", "outcome", "code", "message")
 SAMPLE_SIZE = 5

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from segmentsync.exports.sender import Feed, Row
+from segmentsync.engine.send import Feed, Row
 
 
 def rows(first: int, count: int, action: str = "new") -> list[Row]:

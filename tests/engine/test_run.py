@@ -14,8 +14,10 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from exports.world import World, outage_after, outage_over  # tests/ is on sys.path (rootdir)
 from segmentsync.db import transaction
-from segmentsync.exports import planner, runs
+from segmentsync.engine import plan as planner
+from segmentsync.exports import runs
 from segmentsync.exports.models import (
     Delivered,
     Export,
@@ -28,8 +30,6 @@ from segmentsync.exports.models import (
     SyncMode,
 )
 from segmentsync.scheduling.worker import Worker
-
-from .world import World, outage_after, outage_over
 
 PLATFORMS = ["campaign_monitor", "constant_contact"]
 
@@ -379,7 +379,7 @@ def _stop_after_batches(
 
 
 def _execute_until(worker: Worker, run_id: int, stop: threading.Event) -> None:
-    from segmentsync.exports import runner
+    from segmentsync.engine import run as runner
 
     assert runner.execute(worker.runtime, run_id, lease_owner=worker.name, stop=stop) is None
 

@@ -27,8 +27,11 @@ from sqlalchemy.orm import Session
 from segmentsync.connections.access import is_auth_failure
 from segmentsync.connections.models import Connection
 from segmentsync.destinations.base import Destination, Limits
+from segmentsync.engine import plan as planner
+from segmentsync.engine import send as sender
+from segmentsync.engine import snapshot
 from segmentsync.errors import ConfigError, Fatal, Invalid, QuotaExceeded, Retriable, SegmentSyncError
-from segmentsync.exports import notify, planner, sender, snapshot
+from segmentsync.exports import notify
 from segmentsync.exports.models import Export, ExportSegment, Run, RunPhase, RunStatus, RunUnchanged
 from segmentsync.profiles.source import ProfileSource
 from segmentsync.runtime import Runtime

@@ -33,9 +33,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from segmentsync.destinations.base import Destination, Limits, RenderedBatch, RowResult
 from segmentsync.destinations.batching import ENVELOPE_BYTES, chunk
+from segmentsync.engine.plan import insert_members
 from segmentsync.errors import Fatal
 from segmentsync.exports.models import Outcome
-from segmentsync.exports.planner import insert_members
 
 PAGE_ROWS = 20_000
 REMOVE_BATCH = 500
