@@ -3,12 +3,9 @@
 The rows still to send are read in pages by ``seq`` (keyset pagination, short reads), packed
 into batches within the destination's limits and sent from a thread pool; how many are in
 flight adapts to the platform (:class:`Window`: from ``limits.concurrency`` up to
-``max_concurrency``). Acknowledged batches go, in the order they came back, to a recorder
-thread (the only writing one), which commits for each batch — or for the batches that came back
-while it wrote the last checkpoint, together — in one transaction: the rows' outcomes, the
-export's delivered state and the run's progress; meanwhile the next batches are sent. That
-transaction only commits while this worker still holds the run's lease (fencing), so a worker
-that lost its lease cannot write over another.
+``max_concurrency``). Acknowledged batches go, in the order they came back, to the recorder
+thread (``checkpoint.py``), which commits them — the rows' outcomes, the export's delivered
+state and the run's progress, fenced by the lease — while the next batches are sent.
 A resumed run simply sends the rows whose outcome is still empty.
 
 The rows may also come from a :class:`Feed`: the runner hands over the plan's rows to send
@@ -22,43 +19,26 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
-from typing import Any, NamedTuple
+from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from segmentsync.destinations.base import Destination, Limits, RenderedBatch, RowResult
 from segmentsync.destinations.batching import ENVELOPE_BYTES, chunk
-from segmentsync.engine.plan import insert_members
+from segmentsync.engine.bulk import raw_rows
+from segmentsync.engine.checkpoint import Checkpoints, Recorder
+from segmentsync.engine.lease import Cancelled, LeaseLost
+from segmentsync.engine.rows import COLUMNS, UPSERTS, PlanRow, one_of
 from segmentsync.errors import Fatal
-from segmentsync.exports.models import Outcome
+from segmentsync.exports.models import MemberAction, Outcome
 
 PAGE_ROWS = 20_000
 REMOVE_BATCH = 500
 ROW_OVERHEAD_BYTES = 24  # JSON punctuation and the email key around each member (the destination re-splits a batch that is still too big)
-
-
-class LeaseLost(Exception):  # an event the runner reacts to, not a failure of ours
-    """Another worker took over this run; stop without writing."""
-
-
-class Cancelled(Exception):
-    """The run was cancelled; in-flight batches were recorded."""
-
-
-class Row(NamedTuple):  # a tuple: a million of them are made, cheaply, straight from the driver's rows
-    seq: int
-    action: str
-    email: str
-    hash: str | None
-    profile_key: str | None
-    payload: str | None
-    code: str | None  # the plan's note on the row (a value fitted to the platform's limits)
-    message: str | None
 
 
 @dataclass
@@ -82,6 +62,16 @@ class SendJob:
             return replace(limits, max_batch_rows=self.max_batch_rows)
         return limits
 
+    def checkpoints(self) -> Checkpoints:
+        return Checkpoints(
+            sessions=self.sessions,
+            run_id=self.run_id,
+            export_id=self.export_id,
+            lease_owner=self.lease_owner,
+            from_feed=self.feed is not None,
+            write_lock=self.write_lock,
+        )
+
 
 class Feed:
     """The plan's rows to send, handed from the runner to the sender while the runner stores the rest.
@@ -94,15 +84,15 @@ class Feed:
 
     def __init__(self, max_chunks: int = 4) -> None:
         self._changed = threading.Condition()
-        self._chunks: deque[list[Row]] = deque()
-        self._max = max_chunks
+        self._chunks: deque[list[PlanRow]] = deque()
+        self.max_chunks = max_chunks
         self._closed = self._gone = False
         self._error: BaseException | None = None
 
-    def put(self, rows: list[Row]) -> bool:
+    def put(self, rows: list[PlanRow]) -> bool:
         """Hand over the next rows; False if the sender takes no more (it stopped)."""
         with self._changed:
-            self._changed.wait_for(lambda: len(self._chunks) < self._max or self._gone)
+            self._changed.wait_for(lambda: len(self._chunks) < self.max_chunks or self._gone)
             if self._gone:
                 return False
             if rows:
@@ -128,7 +118,7 @@ class Feed:
             self._gone = True
             self._changed.notify_all()
 
-    def rows(self) -> Iterator[Row]:
+    def rows(self) -> Iterator[PlanRow]:
         while True:
             with self._changed:
                 self._changed.wait_for(lambda: self._chunks or self._closed or self._error is not None)
@@ -188,15 +178,15 @@ class Window:
 
 
 # A batch's work: send it, and say which rows did not end as planned (by position in the batch).
-Action = Callable[["SendJob", list[Row]], dict[int, RowResult]]
+BatchWork = Callable[["SendJob", list[PlanRow]], dict[int, RowResult]]
 
 
-def _work(job: SendJob, limits: Limits) -> Iterator[tuple[Action, list[Row]]]:
+def _work(job: SendJob, limits: Limits) -> Iterator[tuple[BatchWork, list[PlanRow]]]:
     budget = None if limits.max_batch_bytes is None else limits.max_batch_bytes - ENVELOPE_BYTES
     if job.feed is not None:
         to_upsert, to_remove = _split(job.feed.rows())
     else:
-        to_upsert, to_remove = _pending(job, ("new", "update")), _pending(job, ("remove",))
+        to_upsert, to_remove = _pending(job, PENDING_UPSERTS), _pending(job, PENDING_REMOVALS)
     upserts = chunk(to_upsert, max_rows=limits.max_batch_rows, max_bytes=budget, size=_row_bytes)
     for batch in upserts:
         yield _upsert, batch
@@ -210,20 +200,20 @@ def _work(job: SendJob, limits: Limits) -> Iterator[tuple[Action, list[Row]]]:
         yield _remove, batch
 
 
-def _split(rows: Iterable[Row]) -> tuple[Iterator[Row], Iterator[Row]]:
+def _split(rows: Iterable[PlanRow]) -> tuple[Iterator[PlanRow], Iterator[PlanRow]]:
     """The rows to upsert and, once those are used up, the rows to remove (seq order puts the
     upserts first)."""
     stream = iter(rows)
-    first_removal: list[Row] = []
+    first_removal: list[PlanRow] = []
 
-    def upserts() -> Iterator[Row]:
+    def upserts() -> Iterator[PlanRow]:
         for row in stream:
-            if row.action == "remove":
+            if row.action == MemberAction.REMOVE:
                 first_removal.append(row)
                 return
             yield row
 
-    def removals() -> Iterator[Row]:
+    def removals() -> Iterator[PlanRow]:
         yield from first_removal
         yield from stream
 
@@ -232,12 +222,12 @@ def _split(rows: Iterable[Row]) -> tuple[Iterator[Row], Iterator[Row]]:
 
 def _drive(
     job: SendJob,
-    work: Iterator[tuple[Action, list[Row]]],
+    work: Iterator[tuple[BatchWork, list[PlanRow]]],
     window: Window,
 ) -> None:
-    in_flight: dict[Future[dict[int, RowResult]], list[Row]] = {}
+    in_flight: dict[Future[dict[int, RowResult]], list[PlanRow]] = {}
     failure: BaseException | None = None
-    recorder = _Recorder(job)
+    recorder = Recorder(job.checkpoints())
     try:
         with ThreadPoolExecutor(max_workers=window.ceiling, thread_name_prefix=f"run{job.run_id}") as pool:
             while True:
@@ -276,67 +266,11 @@ def _drive(
         raise failure
     if job.stop.is_set():
         raise LeaseLost("the worker is stopping or lost the lease")
-    if recorder.cancelled:
+    if recorder.cancelled.is_set():
         raise Cancelled
 
 
-# Acknowledged batches waiting for their checkpoint, at most: sending pauses beyond it.
-RECORD_BACKLOG = 32
-
-
-class _Recorder:
-    """Checkpoints acknowledged batches on a thread of its own, in the order they came back, so
-    that the next batches are sent meanwhile; the batches that came back while it was writing
-    share the next transaction. This thread is the only one of the send phase that writes."""
-
-    def __init__(self, job: SendJob) -> None:
-        self.job = job
-        self.cancelled = False
-        self.error: BaseException | None = None  # LeaseLost, or why the store refused a checkpoint
-        self._changed = threading.Condition()
-        self._waiting: list[tuple[list[Row], dict[int, RowResult]]] = []
-        self._closed = False
-        self._thread = threading.Thread(target=self._run, name=f"run{job.run_id}-record", daemon=True)
-        self._thread.start()
-
-    def put(self, batch: list[Row], unplanned: dict[int, RowResult]) -> None:
-        """Queue an acknowledged batch; waits while ``RECORD_BACKLOG`` batches are waiting."""
-        with self._changed:
-            self._changed.wait_for(lambda: len(self._waiting) < RECORD_BACKLOG or self.error is not None)
-            if self.error is None:  # after a failure nothing more is written
-                self._waiting.append((batch, unplanned))
-                self._changed.notify_all()
-
-    def stopped(self) -> bool:
-        """Cancelled, or the checkpoints failed: send no more."""
-        return self.cancelled or self.error is not None
-
-    def close(self) -> None:
-        """Checkpoint what is waiting, then end the thread."""
-        with self._changed:
-            self._closed = True
-            self._changed.notify_all()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while True:
-            with self._changed:
-                self._changed.wait_for(lambda: bool(self._waiting) or self._closed)
-                if not self._waiting:
-                    return
-                taken, self._waiting = self._waiting, []
-                self._changed.notify_all()
-            try:
-                self.cancelled = record(self.job, taken) or self.cancelled
-            except BaseException as exc:  # raised by the sending thread (_drive)
-                with self._changed:
-                    self.error = exc
-                    self._waiting.clear()
-                    self._changed.notify_all()
-                return
-
-
-def _upsert(job: SendJob, batch: list[Row]) -> dict[int, RowResult]:
+def _upsert(job: SendJob, batch: list[PlanRow]) -> dict[int, RowResult]:
     rendered = RenderedBatch(
         emails=[row.email for row in batch],
         rows=[row.payload or "{}" for row in batch],
@@ -345,7 +279,7 @@ def _upsert(job: SendJob, batch: list[Row]) -> dict[int, RowResult]:
     return job.destination.upsert_rows(job.list_id, rendered, resubscribe=job.resubscribe)
 
 
-def _remove(job: SendJob, batch: list[Row]) -> dict[int, RowResult]:
+def _remove(job: SendJob, batch: list[PlanRow]) -> dict[int, RowResult]:
     results = job.destination.remove(job.list_id, [row.email for row in batch], mode=job.removal_mode)
     if len(results) != len(batch):
         raise Fatal(f"the destination answered {len(results)} outcomes for {len(batch)} removals")
@@ -357,162 +291,29 @@ def _remove(job: SendJob, batch: list[Row]) -> dict[int, RowResult]:
 
 
 _PENDING = (
-    "SELECT seq, action, email, hash, profile_key, payload, code, message FROM run_members "
-    "WHERE run_id = ? AND seq > ? AND outcome IS NULL AND action IN ({}) ORDER BY seq LIMIT ?"
+    "SELECT {columns} FROM run_members "
+    "WHERE run_id = ? AND seq > ? AND outcome IS NULL AND action IN ({actions}) ORDER BY seq LIMIT ?"
 )
-PENDING_UPSERTS = _PENDING.format("'new', 'update'")
-PENDING_REMOVALS = _PENDING.format("'remove'")
+PENDING_UPSERTS = _PENDING.format(columns=", ".join(COLUMNS), actions=one_of(*UPSERTS))
+PENDING_REMOVALS = _PENDING.format(columns=", ".join(COLUMNS), actions=one_of(MemberAction.REMOVE))
 
 
-def _pending(job: SendJob, actions: Sequence[str]) -> Iterator[Row]:
-    """Rows still to send, in seq order, read a page at a time (no cursor held across commits).
+def _pending(job: SendJob, query: str) -> Iterator[PlanRow]:
+    """Rows still to send (``query``: PENDING_UPSERTS or PENDING_REMOVALS), in seq order, read a
+    page at a time (no cursor held across commits).
 
     Read through the driver's own cursor: a million rows pass here, and each costs little.
     """
     last = 0
-    query = PENDING_UPSERTS if "remove" not in actions else PENDING_REMOVALS
     while True:
         with job.sessions() as session:
             page = raw_rows(session, query, (job.run_id, last, PAGE_ROWS))
         if not page:
             return
-        yield from map(Row._make, page)
-        last = page[-1][0]
+        yield from map(PlanRow._make, page)
+        last = page[-1][1]  # seq
 
 
-def raw_rows(session: Session, query: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-    """Rows of a query written with ``?`` placeholders, through the DBAPI cursor."""
-    connection = session.connection()
-    if connection.dialect.name == "postgresql":
-        query = query.replace("?", "%s")
-    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]  # a DBAPI connection
-    try:
-        cursor.execute(query, tuple(params))
-        return list(cursor.fetchall())
-    finally:
-        cursor.close()
-
-
-def _row_bytes(row: Row) -> int:
+def _row_bytes(row: PlanRow) -> int:
     """About what the row takes on the wire: its email, its fields (already JSON), punctuation."""
     return len(row.email) + len(row.payload or "") + ROW_OVERHEAD_BYTES
-
-
-# One acknowledged batch is a contiguous range of seq among the rows still to send: its rows
-# get the outcome their plan expects in one statement, the few exceptions one by one.
-_EXPECTED = sa.text(
-    "UPDATE run_members SET outcome = CASE action WHEN 'new' THEN 'new' WHEN 'update' THEN 'updated' "
-    "ELSE 'removed' END WHERE run_id = :run AND seq BETWEEN :first AND :last AND outcome IS NULL"
-)
-_EXCEPTION = sa.text(
-    "UPDATE run_members SET outcome = :outcome, code = :code, message = :message WHERE run_id = :run AND seq = :seq"
-)
-_DELIVERED = sa.text(
-    "INSERT INTO delivered (export_id, email, hash, profile_key, run_id) "
-    "SELECT :export, email, hash, profile_key, :run FROM run_members "
-    "WHERE run_id = :run AND seq BETWEEN :first AND :last AND outcome IN ('new', 'updated') "
-    "ON CONFLICT (export_id, email) DO UPDATE SET "
-    "hash = excluded.hash, profile_key = excluded.profile_key, run_id = excluded.run_id"
-)
-_UNDELIVER = sa.text(
-    "DELETE FROM delivered WHERE export_id = :export AND email IN ("
-    "SELECT email FROM run_members WHERE run_id = :run AND seq BETWEEN :first AND :last AND outcome = 'removed')"
-)
-_PROGRESS = sa.text(
-    "UPDATE runs SET batches_done = batches_done + :batches, rows_sent = rows_sent + :rows, "
-    "new = new + :new, updated = updated + :updated, removed = removed + :removed, "
-    "rejected = rejected + :rejected, skipped = skipped + :skipped "
-    "WHERE id = :run AND lease_owner = :owner AND status = 'running'"
-)
-# A checkpoint need not wait for PostgreSQL to flush its WAL (≈ 4 ms a commit here): if the server
-# crashed and lost the last ones, the run would resume from an earlier checkpoint and send those
-# batches again (upserts are idempotent). WAL order keeps it consistent, and the run's last
-# commit, synchronous, makes every checkpoint before it durable.
-_NO_FLUSH_WAIT = sa.text("SET LOCAL synchronous_commit = off")
-EXPECTED = {"new": Outcome.NEW, "update": Outcome.UPDATED, "remove": Outcome.REMOVED}
-
-
-def record(job: SendJob, acknowledged: Sequence[tuple[list[Row], dict[int, RowResult]]]) -> bool:
-    """Checkpoint acknowledged batches in one transaction; returns whether the run was asked to cancel.
-
-    Each item is (batch, unplanned): the rows (by position) that did not end as their plan
-    expected. Rows of the stored plan get their outcomes; rows from a feed are stored with them.
-    """
-    counts = dict.fromkeys(Outcome, 0)
-    exceptions: list[dict[str, Any]] = []
-    spans: list[dict[str, Any]] = []
-    delivered: list[dict[str, Any]] = []
-    undelivered: list[dict[str, Any]] = []
-    rows = 0
-    for batch, unplanned in acknowledged:
-        here = dict.fromkeys(Outcome, 0)
-        for row in batch:
-            here[EXPECTED[row.action]] += 1
-        for index, result in unplanned.items():
-            row = batch[index]
-            here[EXPECTED[row.action]] -= 1
-            here[result.outcome] += 1
-            exceptions.append(
-                {"outcome": result.outcome.value, "code": result.code, "message": result.message,
-                 "run": job.run_id, "seq": row.seq}
-            )  # fmt: skip
-        span = {"run": job.run_id, "export": job.export_id, "first": batch[0].seq, "last": batch[-1].seq}
-        spans.append(span)
-        if here[Outcome.NEW] or here[Outcome.UPDATED]:
-            delivered.append(span)
-        if here[Outcome.REMOVED]:
-            undelivered.append(span)
-        for outcome, count in here.items():
-            counts[outcome] += count
-        rows += len(batch)
-    with job.write_lock or nullcontext(), job.sessions() as session, session.begin():
-        if session.get_bind().dialect.name == "postgresql":
-            session.execute(_NO_FLUSH_WAIT)
-        if job.feed is not None:
-            insert_sent(session, job.run_id, acknowledged)
-        else:
-            if exceptions:
-                session.execute(_EXCEPTION, exceptions)
-            session.execute(_EXPECTED, spans)
-        if delivered:
-            session.execute(_DELIVERED, delivered)
-        if undelivered:
-            session.execute(_UNDELIVER, undelivered)
-        progress = session.execute(
-            _PROGRESS,
-            {
-                "batches": len(acknowledged),
-                "rows": rows,
-                "new": counts[Outcome.NEW],
-                "updated": counts[Outcome.UPDATED],
-                "removed": counts[Outcome.REMOVED],
-                "rejected": counts[Outcome.REJECTED],
-                "skipped": counts[Outcome.SKIPPED],
-                "run": job.run_id,
-                "owner": job.lease_owner,
-            },
-        )
-        if progress.rowcount != 1:  # type: ignore[attr-defined]  # CursorResult of an UPDATE
-            raise LeaseLost(f"run {job.run_id} is no longer leased to {job.lease_owner}")
-        cancel = session.scalar(
-            sa.text("SELECT cancel_requested FROM runs WHERE id = :run"), {"run": job.run_id}
-        )
-    return bool(cancel)
-
-
-def insert_sent(
-    session: Session, run_id: int, acknowledged: Sequence[tuple[list[Row], dict[int, RowResult]]]
-) -> None:
-    """Store batches from the feed as ``run_members`` rows, each with the outcome it got."""
-    rows: list[tuple[Any, ...]] = []
-    for batch, unplanned in acknowledged:
-        for index, row in enumerate(batch):
-            result = unplanned.get(index)
-            if result is None:
-                outcome, code, message = EXPECTED[row.action].value, row.code, row.message
-            else:
-                outcome, code, message = result.outcome.value, result.code, result.message
-            rows.append(
-                (run_id, row.seq, row.email, row.profile_key, row.hash, row.payload, row.action, outcome, code, message)
-            )  # fmt: skip
-    insert_members(session, rows)

@@ -92,7 +92,9 @@ class Worker:
         if run_id is None:
             return None
         stop = threading.Event()
-        beat = threading.Thread(target=self._heartbeat, args=(run_id, stop, shutdown), daemon=True)
+        beat = threading.Thread(
+            target=self._heartbeat, args=(run_id, stop, shutdown), name=f"heartbeat-run{run_id}", daemon=True
+        )
         beat.start()
         try:
             execute(
