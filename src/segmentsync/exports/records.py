@@ -11,7 +11,7 @@ from segmentsync.auth.models import User
 from segmentsync.auth.policy import Action, check
 from segmentsync.connections.models import Connection
 from segmentsync.errors import NotFound
-from segmentsync.exports.access import Permission, permission, require_edit
+from segmentsync.exports.grants import Permission, permission, require_edit
 from segmentsync.exports.models import Export, ExportSegment
 
 
@@ -57,7 +57,7 @@ def segment_ids(session: Session, export_id: int) -> list[int]:
     )
 
 
-def snapshot(session: Session, export: Export) -> dict[str, Any]:
+def audited(session: Session, export: Export) -> dict[str, Any]:
     """The audited view of an export (the form's fields)."""
     return {
         "name": export.name,
