@@ -34,7 +34,7 @@ from segmentsync.engine.overlap import SendWhilePlanning, job_for, overlaps
 from segmentsync.engine.send import REMOVE_BATCH, send
 from segmentsync.engine.workspace import SENDING_MEMORY_LIMIT, Workspace
 from segmentsync.errors import Fatal, Retriable, SegmentSyncError
-from segmentsync.exports.models import Run, RunPhase, RunStatus, RunUnchanged
+from segmentsync.exports.models import MemberAction, Run, RunPhase, RunStatus, RunUnchanged
 from segmentsync.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -253,7 +253,8 @@ def start_sending(work: Work) -> None:
     assert fresh is not None
     work.ws.limit_memory(SENDING_MEMORY_LIMIT)
     work.sending = SendWhilePlanning(ctx, ctx.destination.get())
-    _count_batches(ctx, work.sending.job.limits(), {"new": fresh.new + fresh.update, "remove": fresh.remove})
+    pending = {MemberAction.NEW: fresh.new + fresh.update, MemberAction.REMOVE: fresh.remove}
+    _count_batches(ctx, work.sending.job.limits(), pending)
     work.sending.start()
 
 
@@ -305,7 +306,7 @@ def _has_rows_to_send(ctx: Context) -> bool:
         )
 
 
-def _count_batches(ctx: Context, limits: Limits, pending: dict[str, int] | None = None) -> None:
+def _count_batches(ctx: Context, limits: Limits, pending: dict[Any, int] | None = None) -> None:
     """Batches still to send (an estimate where a byte limit may split batches further), from
     ``pending`` rows by action, or else from the stored plan."""
     with ctx.runtime.sessions() as session, session.begin():
@@ -319,7 +320,9 @@ def _count_batches(ctx: Context, limits: Limits, pending: dict[str, int] | None 
                     {"run": ctx.run.id},
                 ).all()
             )
-        upserts = pending.get("new", 0) + pending.get("update", 0)
-        remaining = -(-upserts // limits.max_batch_rows) + -(-pending.get("remove", 0) // REMOVE_BATCH)
+        upserts = pending.get(MemberAction.NEW, 0) + pending.get(MemberAction.UPDATE, 0)
+        remaining = -(-upserts // limits.max_batch_rows) + -(
+            -pending.get(MemberAction.REMOVE, 0) // REMOVE_BATCH
+        )
         done = session.scalar(sa.select(Run.batches_done).where(Run.id == ctx.run.id)) or 0
         ctx.update(session, batches_total=done + remaining)
