@@ -24,19 +24,19 @@ WAITING = (
 )
 # (part, a frame that marks it), the first match wins
 PARTS = (
-    ("send: destination rows + HTTP (pool threads)", "_upsert (segmentsync/exports/sender.py)"),
-    ("send: checkpoint per batch (record)", "record (segmentsync/exports/sender.py)"),
-    ("send: reading pages (_pending)", "_pending (segmentsync/exports/sender.py)"),
-    ("send: other", "_drive (segmentsync/exports/sender.py)"),
-    ("plan", "plan (segmentsync/exports/planner.py)"),
-    ("snapshot: writing run_members", "insert_members (segmentsync/exports/planner.py)"),
-    ("snapshot: reading rows out of DuckDB", "_chunks (segmentsync/exports/snapshot.py)"),
-    ("snapshot: DuckDB row work", "build (segmentsync/exports/snapshot.py)"),
+    ("send: destination rows + HTTP (pool threads)", "_upsert (segmentsync/engine/send.py)"),
+    ("send: checkpoint per batch (record)", "record (segmentsync/engine/send.py)"),
+    ("send: reading pages (_pending)", "_pending (segmentsync/engine/send.py)"),
+    ("send: other", "_drive (segmentsync/engine/send.py)"),
+    ("plan", "plan (segmentsync/engine/plan.py)"),
+    ("snapshot: writing run_members", "insert_members (segmentsync/engine/plan.py)"),
+    ("snapshot: reading rows out of DuckDB", "_chunks (segmentsync/engine/snapshot.py)"),
+    ("snapshot: DuckDB row work", "build (segmentsync/engine/snapshot.py)"),
     (
         "snapshot: other (count, stream, segment refresh)",
-        "_snapshot_and_plan (segmentsync/exports/runner.py)",
+        "_snapshot_and_plan (segmentsync/engine/run.py)",
     ),
-    ("finish", "_finish (segmentsync/exports/runner.py)"),
+    ("finish", "_finish (segmentsync/engine/run.py)"),
     ("heartbeat", "_heartbeat (segmentsync/scheduling/worker.py)"),
     ("start-up (imports)", "_find_and_load (<frozen importlib._bootstrap>)"),
 )

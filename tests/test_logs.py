@@ -101,3 +101,18 @@ def test_a_malformed_record_is_still_written(log_to: tuple[io.StringIO, Settings
     alone.error("two %s %s", "but one")
     alone.removeHandler(handler)
     assert "two %s %s" in json.loads(stream.getvalue())["message"]
+
+
+def test_a_level_uvicorn_set_earlier_hides_nothing(log_to: tuple[io.StringIO, Settings]) -> None:
+    # An in-process uvicorn.Config(log_level="warning") (the web tests' server) leaves uvicorn's
+    # loggers at WARNING; the suite's order decided whether the next test saw their INFO records.
+    stream, settings = log_to
+    access = logging.getLogger("uvicorn.access")
+    before = access.level
+    access.setLevel(logging.WARNING)
+    try:
+        configure_logging(settings, stream=stream)
+        access.info('"GET /x HTTP/1.1" 200')
+    finally:
+        access.setLevel(before)
+    assert [json.loads(line)["logger"] for line in stream.getvalue().splitlines()] == ["uvicorn.access"]

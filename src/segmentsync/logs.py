@@ -129,6 +129,7 @@ def configure_logging(settings: Settings, *, stream: IO[str] | None = None) -> l
         logger = logging.getLogger(name)
         logger.handlers.clear()  # through ours, so that they are redacted and formatted alike
         logger.propagate = True
+        logger.setLevel(logging.NOTSET)  # the root's level, not one an earlier uvicorn.Config set
     for name in QUIET:
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
     return handler

@@ -16,13 +16,13 @@ from segmentsync.destinations.policy import (
 from segmentsync.destinations.policy import (
     OAUTH,
     RULES,
-    Action,
+    Reaction,
     classify,
     config_error_code,
     render_markdown,
 )
 
-A = Action
+A = Reaction
 DOCS = Path(__file__).parents[2] / "docs" / "destinations.md"
 
 
@@ -72,7 +72,9 @@ DOCS = Path(__file__).parents[2] / "docs" / "destinations.md"
         (OAUTH, 503, None, A.RETRY),
     ],
 )
-def test_an_answer_leads_to_its_action(platform: str, status: int, code: str | None, action: Action) -> None:
+def test_an_answer_leads_to_its_action(
+    platform: str, status: int, code: str | None, action: Reaction
+) -> None:
     assert classify(platform, status=status, code=code).action is action
 
 
@@ -90,7 +92,7 @@ def test_an_answer_leads_to_its_action(platform: str, status: int, code: str | N
     ],
 )
 @pytest.mark.parametrize("platform", [CM, CC, OAUTH])
-def test_a_transport_failure_leads_to_its_action(platform: str, exc: Exception, action: Action) -> None:
+def test_a_transport_failure_leads_to_its_action(platform: str, exc: Exception, action: Reaction) -> None:
     assert classify(platform, exc=exc).action is action
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from engine.test_run import change_profiles, make_export, run_export  # tests/ is on sys.path (rootdir)
 from segmentsync.exports import runs
 from segmentsync.exports.models import Run
 
-from .test_engine import change_profiles, make_export, run_export
 from .world import World
 
 

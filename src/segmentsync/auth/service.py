@@ -337,7 +337,7 @@ def export_user_problem(user: User | None) -> str | None:
     """Why runs on a connection cannot run on behalf of this export user (None: they can).
 
     Exports run on behalf of the connection's export user, who must be an active admin
-    (SPEC §3.6); the run engine calls this before sending anything.
+    (docs/users-and-roles.md, "Export users"); the run engine calls this before sending anything.
     """
     fix = "until another admin adds themselves as the connection's export user"
     if user is None:

@@ -1,7 +1,7 @@
 """What goes in and out of the connection services, the REST API and (later) the UI forms.
 
 Secrets come in as ``SecretStr`` and never go out: no output model has a field that could hold
-one. The input models follow the steps of SPEC §3 (type, display name, who can use it, consent,
+one. The input models follow the steps of docs/connections.md ("Setting one up": type, display name, who can use it, consent,
 authenticate, add yourself as export user), so a form can be generated from them step by step.
 """
 

@@ -1,4 +1,4 @@
-"""Connections: create (consent, verify, export user), list, edit, remove and detach (SPEC §3).
+"""Connections: create (consent, verify, export user), list, edit, remove and detach (docs/connections.md).
 
 Every function checks the policy table itself (the API, the web views and the CLI share it),
 takes the session explicitly and records an audit entry for every change. Functions that talk to

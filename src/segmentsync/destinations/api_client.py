@@ -24,7 +24,7 @@ import orjson
 import stamina
 
 from segmentsync.destinations.auth import Auth
-from segmentsync.destinations.policy import Action, Tuning, classify, config_error_code
+from segmentsync.destinations.policy import Reaction, Tuning, classify, config_error_code
 from segmentsync.destinations.ratelimit import Clock, DailyQuota, next_utc_midnight
 from segmentsync.errors import ConfigError, Fatal, QuotaExceeded, Retriable
 
@@ -176,7 +176,7 @@ class ApiClient:
             response = self.http.request(method, url, **{**kwargs, "headers": headers})
         except httpx.HTTPError as exc:
             rule = classify(self.platform, exc=exc)
-            if rule.action is Action.RETRY:
+            if rule.action is Reaction.RETRY:
                 self.pushback += 1
                 raise _Transient(f"{exc.__class__.__name__}: {exc}") from exc
             raise Fatal(f"{self.title}: {exc.__class__.__name__}: {exc}") from exc
@@ -193,26 +193,26 @@ class ApiClient:
         what = f"{self.title}: {message} (HTTP {status}" + (f", code {code})" if code else ")")
         details = {"status": status, "platform_code": code, "platform_message": message}
         match rule.action:
-            case Action.RETRY:
+            case Reaction.RETRY:
                 self.pushback += 1
                 raise _Transient(what)
-            case Action.RATE_LIMITED:
+            case Reaction.RATE_LIMITED:
                 self.pushback += 1
                 if self._quota is not None:
                     self._quota.refund()
                 wait = self._rate_wait(response, code)
                 self._limiter.pause(wait)
                 raise _RateLimited(wait)
-            case Action.REFRESH_TOKEN:
+            case Reaction.REFRESH_TOKEN:
                 if self.auth.refresh(token):
                     raise _Refreshed
                 raise ConfigError(what, code="unauthorized", details=details)
-            case Action.CONFIG_ERROR:
+            case Reaction.CONFIG_ERROR:
                 raise ConfigError(what, code=config_error_code(rule, status), details=details)
-            case Action.REJECT_ROWS:
+            case Reaction.REJECT_ROWS:
                 body = json_of(response) if response.content else None
                 raise RowsRejected(status, code, message, body)
-            case Action.QUOTA_EXCEEDED:
+            case Reaction.QUOTA_EXCEEDED:
                 if self._quota is not None:
                     raise self._quota.spent()
                 resets_at = next_utc_midnight(self._clock())

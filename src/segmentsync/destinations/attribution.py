@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from segmentsync.destinations.base import Member, RowResult
-from segmentsync.exports.models import Outcome
+from segmentsync.outcomes import Outcome
 
 
 @dataclass

@@ -10,13 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
-from segmentsync.exports.models import Outcome
-
-if TYPE_CHECKING:
-    from segmentsync.destinations.templates import RowTemplate, Value
+from segmentsync.destinations.fields import FieldInfo as FieldInfo  # re-exported: part of the protocol
+from segmentsync.destinations.fields import FieldType as FieldType
+from segmentsync.destinations.templates import RowTemplate, Value
+from segmentsync.outcomes import Outcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,23 +70,6 @@ class ListInfo:
     list_id: str
     name: str
     member_count: int | None = None
-
-
-class FieldType(StrEnum):
-    TEXT = "text"
-    NUMBER = "number"
-    DATE = "date"
-    SELECT_ONE = "select_one"
-    SELECT_MANY = "select_many"
-    OTHER = "other"
-
-
-@dataclass(frozen=True, slots=True)
-class FieldInfo:
-    key: str  # what Member.fields uses: CM "[City]", CC "cf:city"
-    name: str
-    type: FieldType
-    options: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

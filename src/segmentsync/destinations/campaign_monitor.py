@@ -24,7 +24,7 @@ from urllib.parse import quote
 import httpx
 import orjson
 
-from segmentsync.destinations import campaign_monitor_rows as rows
+import segmentsync.destinations.campaign_monitor_rows as rows
 from segmentsync.destinations.api_client import (
     ApiClient,
     RowsRejected,
@@ -52,7 +52,7 @@ from segmentsync.destinations.policy import CAMPAIGN_MONITOR, Tuning
 from segmentsync.destinations.ratelimit import Clock, HeaderPacer, Sleep
 from segmentsync.destinations.templates import RowTemplate, Value
 from segmentsync.errors import ConfigError, Conflict, Invalid
-from segmentsync.exports.models import Outcome
+from segmentsync.outcomes import Outcome
 
 TITLE = "Campaign Monitor"
 DATA_TYPES = {
@@ -70,7 +70,7 @@ THROTTLE_ROUNDS = 3  # times a throttled row is sent again before it counts as r
 class CampaignMonitor:
     type = CAMPAIGN_MONITOR
     # No published rate for list imports: start with 4 in flight, grow to 16 while no answer asks
-    # us to slow down (429, 5xx), halve when one does (see exports/sender.py, Window).
+    # us to slow down (429, 5xx), halve when one does (see engine/send.py, Window).
     limits = Limits(
         max_batch_rows=1000, max_batch_bytes=None, concurrency=4, requests_per_second=None, max_concurrency=16
     )

@@ -28,7 +28,7 @@ from segmentsync.destinations.templates import (
     text_sql,
 )
 from segmentsync.errors import ConfigError
-from segmentsync.exports.models import Outcome
+from segmentsync.outcomes import Outcome
 
 MAX_CHARS = 250  # "each custom field value has a data limit of 250 characters" (also used for Name)
 DATE_RANGE = (date(1900, 1, 1), date(2076, 6, 6))  # dates outside are ignored by the platform

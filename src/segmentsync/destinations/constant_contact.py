@@ -29,7 +29,7 @@ from urllib.parse import quote
 import httpx
 import orjson
 
-from segmentsync.destinations import constant_contact_rows as rows
+import segmentsync.destinations.constant_contact_rows as rows
 from segmentsync.destinations.api_client import ApiClient, RowsRejected, json_of, new_http_client
 from segmentsync.destinations.attribution import Prepared, unplanned
 from segmentsync.destinations.auth import BearerAuth
@@ -52,7 +52,7 @@ from segmentsync.destinations.policy import CONSTANT_CONTACT, Tuning
 from segmentsync.destinations.ratelimit import Clock, Sleep, shared_limits
 from segmentsync.destinations.templates import RowTemplate, Value
 from segmentsync.errors import ConfigError, Conflict, Fatal, Invalid
-from segmentsync.exports.models import Outcome
+from segmentsync.outcomes import Outcome
 
 TITLE = "Constant Contact"
 log = logging.getLogger(__name__)

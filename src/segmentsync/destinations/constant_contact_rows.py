@@ -31,7 +31,7 @@ from segmentsync.destinations.field_values import fit, text_of
 from segmentsync.destinations.templates import RowTemplate, Sql, Value, fit_sql, notes_sql, sql, text_sql
 from segmentsync.emails import plainly_valid
 from segmentsync.errors import ConfigError
-from segmentsync.exports.models import Outcome
+from segmentsync.outcomes import Outcome
 
 log = logging.getLogger(__name__)
 

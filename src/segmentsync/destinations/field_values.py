@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 
-from segmentsync.destinations.base import FieldInfo, FieldType
+from segmentsync.destinations.fields import FieldInfo, FieldType
 
 Value = str | int | float | bool | list[str] | None
 SHOW_CHARS = 40

@@ -32,7 +32,7 @@ CONSTANT_CONTACT = "constant_contact"
 OAUTH = "oauth"  # the token endpoints of both platforms
 
 
-class Action(StrEnum):
+class Reaction(StrEnum):
     RETRY = "retry"
     RATE_LIMITED = "rate_limited"
     REFRESH_TOKEN = "refresh_token"  # noqa: S105  # an action's name, not a secret
@@ -46,7 +46,7 @@ class Action(StrEnum):
 class Rule:
     """One row of the table. ``status``: an HTTP status, several, or "4xx"/"5xx" for a class."""
 
-    action: Action
+    action: Reaction
     why: str
     platform: str = ANY
     status: int | tuple[int, ...] | str | None = None
@@ -70,7 +70,7 @@ class Rule:
         return status_ok and (self.code is None or self.code == code)
 
 
-A = Action
+A = Reaction
 CM, CC = CAMPAIGN_MONITOR, CONSTANT_CONTACT
 RULES: tuple[Rule, ...] = (
     # Campaign Monitor: {"Code": n, "Message": ...}
@@ -120,7 +120,7 @@ def classify(
     for rule in rules:
         if rule.matches(platform, status, code, exc):
             return rule
-    return Rule(Action.FATAL, "no rule matches")
+    return Rule(Reaction.FATAL, "no rule matches")
 
 
 @dataclass(frozen=True, slots=True)

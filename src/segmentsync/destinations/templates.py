@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Literal
 
-from segmentsync.destinations.base import FieldInfo, FieldType
 from segmentsync.destinations.field_values import SHOW_CHARS
+from segmentsync.destinations.fields import FieldInfo, FieldType
 
 Kind = Literal["text", "integer", "float", "decimal", "boolean", "date", "timestamp", "list"]
 NUMERIC_KINDS = ("integer", "float", "decimal")

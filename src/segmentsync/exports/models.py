@@ -1,15 +1,17 @@
-"""Exports, their runs, each run's members (snapshot, plan and outcome) and delivered state.
+"""Exports, their runs, each run's rows (plan and outcome) and delivered state.
 
-How the tables work together (see docs/architecture.md):
+How the tables work together (docs/architecture.md, "Phases and tables"):
 
-* ``run_members`` holds one row per member of a run's snapshot (plus one per member to remove).
-  The snapshot phase fills ``email/profile_key/hash/payload``; the plan phase sets ``action``
-  with set operations against ``delivered``; the send phase sets ``outcome`` after each
-  acknowledged batch. A resumed run sends the rows whose action needs sending and whose
-  outcome is still empty, so the same snapshot is used and nothing is lost or sent twice.
-  Sending starts while the plan is still being stored: until it is stored in full, the snapshot
-  itself is kept (``run_snapshots``), and an interrupted run keeps the rows it sent and plans the
-  rest again from that snapshot.
+* ``run_members`` holds one row per member of a run's plan (plus one per member to remove), but
+  for the unchanged members. The snapshot and the plan are made in the run's workspace
+  (``engine/snapshot.py``, ``engine/plan.py``); the plan's rows are written with their action —
+  invalid and refused ones with their outcome at once, the ones to send with their payload and
+  hash — and the send phase sets the outcome of each acknowledged batch. Where sending overlaps
+  the storing of the plan, the rows to send are inserted by their batch's checkpoint, outcome
+  included. A resumed run sends the rows whose outcome is still empty (``engine/resume.py``).
+* ``run_unchanged`` holds a run's unchanged members compactly (zlib-compressed lines).
+* ``run_snapshots`` keeps a run's snapshot while it sends from a plan not yet stored in full: an
+  interrupted run plans the rest again from the same members.
 * ``delivered`` is what this export last delivered to its list: email + hash of the mapped
   fields. An unchanged member has the same hash and is not sent again.
 """
@@ -24,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from segmentsync.db import Base, UTCDateTime, str_enum, utcnow
+from segmentsync.outcomes import Outcome as Outcome  # re-exported: the type of run_members.outcome
 
 
 class SyncMode(StrEnum):
@@ -152,7 +155,7 @@ class Run(Base):
     rows_to_send: Mapped[int] = mapped_column(sa.BigInteger, default=0)
     rows_sent: Mapped[int] = mapped_column(sa.BigInteger, default=0)
     send_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # Counts (SPEC §5): every member ends as exactly one of these.
+    # Counts: every member ends as exactly one of these (docs/exports-and-runs.md, "Runs").
     profiles: Mapped[int] = mapped_column(sa.BigInteger, default=0)  # rows the segments hold
     invalid: Mapped[int] = mapped_column(sa.BigInteger, default=0)
     new: Mapped[int] = mapped_column(sa.BigInteger, default=0)
@@ -172,16 +175,6 @@ class MemberAction(StrEnum):
     UNCHANGED = "unchanged"
     REMOVE = "remove"
     INVALID = "invalid"
-
-
-class Outcome(StrEnum):
-    NEW = "new"
-    UPDATED = "updated"
-    UNCHANGED = "unchanged"
-    REMOVED = "removed"
-    INVALID = "invalid"  # caught before sending: no email, bad syntax, duplicate
-    REJECTED = "rejected"  # refused by the platform, with its code and message
-    SKIPPED = "skipped"  # e.g. unsubscribed in the platform
 
 
 class RunMember(Base):

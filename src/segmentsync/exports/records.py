@@ -12,7 +12,7 @@ from segmentsync.auth.policy import Action, check
 from segmentsync.connections.models import Connection
 from segmentsync.db import id_from_text
 from segmentsync.errors import NotFound
-from segmentsync.exports.access import Permission, permission, require_edit
+from segmentsync.exports.grants import Permission, permission, require_edit
 from segmentsync.exports.models import Export, ExportSegment
 
 
@@ -58,7 +58,7 @@ def segment_ids(session: Session, export_id: int) -> list[int]:
     )
 
 
-def snapshot(session: Session, export: Export) -> dict[str, Any]:
+def audited(session: Session, export: Export) -> dict[str, Any]:
     """The audited view of an export (the form's fields)."""
     return {
         "name": export.name,

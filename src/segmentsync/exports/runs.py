@@ -18,7 +18,7 @@ from segmentsync.auth.policy import Action, check
 from segmentsync.connections.models import Connection
 from segmentsync.db import utcnow
 from segmentsync.errors import Conflict, Invalid, NotFound
-from segmentsync.exports.access import require_edit
+from segmentsync.exports.grants import require_edit
 from segmentsync.exports.models import (
     ACTIVE_STATUSES,
     Export,

@@ -1,6 +1,6 @@
 """What goes in and out of exports and runs: the API bodies, the CLI's JSON and the UI form.
 
-``ExportCreate`` is the export form (SPEC §4); ``ExportUpdate`` is the same with every field
+``ExportCreate`` is the export form (docs/exports-and-runs.md); ``ExportUpdate`` is the same with every field
 optional (only the fields sent change). The service validates everything that needs the
 database, the profile table or the platform; these models check only shapes.
 """
@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from segmentsync.connections.models import ConnectionStatus, ConnectionType
-from segmentsync.exports.access import Permission
+from segmentsync.exports.grants import Permission
 from segmentsync.exports.models import (
     MemberAction,
     Outcome,

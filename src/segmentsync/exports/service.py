@@ -1,6 +1,6 @@
-"""Exports: create, edit, duplicate, detach, attach, remove, list, run and run all (SPEC §4).
+"""Exports: create, edit, duplicate, detach, attach, remove, list, run and run all (docs/exports-and-runs.md).
 
-Every function checks the policy table and the export's connection (:mod:`exports.access`),
+Every function checks the policy table and the export's connection (:mod:`exports.grants`),
 takes the session explicitly and records an audit entry for every change. **Saving never runs
 the export.**
 
@@ -38,21 +38,39 @@ from segmentsync.exports.models import (
     ScheduleMode,
 )
 from segmentsync.exports.records import (
+    audited,
     connection_of,
     find,
     get,
     permission_on,
     require_edit_on,
     segment_ids,
-    snapshot,
 )
 from segmentsync.exports.schemas import ExportCreate, ExportUpdate
 from segmentsync.runtime import Runtime
 
 __all__ = [  # reading lives in records.py; this module is the one to import
-    "Saved", "attach", "connection_of", "create", "detach", "draft_create", "draft_update", "duplicate",
-    "find", "form_of", "get", "has_active_schedule", "permission_on", "remove", "run", "run_all",
-    "save_changes", "save_new", "segment_ids", "snapshot", "update",
+    "Saved",
+    "attach",
+    "audited",
+    "connection_of",
+    "create",
+    "detach",
+    "draft_create",
+    "draft_update",
+    "duplicate",
+    "find",
+    "form_of",
+    "get",
+    "has_active_schedule",
+    "permission_on",
+    "remove",
+    "run",
+    "run_all",
+    "save_changes",
+    "save_new",
+    "segment_ids",
+    "update",
 ]  # fmt: skip
 OBJECT = "export"
 PLATFORM_FIELDS = ("connection_id", "list_id", "attributes", "create_missing_fields")
@@ -102,7 +120,7 @@ def draft_update(
     """The export with ``changes`` applied, checked as a whole (the platform only if needed)."""
     require_edit_on(session, export, actor)
     sent = changes.model_dump(exclude_unset=True)
-    before = snapshot(session, export)
+    before = audited(session, export)
     if export.connection_id is None and "connection_id" not in sent:
         raise Conflict(
             f"the export “{export.name}” has no connection: attach one first", code="no_connection"
@@ -123,7 +141,7 @@ def save_new(*, session: Session, draft: checks.Draft, actor: User, ip: str | No
     _write(session, export, draft.segment_ids, add=True)
     audit.record(
         session, actor=actor, action="export.create", object_type=OBJECT, object_id=export.id,
-        object_label=export.name, after=snapshot(session, export), ip=ip,
+        object_label=export.name, after=audited(session, export), ip=ip,
     )  # fmt: skip
     return Saved(export.id, draft.members, list(draft.warnings))
 
@@ -131,7 +149,7 @@ def save_new(*, session: Session, draft: checks.Draft, actor: User, ip: str | No
 def save_changes(
     *, session: Session, export: Export, draft: checks.Draft, actor: User, ip: str | None = None
 ) -> Saved:
-    before = snapshot(session, export)
+    before = audited(session, export)
     for name, value in draft.values.items():
         setattr(export, name, value)
     export.updated_at = utcnow()
@@ -139,7 +157,7 @@ def save_changes(
     if (before["list_id"], before["connection_id"]) != (export.list_id, export.connection_id):
         # What was delivered went to another list or account: the next run sends everyone.
         session.execute(sa.delete(Delivered).where(Delivered.export_id == export.id))
-    after = snapshot(session, export)
+    after = audited(session, export)
     action = "export.attach" if before["connection_id"] is None and export.connection_id else "export.update"
     audit.record(
         session, actor=actor, action=action, object_type=OBJECT, object_id=export.id,
@@ -211,13 +229,13 @@ def detach(*, session: Session, export: Export, actor: User, ip: str | None = No
     if export.connection_id is None:
         raise Conflict(f"the export “{export.name}” has no connection already", code="no_connection")
     _refuse_while_active(session, export, "detaching its connection")
-    before = snapshot(session, export)
+    before = audited(session, export)
     export.connection_id = None
     export.updated_at = utcnow()
     session.flush()
     audit.record(
         session, actor=actor, action="export.detach", object_type=OBJECT, object_id=export.id,
-        object_label=export.name, before=before, after=snapshot(session, export), ip=ip,
+        object_label=export.name, before=before, after=audited(session, export), ip=ip,
     )  # fmt: skip
     return export
 
@@ -275,7 +293,7 @@ def duplicate(
         raise Conflict(
             f"the export “{export.name}” has no connection: attach one first", code="no_connection"
         )
-    values = snapshot(session, export)
+    values = audited(session, export)
     values["name"] = name.strip() if name else _copy_name(session, export.name)
     draft = draft_create(session=session, runtime=runtime, data=form_of(values), actor=actor)
     draft.values["attributes"] = [dict(item) for item in export.attributes]  # as the platform named them
@@ -318,7 +336,7 @@ def remove(*, session: Session, export: Export, actor: User, ip: str | None = No
         run.error = "cancelled: the export was removed"
     audit.record(
         session, actor=actor, action="export.remove", object_type=OBJECT, object_id=export.id,
-        object_label=export.name, before=snapshot(session, export), ip=ip,
+        object_label=export.name, before=audited(session, export), ip=ip,
     )  # fmt: skip
     session.flush()
     session.execute(sa.delete(Delivered).where(Delivered.export_id == export.id))  # no foreign key

@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session
 from segmentsync import terminal
 from segmentsync.auth.models import User
 from segmentsync.db import transaction
-from segmentsync.exports import runner, runs, service, views
+from segmentsync.engine.run import execute
+from segmentsync.exports import runs, service, views
 from segmentsync.exports.models import RunStatus, SyncMode
 from segmentsync.exports.schemas import ExportOut, RunOut
 from segmentsync.runtime import Runtime
@@ -184,7 +185,7 @@ def _execute(worker: Worker, run_id: int, stop: threading.Event) -> None:
     )  # the worker's own
     beat.start()
     try:
-        runner.execute(worker.runtime, run_id, lease_owner=worker.name, stop=stop)
+        execute(worker.runtime, run_id, lease_owner=worker.name, stop=stop)
     finally:
         stop.set()
         beat.join()

@@ -21,7 +21,7 @@ from segmentsync.connections.models import Connection, ConnectionType
 from segmentsync.db import contains
 from segmentsync.errors import Invalid
 from segmentsync.exports import checks, runs
-from segmentsync.exports.access import permission
+from segmentsync.exports.grants import permission
 from segmentsync.exports.models import ACTIVE_STATUSES, Export, ExportSegment, Run, RunMember, ScheduleMode
 from segmentsync.exports.schemas import (
     AttributeMap,

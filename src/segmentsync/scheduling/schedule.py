@@ -1,4 +1,4 @@
-"""When things run: the system refresh schedule (SPEC §7) and each export's own cron recurrence.
+"""When things run: the system refresh schedule (docs/scheduling.md) and each export's own cron recurrence.
 
 The system refresh schedule is one row: off by default; daily or on chosen weekdays; up to four
 times a day; in a time zone. Times are wall-clock times in that zone, so they follow daylight

@@ -19,7 +19,8 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from segmentsync.exports import runner, runs
+from segmentsync.engine.run import DestinationFactory, execute, warm_up
+from segmentsync.exports import runs
 from segmentsync.exports.models import Run, RunStatus
 from segmentsync.runtime import Runtime
 
@@ -40,7 +41,7 @@ class Worker:
         *,
         name: str | None = None,
         poll_seconds: float = 1.0,
-        destination_factory: runner.DestinationFactory | None = None,
+        destination_factory: DestinationFactory | None = None,
     ) -> None:
         self.runtime = runtime
         self.name = name or worker_name()
@@ -91,10 +92,12 @@ class Worker:
         if run_id is None:
             return None
         stop = threading.Event()
-        beat = threading.Thread(target=self._heartbeat, args=(run_id, stop, shutdown), daemon=True)
+        beat = threading.Thread(
+            target=self._heartbeat, args=(run_id, stop, shutdown), name=f"heartbeat-run{run_id}", daemon=True
+        )
         beat.start()
         try:
-            runner.execute(
+            execute(
                 self.runtime,
                 run_id,
                 lease_owner=self.name,
@@ -109,7 +112,7 @@ class Worker:
     def run_forever(self, shutdown: threading.Event) -> None:
         log.info("worker %s started", self.name)
         try:
-            runner.warm_up(self.runtime)
+            warm_up(self.runtime)
         except Exception:  # e.g. the source's engine is not installed: its runs will say so
             log.warning("worker %s: warming up failed", self.name, exc_info=True)
         while not shutdown.is_set():

@@ -1,6 +1,6 @@
 """The *Add export* form (the original's *Add destination*) and editing an export.
 
-Fields, as in SPEC §4: name; connection for export (grouped by type, only the connections you
+Fields, as in docs/exports-and-runs.md ("The export form"): name; connection for export (grouped by type, only the connections you
 may use); list ID (typed, or picked from the lists the connection sees — the page's script asks
 the API); data matching (Email ← a profile column, *Add attribute*); consent to track (Campaign
 Monitor); segments with their member counts (and a warning over the export limit); sync mode;

@@ -15,7 +15,7 @@ from segmentsync.auth.policy import Action
 from segmentsync.connections.models import Connection
 from segmentsync.errors import SegmentSyncError
 from segmentsync.exports import runs, views
-from segmentsync.exports.access import permission
+from segmentsync.exports.grants import permission
 from segmentsync.exports.models import ACTIVE_STATUSES, Export, Outcome, Run, RunStatus
 from segmentsync.web.page import Page, PostedForm, page_for
 from segmentsync.web.routing import web_router

@@ -7,12 +7,13 @@ import time
 
 import pytest
 
-from segmentsync.exports.sender import Feed, Row
+from segmentsync.engine.rows import PlanRow
+from segmentsync.engine.send import Feed
 
 
-def rows(first: int, count: int, action: str = "new") -> list[Row]:
+def rows(first: int, count: int, action: str = "new") -> list[PlanRow]:
     return [
-        Row(seq, action, f"p{seq}@example.com", "h", str(seq), "{}", None, None)
+        PlanRow(1, seq, f"p{seq}@example.com", str(seq), "h", "{}", action, None, None, None)
         for seq in range(first, first + count)
     ]
 

@@ -7,10 +7,10 @@ de-duplication by email (the lowest profile key is kept, the others are "invalid
 the payload (the mapped fields as JSON) and its hash. Only the rare addresses that fail the fast
 check go through ``email-validator`` in Python, for a precise verdict and message.
 
-The result is the table ``members`` of the workspace: ``k`` (key, typed as in the source),
+The result is the table ``members`` of the workspace (``workspace.py``): ``k`` (key, typed as in the source),
 ``email``, ``profile_key``, ``hash`` (of what the export sends: the mapped values by field name),
 ``problem`` (None: valid), ``message`` and the mapped values (``v0``, ``v1`` … and ``consent``).
-The plan (``planner.py``) continues from there; the rows it decides to send are then rendered,
+The plan (``plan.py``) continues from there; the rows it decides to send are then rendered,
 each once, by the destination's own SQL template (``RowTemplate``): the platform's JSON for the
 row, ready to send, a note of what fitting changed, and why the platform would refuse it.
 """
@@ -18,94 +18,24 @@ row, ready to send, a note of what fitting changed, and why the platform would r
 from __future__ import annotations
 
 import itertools
-import re
-import shutil
-import tempfile
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
-import sqlalchemy as sa
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy.orm import Session
 
-from segmentsync.destinations.templates import Kind, RowTemplate, Value
+from segmentsync.destinations.templates import Kind, Value
 from segmentsync.emails import FAST_EMAIL, MAX_LOCAL_PART, SPECIAL_USE_TLD
+from segmentsync.engine.workspace import Workspace
 from segmentsync.errors import Invalid
-from segmentsync.exports.models import RunSnapshot
 from segmentsync.profiles import store
 from segmentsync.profiles.source import Attachable
 
 CONSENT_VALUES = ("Yes", "No", "Unchanged")
 TRUE_WORDS = ("true", "t", "yes", "y", "1")
-MEMORY_LIMIT = "160MB"  # the workspace spills to its temporary folder beyond this (peak RSS vs time)
-# While the plan is read out as it is sent (a chunk at a time, in order), the workspace needs
-# little memory: what it holds beyond this spills, and the sender's own memory comes on top.
-SENDING_MEMORY_LIMIT = "48MB"
-# While the rows to send are sorted by e-mail (planner._SEND): the sort spills beyond this instead
-# of adding to the run's peak (1,000,000 members: ≈ 20 MB more at the 160MB cap).
-SORTING_MEMORY_LIMIT = "128MB"
-
-
-_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
-          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}  # fmt: skip
-
-
-def size_bytes(text: str) -> float:
-    """Bytes in a DuckDB memory size as it is set ("160MB") or shown ("152.5 MiB")."""
-    match = re.fullmatch(r"\s*([0-9.]+)\s*([A-Za-z]*)\s*", text)
-    if match is None or match[2].lower() not in _UNITS:
-        raise ValueError(f"not a memory size: {text!r}")
-    return float(match[1]) * _UNITS[match[2].lower()]
-
-
-class Workspace:
-    """One run's in-process DuckDB, with a temporary folder it may spill into; closed after use."""
-
-    def __init__(self, parent: Path, *, memory_limit: str = MEMORY_LIMIT) -> None:
-        parent.mkdir(parents=True, exist_ok=True)
-        self.folder = Path(tempfile.mkdtemp(prefix="run-", dir=parent))
-        self.con = duckdb.connect(":memory:")  # no WAL to write; spills to temp_directory when full
-        self.con.execute(f"SET memory_limit = '{memory_limit}'")
-        self.con.execute("SET temp_directory = ?", [str(self.folder / "spill")])
-        self.con.execute("SET TimeZone = 'UTC'")  # dates of timestamps as the platforms see them
-
-    def limit_memory(self, memory_limit: str) -> None:
-        """A new cap (e.g. lower while the plan is only read out, row by row, as it is sent)."""
-        self.con.execute(f"SET memory_limit = '{memory_limit}'")
-
-    @contextmanager
-    def memory_at_most(self, memory_limit: str) -> Iterator[None]:
-        """A lower cap for a while: ``memory_limit``, or the workspace's own if that is lower."""
-        row = self.con.execute("SELECT current_setting('memory_limit')").fetchone()
-        before = str(row[0]) if row else ""
-        if size_bytes(memory_limit) >= size_bytes(before):
-            yield
-            return
-        self.con.execute(f"SET memory_limit = '{memory_limit}'")
-        try:
-            yield
-        finally:
-            self.con.execute(f"SET memory_limit = '{before}'")
-
-    def count(self, sql: str, params: Sequence[Any] = ()) -> int:
-        row = self.con.execute(sql, list(params)).fetchone()
-        return int(row[0]) if row and row[0] is not None else 0
-
-    def close(self) -> None:
-        self.con.close()
-        shutil.rmtree(self.folder, ignore_errors=True)
-
-    def __enter__(self) -> Workspace:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,10 +81,6 @@ class Snapshot:
     invalid: int
     values: list[tuple[str, Value]]  # each mapped field's value column in ``members`` (v0, v1 …)
     consent: Value | None  # the ConsentToTrack column, if the export sends one
-
-
-# The destination's template for its rows, given the mapped values (field → value) and consent.
-Render = Callable[[list[tuple[str, Value]], Value | None], RowTemplate]
 
 
 def build(ws: Workspace, members: Iterator[pa.RecordBatch] | Attachable, mapping: Mapping) -> Snapshot:
@@ -419,85 +345,3 @@ def _members_sql(mapping: Mapping, values: list[tuple[str, Value]]) -> tuple[str
     FROM valued
     """  # noqa: S608
     return query, [target for target, _ in values]
-
-
-# ---------------------------------------------------------------- keeping a snapshot in the store
-
-SNAPSHOT_PART_BYTES = 16 << 20  # a row of run_snapshots holds at most this much of the file
-SNAPSHOT_ROW_GROUP = 20_000
-
-
-def save(ws: Workspace, session: Session, run_id: int, snap: Snapshot) -> None:
-    """Keep the workspace's ``members`` (the snapshot) in the metadata store, as Parquet in parts
-    (``run_snapshots``). :func:`restore` gives it back."""
-    path = ws.folder / "snapshot.parquet"
-    # One thread and small row groups: ≈ 15 MB more resident memory at a million members instead
-    # of ≈ 80 MB, for 0.1 s more (≈ 0.7 s; 19 MB of Parquet). Our own folder's path: safe as a literal.
-    (threads,) = ws.con.execute("SELECT current_setting('threads')").fetchone() or (1,)
-    ws.con.execute("SET threads = 1")
-    try:
-        ws.con.execute(
-            f"COPY members TO '{sql_path(path)}' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {SNAPSHOT_ROW_GROUP})"
-        )
-    finally:
-        ws.con.execute(f"SET threads = {int(threads)}")
-    meta = {
-        "profiles": snap.profiles,
-        "valid": snap.valid,
-        "values": [[field, value.sql, value.kind] for field, value in snap.values],
-        "consent": None if snap.consent is None else [snap.consent.sql, snap.consent.kind],
-    }
-    forget(session, run_id)  # a snapshot taken again replaces the one kept
-    with path.open("rb") as data:
-        for part in itertools.count():
-            piece = data.read(SNAPSHOT_PART_BYTES)
-            if not piece and part:
-                break
-            session.add(RunSnapshot(run_id=run_id, part=part, data=piece, meta=meta if part == 0 else None))
-            session.flush()  # one part in memory at a time
-    path.unlink()
-
-
-def restore(ws: Workspace, session: Session, run_id: int) -> Snapshot | None:
-    """The run's kept snapshot as the workspace's ``members`` (None if none is kept)."""
-    parts = session.execute(
-        sa.select(RunSnapshot.data, RunSnapshot.meta)
-        .where(RunSnapshot.run_id == run_id)
-        .order_by(RunSnapshot.part)
-    )
-    path = ws.folder / "snapshot.parquet"
-    meta: dict[str, Any] | None = None
-    with path.open("wb") as out:
-        for data, part_meta in parts:
-            meta = meta or part_meta
-            out.write(data)
-    if meta is None:
-        path.unlink()
-        return None
-    ws.con.execute(f"CREATE TABLE members AS SELECT * FROM read_parquet('{sql_path(path)}')")  # noqa: S608  # our folder
-    path.unlink()
-    consent = meta["consent"]
-    return Snapshot(
-        profiles=int(meta["profiles"]),
-        valid=int(meta["valid"]),
-        invalid=int(meta["profiles"]) - int(meta["valid"]),
-        values=[(field, Value(sql, kind)) for field, sql, kind in meta["values"]],
-        consent=None if consent is None else Value(consent[0], consent[1]),
-    )
-
-
-def kept(session: Session, run_id: int) -> bool:
-    """Is a snapshot of the run kept?"""
-    return (
-        session.scalar(sa.select(RunSnapshot.part).where(RunSnapshot.run_id == run_id).limit(1)) is not None
-    )
-
-
-def forget(session: Session, run_id: int) -> None:
-    """The run no longer needs its kept snapshot."""
-    session.execute(sa.delete(RunSnapshot).where(RunSnapshot.run_id == run_id))
-
-
-def sql_path(path: Path) -> str:
-    """A path of the workspace's own folder as the text of a SQL string literal."""
-    return str(path).replace("'", "''")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from segmentsync.destinations.base import Limits
 from segmentsync.destinations.campaign_monitor import CampaignMonitor
 from segmentsync.destinations.constant_contact import ConstantContact
-from segmentsync.exports.sender import Window
+from segmentsync.engine.send import Window
 
 
 class Platform:

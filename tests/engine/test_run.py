@@ -14,8 +14,11 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from exports.world import World, outage_after, outage_over  # tests/ is on sys.path (rootdir)
 from segmentsync.db import transaction
-from segmentsync.exports import planner, runs
+from segmentsync.engine import plan as planner
+from segmentsync.engine.run import execute
+from segmentsync.exports import runs, service
 from segmentsync.exports.models import (
     Delivered,
     Export,
@@ -27,9 +30,8 @@ from segmentsync.exports.models import (
     RunUnchanged,
     SyncMode,
 )
+from segmentsync.exports.schemas import ExportUpdate
 from segmentsync.scheduling.worker import Worker
-
-from .world import World, outage_after, outage_over
 
 PLATFORMS = ["campaign_monitor", "constant_contact"]
 
@@ -379,9 +381,7 @@ def _stop_after_batches(
 
 
 def _execute_until(worker: Worker, run_id: int, stop: threading.Event) -> None:
-    from segmentsync.exports import runner
-
-    assert runner.execute(worker.runtime, run_id, lease_owner=worker.name, stop=stop) is None
+    assert execute(worker.runtime, run_id, lease_owner=worker.name, stop=stop) is None
 
 
 def test_a_cancelled_run_stops_after_the_batches_in_flight(world: World) -> None:
@@ -467,9 +467,6 @@ def test_two_workers_never_run_the_same_run(world: World) -> None:
 
 
 def test_pointing_an_export_at_another_list_sends_everyone_there(world: World) -> None:
-    from segmentsync.exports import service
-    from segmentsync.exports.schemas import ExportUpdate
-
     export_id = make_export(world, "campaign_monitor")
     run_export(world, export_id)
     service.update(

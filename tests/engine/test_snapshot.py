@@ -15,8 +15,9 @@ from hypothesis import strategies as st
 
 from segmentsync.destinations import campaign_monitor_rows as cm
 from segmentsync.destinations.base import FieldInfo, FieldType
+from segmentsync.engine.snapshot import Mapping, build
+from segmentsync.engine.workspace import Workspace, size_bytes
 from segmentsync.errors import Invalid
-from segmentsync.exports.snapshot import Mapping, Workspace, build, size_bytes
 from segmentsync.profiles.source import Attachable
 
 # Rows are rendered as Campaign Monitor's, for a list with a City field.

@@ -13,9 +13,11 @@ import pytest
 import sqlalchemy as sa
 
 from segmentsync.destinations import campaign_monitor_rows as cm
-from segmentsync.exports import planner
+from segmentsync.engine import bulk
+from segmentsync.engine import plan as planner
+from segmentsync.engine.snapshot import Mapping, build
+from segmentsync.engine.workspace import Workspace
 from segmentsync.exports.models import Delivered, Export, Run, RunMember, Trigger
-from segmentsync.exports.snapshot import Mapping, Workspace, build
 from segmentsync.runtime import Runtime
 
 MAPPING = Mapping(key_column="id", email_column="email", attributes=[("name", "Name")], consent=None)
@@ -169,8 +171,8 @@ def test_the_plan_is_stored_and_the_delivered_state_read_back(runtime: Runtime, 
     planner.plan(ws, full_resync=False, mirror=False, template=template)
     with runtime.sessions() as session, session.begin():
         for chunk in planner.planned_rows(ws, run_id):
-            planner.insert_members(session, chunk)
-        planner.analyze(session)
+            bulk.insert_members(session, chunk)
+        bulk.analyze(session)
     with runtime.readers() as session:
         rows = session.execute(
             sa.select(RunMember.seq, RunMember.email, RunMember.action, RunMember.outcome, RunMember.payload)
@@ -187,13 +189,13 @@ def test_the_plan_is_stored_and_the_delivered_state_read_back(runtime: Runtime, 
     assert (first_seq, count, zlib.decompress(data).decode()) == (2, 1, "same@x.com\t1")
 
 
-@pytest.mark.parametrize("chunk", [planner.DELIVERED_CHUNK, 2])
+@pytest.mark.parametrize("chunk", [bulk.DELIVERED_CHUNK, 2])
 def test_the_delivered_state_survives_any_key(
     runtime: Runtime, ws: Workspace, chunk: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Keys with quotes, commas, line breaks and no key at all come back as they were stored —
     also when SQLite hands the state over in several pieces (chunk 2: four pieces of text)."""
-    monkeypatch.setattr(planner, "DELIVERED_CHUNK", chunk)
+    monkeypatch.setattr(bulk, "DELIVERED_CHUNK", chunk)
     keys = ["plain", 'with "quotes"', "a,b", "two\nlines", None, "", "cr\r\nlf", "x"]
     with runtime.sessions() as session, session.begin():
         export = Export(name="e", list_id="l" * 32, email_column="email")
