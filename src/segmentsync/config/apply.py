@@ -427,7 +427,7 @@ def _export(
     after = state.export_doc(draft.values, connection=connection.name, segments=list(spec.segments))
     before = (
         state.export_doc(
-            exports.snapshot(session, found),
+            exports.audited(session, found),
             connection=_name(session, found.connection_id),
             segments=_segment_names(session, found.id),
         )
@@ -470,7 +470,7 @@ def _segment_names(session: Session, export_id: int) -> list[str]:
 
 def _export_after(session: Session, export: Export) -> dict[str, Any]:
     return state.export_doc(
-        exports.snapshot(session, export), connection=_name(session, export.connection_id),
+        exports.audited(session, export), connection=_name(session, export.connection_id),
         segments=_segment_names(session, export.id),
     )  # fmt: skip
 

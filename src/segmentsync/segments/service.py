@@ -21,7 +21,7 @@ from segmentsync.auth.policy import Action, check
 from segmentsync.connections.models import Connection
 from segmentsync.db import id_from_text
 from segmentsync.errors import Conflict, Forbidden, Invalid, NotFound, SegmentSyncError
-from segmentsync.exports.access import permission
+from segmentsync.exports.grants import permission
 from segmentsync.exports.models import Export, ExportSegment
 from segmentsync.profiles.source import ProfileSource
 from segmentsync.segments import compile as compiler
