@@ -157,8 +157,11 @@ class RootGroup(TyperGroup):
         **extra: Any,
     ) -> Any:
         argv = list(sys.argv[1:] if args is None else args)
-        _Mode.json = _json_requested(argv)
-        code = self._run(argv, prog_name, complete_var, extra)
+        before, _Mode.json = _Mode.json, _json_requested(argv)
+        try:
+            code = self._run(argv, prog_name, complete_var, extra)
+        finally:  # the mode is this command line's: an in-process caller's next command starts without it
+            _Mode.json = before
         if standalone_mode:
             sys.exit(code)
         return code

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from exports.world import World
 from segmentsync.cli import app
+from segmentsync.profiles.cli import app as profiles_app
 from segmentsync.terminal import EXIT_USAGE
 
 # They run until stopped (a server, workers, the sandbox, the demo): nothing to print as JSON.
@@ -76,6 +77,15 @@ def test_usage_errors_exit_2_and_speak_json_when_asked() -> None:
     assert len(result.stderr.splitlines()) == 1
     assert "--delimiter" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_json_mode_ends_with_its_command_line(tmp_path: Any) -> None:
+    # One process, two command lines (as in tests or an embedding program): the second, without
+    # --json, reports its error as a line of text, not as the first one's JSON.
+    assert CliRunner().invoke(app, ["runs", "list", "--limit", "0", "--json"]).exit_code == EXIT_USAGE
+    result = CliRunner().invoke(profiles_app, ["load", str(tmp_path / "absent.csv")])
+    assert result.exit_code == 1
+    assert result.stderr.strip().startswith("error: "), result.stderr
 
 
 def test_an_unexpected_error_is_one_line_not_a_traceback(tmp_path: Any) -> None:
