@@ -83,6 +83,16 @@ def contains(column: Any, text: str) -> sa.ColumnElement[bool]:
     return sa.func.lower(column).contains(text.strip().lower(), autoescape=True)
 
 
+def same_name(column: Any, name: str) -> sa.ColumnElement[bool]:
+    """``column`` holds ``name``, ignoring case: every look-up and uniqueness check of a name.
+
+    The exact name always matches: the stores' ``lower()`` differ beyond ASCII (SQLite folds only
+    A-Z, so ``lower('É')`` stays ``'É'`` while Python gives ``'é'``), and a check that missed an
+    exact duplicate let the insert fail on the unique index instead of answering "taken".
+    """
+    return sa.or_(column == name, sa.func.lower(column) == name.lower())
+
+
 ID_MAX = 2**63 - 1  # the largest id both stores' BIGINT can hold
 
 

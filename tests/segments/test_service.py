@@ -98,6 +98,16 @@ def test_names_are_unique_ignoring_case(rt: Runtime) -> None:
         )  # fmt: skip
 
 
+def test_a_name_beyond_ascii_is_taken_once(rt: Runtime) -> None:
+    # SQLite's lower() folds only A-Z: 'Élan' must still be found taken, as a conflict, not as
+    # the unique index's failure (a 500 found by the API fuzz test).
+    segment_id = create(rt, "Élan Ω", POLES)
+    with pytest.raises(Conflict, match="exists already"):
+        create(rt, "Élan Ω", POLES)
+    with rt.sessions() as session:
+        assert service.find(session=session, ref="Élan Ω").id == segment_id
+
+
 def test_viewers_may_not_change_segments(rt: Runtime) -> None:
     with pytest.raises(Forbidden, match=r"viewer.*segments\.edit"):
         create(rt, "Poles", POLES, role=Role.VIEWER)

@@ -51,6 +51,7 @@ from segmentsync.connections import access
 from segmentsync.connections import service as connections
 from segmentsync.connections.models import Connection
 from segmentsync.connections.schemas import ApiKeyAuth, ConnectionDraft, ConnectionUpdate, TokenAuth
+from segmentsync.db import same_name
 from segmentsync.errors import ConfigError, Invalid, SegmentSyncError
 from segmentsync.exports import checks
 from segmentsync.exports import service as exports
@@ -292,7 +293,7 @@ def _rehearse(ctx: _Context, session: Session, *, final: bool) -> None:
 def _segment(
     ctx: _Context, session: Session, actor: User, name: str, description: str, rules: dict[str, Any]
 ) -> None:
-    found = session.scalar(sa.select(Segment).where(sa.func.lower(Segment.name) == name.lower()))
+    found = session.scalar(sa.select(Segment).where(same_name(Segment.name, name)))
     source = ctx.runtime.profiles
     if found is None:
         found = segments.create(
@@ -389,7 +390,7 @@ def _export(
         )
     segment_ids = []
     for name in spec.segments:
-        segment = session.scalar(sa.select(Segment).where(sa.func.lower(Segment.name) == name.lower()))
+        segment = session.scalar(sa.select(Segment).where(same_name(Segment.name, name)))
         if segment is None:
             raise Invalid(
                 f"there is no segment named {name!r} (in the file or the store)", field="segment_ids"

@@ -19,7 +19,7 @@ from segmentsync.auth import audit
 from segmentsync.auth.models import User
 from segmentsync.auth.policy import Action, check
 from segmentsync.connections.models import Connection
-from segmentsync.db import id_from_text
+from segmentsync.db import id_from_text, same_name
 from segmentsync.errors import Conflict, Forbidden, Invalid, NotFound, SegmentSyncError
 from segmentsync.exports.grants import permission
 from segmentsync.exports.models import Export, ExportSegment
@@ -48,7 +48,7 @@ def get(*, session: Session, segment_id: int) -> Segment:
 
 def find(*, session: Session, ref: str) -> Segment:
     """A segment by its name (any case) or, failing that, by its id."""
-    segment = session.scalar(sa.select(Segment).where(sa.func.lower(Segment.name) == ref.strip().lower()))
+    segment = session.scalar(sa.select(Segment).where(same_name(Segment.name, ref.strip())))
     if segment is None and (number := id_from_text(ref)) is not None:
         segment = session.get(Segment, number)
     if segment is None:
@@ -193,7 +193,7 @@ def delete(*, session: Session, segment_id: int, actor: User, ip: str | None = N
 
 
 def _check_name_free(session: Session, name: str, *, other_than: int | None = None) -> None:
-    query = sa.select(Segment.id).where(sa.func.lower(Segment.name) == name.lower())
+    query = sa.select(Segment.id).where(same_name(Segment.name, name))
     if other_than is not None:
         query = query.where(Segment.id != other_than)
     if session.scalar(query) is not None:
