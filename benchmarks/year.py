@@ -85,6 +85,7 @@ class Store:
     big_runs: tuple[int, int] = (0, 0)  # (full, unchanged)
     runs: int = 0
     cron_export: int = 0
+    lists: dict[str, str] = field(default_factory=dict)  # platform → the list the exports use
 
 
 # ---------------------------------------------------------------- the rows of a run, as the engine writes them
@@ -126,7 +127,7 @@ def run_rows(
     platform: str,
     sent: Sequence[tuple[str, str, str]],
     unchanged: Sequence[tuple[str, str]],
-    invalid: Sequence[tuple[str, str, str]] = (),
+    invalid: Sequence[tuple[str, str, str, str]] = (),
     *,
     action: str = "update",
     version: int = 0,
@@ -149,8 +150,8 @@ def run_rows(
             parts.append(compressor.compress((("\n" if start else "") + text).encode()))
         parts.append(compressor.flush())
         stream = (first_seq, len(unchanged), b"".join(parts))
-    for at, (raw, key, reason) in enumerate(invalid):
-        members.append((run_id, first_seq + len(unchanged) + at, raw, key, None, None, "invalid", "invalid", None, reason))  # fmt: skip
+    for at, (raw, key, problem, reason) in enumerate(invalid):
+        members.append((run_id, first_seq + len(unchanged) + at, raw, key, None, None, "invalid", "invalid", problem, reason))  # fmt: skip
     counts = {"new": len(sent) if action == "new" else 0, "updated": len(sent) if action == "update" else 0,
               "unchanged": len(unchanged), "invalid": len(invalid)}  # fmt: skip
     return RunRows(members, stream, delivered, counts)
@@ -195,6 +196,7 @@ def build(runtime: Runtime, sandbox: Sandbox, scale: Scale = FULL, *, seed: int 
     store = Store()
     write_profiles(runtime.settings.data_dir / "profiles.duckdb", 10_000)
     connection_of, lists = _people_and_connections(runtime, sandbox, scale, store)
+    store.lists = lists
     engine = runtime.engine
     with engine.begin() as connection:
         segment_ids = _segments(connection, scale, now)
@@ -247,9 +249,9 @@ def _people_and_connections(
                                                           now=runtime.clock())[1]  # fmt: skip
         admin_id = admin.id
     drafts = {
-        "campaign_monitor": ConnectionCreate(type=ConnectionType.CAMPAIGN_MONITOR, name="Campaign Monitor", consent=True,
+        "campaign_monitor": ConnectionCreate(type=ConnectionType.CAMPAIGN_MONITOR, name="Campaign Monitor", consent=True, shared_with_contributors=True,
                                              auth=ApiKeyAuth(api_key=client["ApiKey"], client_id=client["ClientID"])),
-        "constant_contact": ConnectionCreate(type=ConnectionType.CONSTANT_CONTACT, name="Constant Contact", consent=True,
+        "constant_contact": ConnectionCreate(type=ConnectionType.CONSTANT_CONTACT, name="Constant Contact", consent=True, shared_with_contributors=True,
                                              auth=TokenAuth(access_token=account["access_token"], refresh_token=account["refresh_token"],
                                                             oauth_client_id=account["client_id"], oauth_client_secret=account["client_secret"])),
     }  # fmt: skip
@@ -378,7 +380,7 @@ def _year_of_runs(
                     changed = everyone[start : start + scale.changed]
                     sent = [(email, key, f"First{key}") for email, key in changed]
                     invalid = (
-                        [("not-an-email", f"x{day}", "not an email address: it has no @")]
+                        [("not-an-email", f"x{day}", "bad_syntax", "not an email address: it has no @")]
                         if day % 3 == 0
                         else []
                     )
