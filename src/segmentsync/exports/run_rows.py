@@ -34,13 +34,22 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from segmentsync.errors import Invalid
-from segmentsync.exports.models import MemberAction, Outcome, Run, RunMember, RunStatus, RunUnchanged
+from segmentsync.exports.models import (
+    RARE_OUTCOMES,
+    MemberAction,
+    Outcome,
+    Run,
+    RunMember,
+    RunStatus,
+    RunUnchanged,
+)
 
 PIECE = 1 << 20  # compressed bytes of the unchanged stream read at a time
 CHUNK_ROWS = 10_000  # run_members rows read per short session (the CSV)
 COUNTED = ("invalid", "new", "updated", "unchanged", "removed", "rejected", "skipped")
 _UNCHANGED = (MemberAction.UNCHANGED, Outcome.UNCHANGED)
 OUTCOMES = tuple(o.value for o in Outcome)
+RARE = ("removed", "rejected", "skipped", "invalid")  # indexed (ix_run_members_rare_outcome)
 
 
 class Row(NamedTuple):
@@ -120,6 +129,8 @@ def members_query(run_id: int, where: Filter) -> sa.Select[Any]:
         query = query.where(sa.func.lower(RunMember.email).like(f"%{escaped}%", escape="\\"))
     if where.outcome == "pending":
         query = query.where(RunMember.outcome.is_(None))
+    elif where.outcome in RARE:  # the index's own condition, word for word: SQLite then uses it
+        query = query.where(RunMember.outcome == where.outcome, sa.text(RARE_OUTCOMES))
     elif where.outcome:
         query = query.where(RunMember.outcome == where.outcome)
     return query
@@ -316,6 +327,8 @@ def page_at(session: Session, run: Run, where: Filter, offset: int, limit: int) 
         first = _first_seq(session, run.id)
         if first is not None and _last_seq(session, run.id) == first + stored - 1:  # no gap
             return page_after(session, run.id, where, first + offset - 1, limit), stored
+    if stored == 0 or (stored is not None and offset >= stored):
+        return [], stored
     base = members_query(run.id, where)
     keep = kept(session, run.id)
     if keep is None:
@@ -323,7 +336,9 @@ def page_at(session: Session, run: Run, where: Filter, offset: int, limit: int) 
         return rows, stored if stored is not None else _count(session, base)
     before_q = base.where(RunMember.seq < keep.first_seq)
     after_q = base.where(RunMember.seq >= keep.first_seq)
-    before = _count(session, before_q)
+    before = _stored_before(where, stored)
+    if before is None:
+        before = _count(session, before_q)
     found: list[Row] = []
     if offset < before:
         found = _rows(session, before_q.limit(limit).offset(offset))
@@ -342,6 +357,15 @@ def page_at(session: Session, run: Run, where: Filter, offset: int, limit: int) 
     if stored is not None:
         return found, stored
     return found, before + middle + _count(session, after_q)
+
+
+def _stored_before(where: Filter, stored: int | None) -> int | None:
+    """How many matching rows come before the unchanged stretch, from a finished run's stored
+    counts: the plan's groups are in seq order — sent · removed · refused · unchanged · invalid —
+    so every row of an outcome but unchanged and invalid comes before it."""
+    if stored is None or where.email or not where.outcome:
+        return None
+    return 0 if where.outcome in (Outcome.UNCHANGED.value, Outcome.INVALID.value) else stored
 
 
 def _first_seq(session: Session, run_id: int) -> int | None:
