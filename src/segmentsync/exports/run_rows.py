@@ -25,6 +25,8 @@ successful, not dry run whose rows are kept); otherwise they are counted.
 
 from __future__ import annotations
 
+import bisect
+import threading
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -224,7 +226,18 @@ def _line_row(kept: Kept, index: int, line: bytes) -> Row:
 
 
 def unchanged_rows(kept: Kept, fetch: Fetch, skip: int, limit: int) -> list[Row]:
-    """Lines ``skip`` … ``skip + limit - 1`` as rows."""
+    """Lines ``skip`` … ``skip + limit - 1`` as rows: read from the stream near its start, from
+    the expanded text (:func:`expand`) deeper."""
+    if skip >= kept.count:
+        return []
+    if skip >= STREAM_LINES or any(e.key[0] == kept.run_id for e in _EXPANDED):
+        expanded = expand(kept, fetch)
+        if expanded is not None:
+            wanted = min(limit, kept.count - skip)
+            return [
+                _line_row(kept, skip + at, line)
+                for at, line in enumerate(expanded.lines(skip, max(wanted, 0)))
+            ]
     found: list[Row] = []
     for index, block in blocks(kept, fetch, skip):
         for at, line in enumerate(block.split(b"\n", limit - len(found))[: limit - len(found)]):
@@ -234,19 +247,19 @@ def unchanged_rows(kept: Kept, fetch: Fetch, skip: int, limit: int) -> list[Row]
     return found
 
 
-def _hits(block: bytes, needle: bytes) -> Iterator[tuple[int, int]]:
-    """(line number in the block, offset of the line's start) of the lines whose email holds
-    ``needle``, each once."""
-    at, line, counted_to, last_start = block.find(needle), 0, 0, -1
+def _hits(block: bytes, needle: bytes, begin: int = 0) -> Iterator[tuple[int, int]]:
+    """(line number counted from ``begin`` — a line's start —, offset of the line's start) of the
+    lines whose email holds ``needle``, each once."""
+    at, line, counted_to = block.find(needle, begin), 0, begin
     while at >= 0:
-        start = block.rfind(b"\n", 0, at) + 1
+        start = block.rfind(b"\n", begin, at) + 1 or begin
         tab = block.find(b"\t", start)
         end = block.find(b"\n", at)
         if tab < 0 or (end >= 0 and tab > end):
             tab = end if end >= 0 else len(block)
-        if at + len(needle) <= tab and start != last_start:
+        if at + len(needle) <= tab:
             line += block.count(b"\n", counted_to, start)
-            counted_to, last_start = start, start
+            counted_to = start
             yield line, start
         if end < 0:
             return
@@ -260,8 +273,18 @@ def search(
     ``skip`` … ``skip + limit - 1`` among them)."""
     wanted = needle.encode()
     matched, found = 0, []
-    for index, block in blocks(kept, fetch, max(after + 1, 0)):
-        for line, start in _hits(block, wanted):
+    expanded = expand(kept, fetch)
+    pieces = [(0, expanded.text)] if expanded is not None else blocks(kept, fetch, 0)
+    first = max(after + 1, 0)
+    for index, block in pieces:
+        begin = 0
+        if expanded is not None:
+            begin, index = expanded.line_start(first), first
+        elif index + block.count(b"\n") < first:
+            continue
+        elif index < first:
+            index, block = _from(index, block, first)
+        for line, start in _hits(block, wanted, begin):
             if skip <= matched < skip + limit:
                 end = block.find(b"\n", start)
                 found.append(_line_row(kept, index + line, block[start : end if end >= 0 else len(block)]))
@@ -269,6 +292,75 @@ def search(
             if not total and len(found) >= limit:
                 return matched, found
     return matched, found
+
+
+# ---------------------------------------------------------------- the unchanged stream, expanded once
+
+EXPAND_AT_MOST = 64 << 20  # decompressed bytes kept in memory (one run's: a million members ≈ 32 MB)
+WINDOW = 1 << 18  # the expanded text's lines are counted per window of this many bytes
+STREAM_LINES = 50_000  # pages before this line are read from the stream without expanding it
+
+
+@dataclass(frozen=True)
+class Expanded:
+    """A run's unchanged members decompressed once, with the newlines counted per window: a page
+    at any line is then found by counting at most a window's lines. The latest run read deep or
+    searched is kept (one, at most EXPAND_AT_MOST bytes); a stream never changes once written."""
+
+    key: tuple[int, int, int, int]
+    text: bytes
+    newlines_before: list[int]  # newlines before each window's start (window i: i * WINDOW)
+
+    def line_start(self, line: int) -> int:
+        if line <= 0:
+            return 0
+        window = bisect.bisect_left(self.newlines_before, line) - 1
+        at = window * WINDOW - 1
+        for _ in range(line - self.newlines_before[window]):
+            at = self.text.index(b"\n", at + 1)
+        return at + 1
+
+    def lines(self, first: int, limit: int) -> list[bytes]:
+        start = self.line_start(first)
+        found = []
+        for _ in range(limit):
+            if start > len(self.text):
+                break
+            end = self.text.find(b"\n", start)
+            found.append(self.text[start : end if end >= 0 else len(self.text)])
+            start = len(self.text) + 1 if end < 0 else end + 1
+        return found
+
+
+_EXPANDED: list[Expanded] = []
+_EXPANDING = threading.Lock()
+
+
+def expand(kept: Kept, fetch: Fetch) -> Expanded | None:
+    """The run's unchanged members expanded (kept for the next request), or None if too big."""
+    key = (kept.run_id, kept.first_seq, kept.count, kept.size)
+    with _EXPANDING:
+        for expanded in _EXPANDED:
+            if expanded.key == key:
+                return expanded
+        inflate = zlib.decompressobj()
+        parts, size, offset = [], 0, 0
+        while offset < kept.size:
+            piece = fetch(offset, max(PIECE, 4 << 20))
+            if not piece:
+                break
+            offset += len(piece)
+            parts.append(inflate.decompress(piece, EXPAND_AT_MOST + 1 - size))
+            size += len(parts[-1])
+            if size > EXPAND_AT_MOST or inflate.unconsumed_tail:
+                return None
+        text = b"".join(parts) + inflate.flush()
+        counts, total = [], 0
+        for start in range(0, len(text) + 1, WINDOW):
+            counts.append(total)
+            total += text.count(b"\n", start, start + WINDOW)
+        _EXPANDED[:] = [Expanded(key, text, counts)]
+        return _EXPANDED[0]
 
 
 # ---------------------------------------------------------------- pages
@@ -323,6 +415,8 @@ def page_at(session: Session, run: Run, where: Filter, offset: int, limit: int) 
     stored = stored_total(session, run, where)
     if stored is not None and not has_rows(session, run.id):
         stored = 0
+    if stored and where.outcome and not where.email and stored == stored_total(session, run, Filter()):
+        where = Filter()  # every row has this outcome (a first run: all new): the filter changes nothing
     if stored is not None and not where.any:
         first = _first_seq(session, run.id)
         if first is not None and _last_seq(session, run.id) == first + stored - 1:  # no gap
@@ -394,10 +488,23 @@ _PLAIN = sa.text(
 Plain = tuple[Any, ...]  # (seq, email, profile_key, action, outcome, code, message) as stored
 
 
-def plain_rows(readers: sessionmaker[Session], run_id: int, where: Filter) -> Iterator[list[Plain]]:
+class UnchangedLines(NamedTuple):
+    """A block of unchanged members as stored: ``email<TAB>key`` lines, the first being ``seq``."""
+
+    seq: int
+    data: bytes
+
+    def rows(self) -> list[Plain]:
+        return [_plain_line(self.seq + at, line) for at, line in enumerate(self.data.split(b"\n"))]
+
+
+def plain_rows(
+    readers: sessionmaker[Session], run_id: int, where: Filter
+) -> Iterator[list[Plain] | UnchangedLines]:
     """Every matching row in seq order, in chunks of plain tuples (action and outcome as their
-    stored text; an unchanged member ``(seq, email, key, "unchanged", "unchanged", None, None)``),
-    each chunk read in a short session of its own: a million rows never hold a transaction."""
+    stored text) — or, for the unchanged members without a search, blocks of their lines as
+    stored (:class:`UnchangedLines`: the CSV turns them into its lines with bytes operations).
+    Each chunk is read in a short session of its own: a million rows never hold a transaction."""
     with readers() as session:
         keep = kept(session, run_id)
     if keep is None:
@@ -408,11 +515,11 @@ def plain_rows(readers: sessionmaker[Session], run_id: int, where: Filter) -> It
         fetch = fetcher_in_sessions(readers, run_id)
         needle = where.email.encode() if where.email else None
         for index, block in blocks(keep, fetch):
-            lines = block.split(b"\n")
             seq = keep.first_seq + index
             if needle is None:
-                yield [_plain_line(seq + at, line) for at, line in enumerate(lines)]
+                yield UnchangedLines(seq, block)
             else:
+                lines = block.split(b"\n")
                 yield [_plain_line(seq + at, lines[at]) for at in _lines_of(block, needle)]
     yield from _plain_members(readers, run_id, where, keep.first_seq - 1, 2**62)
 
@@ -442,7 +549,13 @@ def _plain_members(
     )
     while True:
         with readers() as session:
-            chunk = [tuple(row) for row in session.execute(query.where(RunMember.seq > after))]
+            if where.any:
+                chunk = [tuple(row) for row in session.execute(query.where(RunMember.seq > after))]
+            else:  # plain SQL: the driver's tuples as they are, no conversion per value
+                found = session.execute(
+                    _PLAIN, {"run": run_id, "after": after, "before": before, "limit": CHUNK_ROWS}
+                )
+                chunk = [tuple(row) for row in found]
         if chunk:
             yield chunk
         if len(chunk) < CHUNK_ROWS:

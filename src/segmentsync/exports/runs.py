@@ -230,7 +230,7 @@ def iter_rows(
     """Every matching row in seq order as plain tuples (``run_rows.Plain``), read a chunk at a
     time in short read-only sessions."""
     for chunk in run_rows.plain_rows(readers, run_id, run_rows.Filter.of(email, outcome)):
-        yield from chunk
+        yield from chunk.rows() if isinstance(chunk, run_rows.UnchangedLines) else chunk
 
 
 def csv_lines(
