@@ -384,7 +384,8 @@ def stored_total(session: Session, run: Run, where: Filter) -> int | None:
 def has_rows(session: Session, run_id: int) -> bool:
     """False once the run's rows were pruned (its counts stay)."""
     member = sa.select(RunMember.seq).where(RunMember.run_id == run_id).limit(1)
-    return session.scalar(member) is not None or session.get(RunUnchanged, run_id) is not None
+    kept_row = sa.select(RunUnchanged.run_id).where(RunUnchanged.run_id == run_id)  # not its data
+    return session.scalar(member) is not None or session.scalar(kept_row) is not None
 
 
 def page_after(session: Session, run_id: int, where: Filter, after: int, limit: int) -> list[Row]:
