@@ -333,6 +333,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=20)
     parser.add_argument("--rows-requests", type=int, default=20, help="per URL of the big run's rows")
     parser.add_argument("--build-only", action="store_true")
+    parser.add_argument("--only", default="", help="measure only the URLs and labels matching this regex")
+    parser.add_argument("--csv-runs", default="unchanged,full", help="which runs' CSV to download")
     parser.add_argument("--label", default="", help="a note on the code measured (e.g. 'before')")
     parser.add_argument("--no-publish", action="store_true")
     parser.add_argument("--json", type=Path)
@@ -375,17 +377,23 @@ def main() -> None:
         spec = api.get("/api/v1/openapi.json").json()
         walk_rows, slow = [], []
         for kind, url in targets(spec, store, lists):
+            if not re.search(args.only, url):
+                continue
             took, status = timed(pages if kind == "page" else api, url, args.requests)
             walk_rows.append([kind, url, status, *quantiles(took)])
             slow.append(sorted(took)[min(len(took) - 1, int(0.95 * len(took)))])
         rows_rows = []
         for label, url in rows_urls(store):
+            if not re.search(args.only, label + " " + url):
+                continue
             took, status = timed(pages if url.startswith("/runs/") else api, url, args.rows_requests)
             rows_rows.append([label, status, *quantiles(took)])
         walk_peak = rss.peak
         full, again = store.big_runs
         csv_rows = []
         for run, label in ((again, "unchanged re-run"), (full, "full run")):
+            if label.split()[0] not in args.csv_runs:
+                continue
             count, seconds, growth = csv_speed(api, f"/api/v1/runs/{run}/rows.csv", rss)
             csv_rows.append(
                 [label, f"{count:,}", f"{seconds:.1f}", f"{count / seconds:,.0f}", f"{growth:.0f}"]

@@ -46,7 +46,8 @@ from segmentsync.exports.models import (
     RunUnchanged,
 )
 
-PIECE = 1 << 20  # compressed bytes of the unchanged stream read at a time
+PIECE = 1 << 20  # compressed bytes of the unchanged stream read at a time (at most)
+FIRST_PIECE = 1 << 15
 CHUNK_ROWS = 10_000  # run_members rows read per short session (the CSV)
 COUNTED = ("invalid", "new", "updated", "unchanged", "removed", "rejected", "skipped")
 _UNCHANGED = (MemberAction.UNCHANGED, Outcome.UNCHANGED)
@@ -192,11 +193,13 @@ def blocks(kept: Kept, fetch: Fetch, skip: int = 0) -> Iterator[tuple[int, bytes
     carry = b""
     index = 0  # of carry's first line
     offset = 0
+    size = FIRST_PIECE  # a first page needs a few kilobytes of the stream: read more as it goes
     while offset < kept.size:
-        piece = fetch(offset, PIECE)
+        piece = fetch(offset, size)
         if not piece:
             break
         offset += len(piece)
+        size = min(size * 4, PIECE)
         text = carry + inflate.decompress(piece)
         cut = text.rfind(b"\n")
         if cut < 0:
@@ -298,7 +301,7 @@ def search(
 
 EXPAND_AT_MOST = 64 << 20  # decompressed bytes kept in memory (one run's: a million members ≈ 32 MB)
 WINDOW = 1 << 18  # the expanded text's lines are counted per window of this many bytes
-STREAM_LINES = 50_000  # pages before this line are read from the stream without expanding it
+STREAM_LINES = 5_000  # pages before this line are read from the stream without expanding it
 
 
 @dataclass(frozen=True)
