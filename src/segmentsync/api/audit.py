@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from segmentsync.api.deps import SessionDep, require
-from segmentsync.api.pagination import Page, PageDep, paginate
+from segmentsync.api.pagination import KeyPageDep, Page, by_key, key_int, key_time
 from segmentsync.auth import audit
 from segmentsync.auth.models import AuditEntry, User
 from segmentsync.auth.policy import Action
@@ -30,7 +30,7 @@ def _utc(value: datetime | None) -> datetime | None:
 def list_entries(
     session: SessionDep,
     auditor: Auditor,
-    page: PageDep,
+    page: KeyPageDep,
     actor_id: Annotated[int | None, Query(description="the acting user's id")] = None,
     actor: Annotated[str | None, Query(description='the actor\'s email, or "system" or "cli"')] = None,
     object_type: Annotated[str | None, Query(examples=["user", "connection", "export"])] = None,
@@ -48,9 +48,15 @@ def list_entries(
         since=_utc(since),
         until=_utc(until),
     )
-    rows, total = paginate(session, query, page)
+    rows, total, after = by_key(
+        session, query, page, [AuditEntry.at, AuditEntry.id], _key, [key_time, key_int]
+    )
     items = [AuditOut.model_validate(row) for row in rows]
-    return Page(items=items, total=total, limit=page.limit, offset=page.offset)
+    return Page(items=items, total=total, limit=page.limit, offset=page.offset, next_cursor=after)
+
+
+def _key(entry: AuditEntry) -> tuple[str, int]:
+    return _utc(entry.at).isoformat(), entry.id  # type: ignore[union-attr]  # never None
 
 
 @router.get("/{entry_id}", summary="Show one audit entry")

@@ -15,12 +15,12 @@ from sqlalchemy.orm import Session
 
 from segmentsync.api.app import API_PREFIX
 from segmentsync.api.deps import RuntimeDep, SessionDep, client_ip, require
-from segmentsync.api.pagination import Page, PageDep, paginate
+from segmentsync.api.pagination import KeyPageDep, Page, PageDep, by_key, key_int, paginate
 from segmentsync.auth.models import User
 from segmentsync.auth.policy import Action
 from segmentsync.errors import NotFound
 from segmentsync.exports import idempotency, runs, service, views
-from segmentsync.exports.models import Export
+from segmentsync.exports.models import Export, Run
 from segmentsync.exports.schemas import (
     AttachIn,
     DuplicateIn,
@@ -268,9 +268,10 @@ def _named(session: Session, name: str) -> int:
 
 @router.get("/{export_id}/runs", summary="The export's runs, newest first")
 def list_export_runs(
-    export_id: int, session: SessionDep, runtime: RuntimeDep, actor: RunViewer, page: PageDep
+    export_id: int, session: SessionDep, runtime: RuntimeDep, actor: RunViewer, page: KeyPageDep
 ) -> Page[RunOut]:
     service.get(session=session, export_id=export_id, actor=actor)
-    found, total = paginate(session, views.run_query(actor=actor, export_id=export_id), page)
+    query = views.run_query(actor=actor, export_id=export_id)
+    found, total, after = by_key(session, query, page, [Run.id], lambda run: (run.id,), [key_int])
     items = views.run_outs(session, found, now=runtime.clock())
-    return Page(items=items, total=total, limit=page.limit, offset=page.offset)
+    return Page(items=items, total=total, limit=page.limit, offset=page.offset, next_cursor=after)

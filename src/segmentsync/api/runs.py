@@ -12,15 +12,16 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
+from pydantic import Field
 from sqlalchemy.orm import Session
 
 from segmentsync.api.deps import RuntimeDep, SessionDep, require
-from segmentsync.api.pagination import Page, PageDep, paginate
+from segmentsync.api.pagination import KeyPageDep, Page, by_key, decode_cursor, encode_cursor, key_int
 from segmentsync.auth.models import User
 from segmentsync.auth.policy import Action
 from segmentsync.errors import Invalid
 from segmentsync.exports import runs, views
-from segmentsync.exports.models import ACTIVE_STATUSES, Outcome, RunStatus, Trigger
+from segmentsync.exports.models import ACTIVE_STATUSES, Outcome, Run, RunStatus, Trigger
 from segmentsync.exports.schemas import RunOut, RunRowOut
 from segmentsync.runtime import Runtime
 
@@ -54,7 +55,7 @@ def list_runs(
     session: SessionDep,
     runtime: RuntimeDep,
     actor: Viewer,
-    page: PageDep,
+    page: KeyPageDep,
     export_id: int | None = None,
     status: Annotated[str | None, Query(description="one status or several, comma-separated")] = None,
     trigger: Trigger | None = None,
@@ -70,12 +71,13 @@ def list_runs(
         trigger=trigger.value if trigger else None,
         dry_run=dry_run,
     )
-    found, total = paginate(session, query, page)
+    found, total, after = by_key(session, query, page, [Run.id], lambda run: (run.id,), [key_int])
     return Page(
         items=views.run_outs(session, found, now=runtime.clock()),
         total=total,
         limit=page.limit,
         offset=page.offset,
+        next_cursor=after,
     )
 
 
@@ -146,20 +148,39 @@ def _fresh(runtime: Runtime, run_id: int) -> RunOut:
         return _one(session, runtime, run_id)
 
 
+class RowsPage(Page[RunRowOut]):
+    total: int | None = Field(  # type: ignore[assignment]  # narrowed: None where it is not stored
+        description="how many rows match; null on a page read by cursor of a run whose counts are "
+        "not final (still running, failed): counting would read every row before the page"
+    )
+
+
 @router.get("/{run_id}/rows", summary="The run's per-row outcomes (search by email, filter by outcome)")
 def list_rows(
     run_id: int,
     session: SessionDep,
     actor: Viewer,
-    page: PageDep,
+    page: KeyPageDep,
     email: EmailQuery = None,
     outcome: OutcomeQuery = None,
-) -> Page[RunRowOut]:
-    runs.get_run(session, run_id)
+) -> RowsPage:
+    after = decode_cursor(page.cursor, [key_int])[0] if page.cursor else None
     found, total = runs.rows_page(
-        session, run_id, email=email, outcome=_outcome(outcome), limit=page.limit, offset=page.offset
+        session,
+        run_id,
+        email=email,
+        outcome=_outcome(outcome),
+        limit=page.limit,
+        offset=page.offset,
+        after=after,
     )
-    return Page(items=[views.row_out(m) for m in found], total=total, limit=page.limit, offset=page.offset)
+    return RowsPage(
+        items=[views.row_out(m) for m in found],
+        total=total,
+        limit=page.limit,
+        offset=page.offset,
+        next_cursor=encode_cursor((found[-1].seq,)) if len(found) == page.limit else None,
+    )
 
 
 @router.get(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import zlib
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -17,17 +16,14 @@ from segmentsync.auth.models import User
 from segmentsync.auth.policy import Action, check
 from segmentsync.connections.models import Connection
 from segmentsync.db import utcnow
-from segmentsync.errors import Conflict, Invalid, NotFound
+from segmentsync.errors import Conflict, NotFound
+from segmentsync.exports import run_rows
 from segmentsync.exports.grants import require_edit
 from segmentsync.exports.models import (
     ACTIVE_STATUSES,
     Export,
-    MemberAction,
-    Outcome,
     Run,
-    RunMember,
     RunStatus,
-    RunUnchanged,
     Trigger,
 )
 
@@ -194,105 +190,47 @@ def confirm_removals(*, session: Session, run_id: int, actor: User) -> Run:
 
 
 def rows_query(run_id: int, *, email: str | None = None, outcome: str | None = None) -> sa.Select[Any]:
-    query = sa.select(RunMember).where(RunMember.run_id == run_id).order_by(RunMember.seq)
-    if email:
-        needle = email.strip().lower()
-        if len(needle) > 320:
-            raise Invalid("the email search is longer than an email address can be", field="email")
-        escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        query = query.where(sa.func.lower(RunMember.email).like(f"%{escaped}%", escape="\\"))
-    if outcome:
-        if outcome == "pending":
-            query = query.where(RunMember.outcome.is_(None))
-        else:
-            query = query.where(RunMember.outcome == outcome)
-    return query
+    """The run's ``run_members`` rows matching the filters (checked: Invalid), in seq order."""
+    return run_rows.members_query(run_id, run_rows.Filter.of(email, outcome))
 
 
 # ---------------------------------------------------------------- a run's rows, wherever kept
-
-
-def _unchanged(
-    session: Session, run_id: int, email: str | None, outcome: str | None
-) -> tuple[int, list[RunMember]]:
-    """(first seq, matching members) of the run's compactly kept unchanged members."""
-    if outcome not in (None, Outcome.UNCHANGED.value):
-        return 0, []
-    kept = session.get(RunUnchanged, run_id)
-    if kept is None:
-        return 0, []
-    needle = email.strip().lower() if email else None
-    members = []
-    for offset, line in enumerate(zlib.decompress(kept.data).decode().split("\n")):
-        address, _, key = line.partition("\t")
-        if needle is None or needle in address:
-            members.append(
-                RunMember(
-                    run_id=run_id, seq=kept.first_seq + offset, email=address, profile_key=key or None,
-                    action=MemberAction.UNCHANGED, outcome=Outcome.UNCHANGED,
-                )
-            )  # fmt: skip
-    return kept.first_seq, members
+# (exports.run_rows: run_members and the compactly kept unchanged members, read by seeking)
 
 
 def rows_page(
-    session: Session, run_id: int, *, email: str | None, outcome: str | None, limit: int, offset: int
-) -> tuple[list[RunMember], int]:
+    session: Session,
+    run_id: int,
+    *,
+    email: str | None,
+    outcome: str | None,
+    limit: int,
+    offset: int = 0,
+    after: int | None = None,
+) -> tuple[list[run_rows.Row], int | None]:
     """One page of the run's per-row outcomes in seq order, and how many match in all.
 
-    The rows in ``run_members`` before the unchanged ones (sent, removed, refused), then the
-    unchanged members (kept compactly), then the rest (invalid).
+    ``after`` (a cursor: the last seq of the previous page) reads the page by seeking, at any
+    depth, and counts nothing (the total is None unless the run's stored counts give it);
+    otherwise the page is the one at ``offset``.
     """
-    base = rows_query(run_id, email=email, outcome=outcome)
-    first_seq, unchanged = _unchanged(session, run_id, email, outcome)
-    count = sa.select(sa.func.count())
-    if not first_seq:
-        total = session.scalar(count.select_from(base.order_by(None).subquery())) or 0
-        return list(session.scalars(base.limit(limit).offset(offset))), total
-    before_q, after_q = base.where(RunMember.seq < first_seq), base.where(RunMember.seq >= first_seq)
-    before = session.scalar(count.select_from(before_q.order_by(None).subquery())) or 0
-    after = session.scalar(count.select_from(after_q.order_by(None).subquery())) or 0
-    page: list[RunMember] = []
-    if offset < before:
-        page += session.scalars(before_q.limit(limit).offset(offset))
-    start = max(offset - before, 0)
-    page += unchanged[start : start + max(limit - len(page), 0)]
-    if len(page) < limit:
-        page += session.scalars(
-            after_q.limit(limit - len(page)).offset(max(offset - before - len(unchanged), 0))
-        )
-    return page, before + len(unchanged) + after
+    where = run_rows.Filter.of(email, outcome)
+    run = get_run(session, run_id)
+    if after is not None:
+        total = run_rows.stored_total(session, run, where)
+        if total is not None and not run_rows.has_rows(session, run_id):
+            total = 0
+        return run_rows.page_after(session, run_id, where, after, limit), total
+    return run_rows.page_at(session, run, where, offset, limit)
 
 
 def iter_rows(
-    readers: sessionmaker[Session],
-    run_id: int,
-    *,
-    email: str | None = None,
-    outcome: str | None = None,
-    page_rows: int = 5000,
-) -> Iterator[RunMember]:
-    """Every matching row in seq order, read a page at a time in short read-only sessions."""
-    with readers() as session:
-        first_seq, unchanged = _unchanged(session, run_id, email, outcome)
-    base = rows_query(run_id, email=email, outcome=outcome)
-    if not first_seq:
-        yield from _paged(readers, base, page_rows)
-        return
-    yield from _paged(readers, base.where(RunMember.seq < first_seq), page_rows)
-    yield from unchanged
-    yield from _paged(readers, base.where(RunMember.seq >= first_seq), page_rows)
-
-
-def _paged(readers: sessionmaker[Session], query: sa.Select[Any], page_rows: int) -> Iterator[RunMember]:
-    last = 0
-    while True:
-        with readers() as session:
-            page = list(session.scalars(query.where(RunMember.seq > last).limit(page_rows)))
-        yield from page
-        if len(page) < page_rows:
-            return
-        last = page[-1].seq
+    readers: sessionmaker[Session], run_id: int, *, email: str | None = None, outcome: str | None = None
+) -> Iterator[run_rows.Plain]:
+    """Every matching row in seq order as plain tuples (``run_rows.Plain``), read a chunk at a
+    time in short read-only sessions."""
+    for chunk in run_rows.plain_rows(readers, run_id, run_rows.Filter.of(email, outcome)):
+        yield from chunk.rows() if isinstance(chunk, run_rows.UnchangedLines) else chunk
 
 
 def csv_lines(
@@ -301,15 +239,10 @@ def csv_lines(
     """The run's per-row outcomes as CSV rows (header first)."""
     yield list(CSV_COLUMNS)
     readers = sessionmaker(bind=session.get_bind())
-    for member in iter_rows(readers, run_id, email=email, outcome=outcome):
-        yield [
-            member.email,
-            member.profile_key or "",
-            member.action.value,
-            member.outcome.value if member.outcome else "pending",
-            member.code or "",
-            member.message or "",
-        ]
+    for _seq, address, key, action, result, code, message in iter_rows(
+        readers, run_id, email=email, outcome=outcome
+    ):
+        yield [address, key or "", action, result or "pending", code or "", message or ""]
 
 
 def progress(run: Run, now: datetime) -> dict[str, Any]:

@@ -10,8 +10,8 @@ from rich.table import Table
 from sqlalchemy.orm import Session
 
 from segmentsync.auth.models import User
-from segmentsync.exports import runs, service, views
-from segmentsync.exports.models import Outcome, Run, RunMember
+from segmentsync.exports import run_rows, runs, service, views
+from segmentsync.exports.models import Outcome, Run
 from segmentsync.exports.schemas import RunOut
 from segmentsync.exports.terminal import (
     in_transaction,
@@ -102,7 +102,7 @@ def rows(
                 sys.stdout.write(chunk)
             return
 
-        def work(session: Session, user: User) -> list[RunMember]:
+        def work(session: Session, user: User) -> list[run_rows.Row]:
             _check_run(session, user, run_id)
             found, _total = runs.rows_page(
                 session, run_id, email=email, outcome=outcome, limit=limit, offset=offset
@@ -122,7 +122,7 @@ def rows(
         out.print(table)
 
 
-def _row_json(member: RunMember) -> dict[str, Any]:
+def _row_json(member: run_rows.Row) -> dict[str, Any]:
     return {
         "seq": member.seq, "email": member.email, "profile_key": member.profile_key,
         "action": member.action.value, "outcome": member.outcome.value if member.outcome else "pending",

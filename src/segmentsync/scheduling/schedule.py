@@ -21,7 +21,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
@@ -236,9 +236,30 @@ def cron_latest_due(expression: str, timezone: str, after: datetime, now: dateti
 
 
 def cron_next(expression: str, timezone: str, now: datetime) -> datetime | None:
-    """The next time of a cron recurrence after ``now`` (within a year and a day)."""
-    found = cron_times(expression, timezone, now, now + timedelta(days=366))
-    return found[0] if found else None
+    """The next time of a cron recurrence after ``now``, computed directly (not by listing a
+    year of recurrences: ``*/5 * * * *`` has 105,000 a year).
+
+    croniter finds the next wall-clock times in ``timezone`` from an hour before ``now`` (a
+    repeated hour is not missed); the first whose instant is after ``now`` is the answer, unless a
+    wall-clock time that maps to an earlier instant follows it within three hours (the hour skipped
+    when clocks go forward maps an hour later). None when the recurrence never happens again (e.g.
+    30 February).
+    """
+    tz = zone(timezone)
+    iterator = croniter(check_cron(expression), now.astimezone(tz).replace(tzinfo=None) - timedelta(hours=1))
+    best: datetime | None = None
+    horizon: datetime | None = None
+    try:
+        while True:
+            moment = iterator.get_next(datetime)
+            if horizon is not None and moment > horizon:
+                return best
+            instant = local_to_utc(moment, tz)
+            if instant > now and (best is None or instant < best):
+                best = instant
+                horizon = horizon or moment + timedelta(hours=3)
+    except CroniterBadDateError:  # no date matches within croniter's search (e.g. 31 February)
+        return best
 
 
 # ---------------------------------------------------------------- the stored schedule

@@ -60,6 +60,20 @@ def rules_of(segment: Segment) -> Group:
     return Group.model_validate(segment.rules)
 
 
+def exports_using_each(*, session: Session, segment_ids: list[int]) -> dict[int, list[str]]:
+    """Names of the exports that send each of these segments (one query for a whole list)."""
+    found: dict[int, list[str]] = {segment_id: [] for segment_id in segment_ids}
+    rows = session.execute(
+        sa.select(ExportSegment.segment_id, Export.name)
+        .join(Export, ExportSegment.export_id == Export.id)
+        .where(ExportSegment.segment_id.in_(segment_ids))
+        .order_by(Export.name)
+    )
+    for segment_id, name in rows:
+        found[segment_id].append(name)
+    return found
+
+
 def exports_using(*, session: Session, segment_id: int) -> list[str]:
     """Names of the exports that send this segment."""
     return list(

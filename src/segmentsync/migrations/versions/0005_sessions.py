@@ -1,7 +1,7 @@
 """server-side browser sessions: signing out (and a password or role change) ends them
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 Create Date: 2026-12-07 13:30:00
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 import segmentsync.db
 
 revision: str = "0005"
-down_revision: str | None = "0003"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

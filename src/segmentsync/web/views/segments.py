@@ -62,7 +62,7 @@ def builder_config(page: Page, columns: dict[str, str]) -> dict[str, Any]:
 def segments(page: Viewer) -> Response:
     with page.transaction() as session:
         rows = service.list_segments(session=session)
-        used = {s.id: service.exports_using(session=session, segment_id=s.id) for s in rows}
+        used = service.exports_using_each(session=session, segment_ids=[s.id for s in rows])
         texts = {s.id: _describe(s) for s in rows}
     return page.render("segments.html", title=page._("Segments"), segments=rows, used=used, texts=texts)
 
