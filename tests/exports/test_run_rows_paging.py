@@ -15,11 +15,11 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from engine.test_run import change_profiles, make_export, run_export
 from segmentsync.db import transaction
 from segmentsync.exports import run_rows, runs
 from segmentsync.exports.models import Run, RunMember, RunStatus, RunUnchanged, SyncMode
 
-from .test_engine import change_profiles, make_export, run_export
 from .world import World
 
 API = "/api/v1"
