@@ -18,12 +18,11 @@ import pytest
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
 
-from segmentsync.db import create_engine, import_models, upgrade
+from segmentsync.db import create_engine, upgrade
 from segmentsync.runtime import Runtime
 from segmentsync.sandbox.launcher import Sandbox
 from segmentsync.settings import Settings
-
-POSTGRES_SERVER = os.environ.get("SEGMENTSYNC_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
+from stores import POSTGRES_SERVER, truncate_postgres
 
 
 def _worker() -> str:
@@ -85,14 +84,6 @@ def _postgres_database() -> Iterator[str]:
     admin.dispose()
 
 
-def _truncate_postgres(url: str) -> None:
-    tables = [table.name for table in import_models().sorted_tables]
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(sa.text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
-    engine.dispose()
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A migrated, empty metadata store: SQLite and PostgreSQL."""
@@ -101,7 +92,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         shutil.copyfile(request.getfixturevalue("_sqlite_template"), path)
         return f"sqlite:///{path}"
     url: str = request.getfixturevalue("_postgres_database")
-    _truncate_postgres(url)
+    truncate_postgres(url)
     return url
 
 

@@ -14,13 +14,13 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from cli.runner import build_commands_once
-from conftest import POSTGRES_SERVER, _truncate_postgres
 from exports.world import World, build_world, sandbox_settings  # tests/ is on sys.path (rootdir)
 from segmentsync.api import app as app_module
 from segmentsync.db import create_engine, upgrade
 from segmentsync.runtime import Runtime
 from segmentsync.sandbox.launcher import Sandbox
 from segmentsync.settings import Settings
+from stores import POSTGRES_SERVER, truncate_postgres
 
 
 @pytest.fixture(autouse=True)
@@ -64,7 +64,7 @@ def empty_store_url(request: pytest.FixtureRequest, store_url: str, tmp_path: Pa
         shutil.copyfile(request.getfixturevalue("_sqlite_template"), path)
         return f"sqlite:///{path}"
     url: str = request.getfixturevalue("_second_postgres")
-    _truncate_postgres(url)
+    truncate_postgres(url)
     return url
 
 

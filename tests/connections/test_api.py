@@ -93,6 +93,7 @@ def test_who_sees_what(
         "total": 1,
         "limit": 50,
         "offset": 0,
+        "next_cursor": None,  # every page has the field; this list reads by offset only
     }
     assert client.get(f"{API}/{shared['id']}", headers=contributor.auth).json() == as_contributor["items"][0]
     assert client.get(f"{API}/{private['id']}", headers=contributor.auth).status_code == 404
