@@ -63,7 +63,13 @@ def test_the_modules_a_doc_names_exist(doc: Path) -> None:
 
 
 def test_no_source_points_to_files_outside_the_repository() -> None:
-    sources = [*ROOT.joinpath("src").rglob("*.py"), ROOT / "pyproject.toml"]
+    sources = [
+        *ROOT.joinpath("src").rglob("*.py"),
+        *(p for p in ROOT.joinpath("tests").rglob("*.py") if p != Path(__file__).resolve()),
+        *ROOT.joinpath("benchmarks").rglob("*.py"),
+        *DOCS,
+        ROOT / "pyproject.toml",
+    ]
     found = [
         f"{p.relative_to(ROOT)}:{n}"
         for p in sources

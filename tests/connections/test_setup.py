@@ -1,4 +1,4 @@
-"""The connection setup, step by step (SPEC §3), through the services against the sandbox."""
+"""The connection setup, step by step, through the services against the sandbox."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Refreshed OAuth tokens are persisted atomically and survive races (SPEC §3, §6)."""
+"""Refreshed OAuth tokens are persisted atomically and survive races."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Actions on an export (SPEC §4): edit, duplicate, detach, attach, remove (history kept), list,
-run and run all; and who may do them (SPEC §2: contributors only on shared connections)."""
+"""Actions on an export: edit, duplicate, detach, attach, remove (history kept), list,
+run and run all; and who may do them (contributors only on shared connections)."""
 
 from __future__ import annotations
 

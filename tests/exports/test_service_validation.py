@@ -1,4 +1,4 @@
-"""The export form (SPEC §4): every field checked on save, against the rules, the profile table and
+"""The export form: every field checked on save, against the rules, the profile table and
 the platform (the sandbox, over HTTP). Saving never runs the export."""
 
 from __future__ import annotations

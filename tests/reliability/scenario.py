@@ -209,7 +209,7 @@ def platform_list(world: World, platform: str) -> set[str]:
 
 
 def counts_add_up(run: Run) -> None:
-    """SPEC §5: every profile ends in exactly one outcome (removals are counted apart)."""
+    """Every profile ends in exactly one outcome (removals are counted apart)."""
     outcomes = run.invalid + run.new + run.updated + run.unchanged + run.rejected + run.skipped
     assert run.profiles == outcomes, (
         f"profiles {run.profiles} != invalid {run.invalid} + new {run.new} + updated {run.updated} "

@@ -1,4 +1,4 @@
-"""SPEC §5 "Per-row outcome" with bad profiles: every row ends in the right outcome with a clear
+"""Per-row outcomes with bad profiles: every row ends in the right outcome with a clear
 reason, and nothing valid is lost — every row reported new or updated is on the platform's list,
 and nobody else is.
 

@@ -1,4 +1,4 @@
-"""SPEC §5 "Resumable": kill -9 the worker at random moments of a 200,000-profile export; after
+"""Resumable runs: kill -9 the worker at random moments of a 200,000-profile export; after
 every restart the run resumes from its checkpoint and ends with the platform's list equal to the
 segment. Workers are real `segmentsync worker` processes configured by environment."""
 

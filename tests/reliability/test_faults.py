@@ -1,4 +1,4 @@
-"""SPEC §5 under a hostile network: 10 % 5xx, 5 % 429, 2 % dropped connections, 1 % stalls past
+"""A run under a hostile network: 10 % 5xx, 5 % 429, 2 % dropped connections, 1 % stalls past
 the timeout. The run succeeds, the platform's list is the segment exactly, nobody is received
 more than twice (a batch whose answer was lost is sent again, once), and the counts add up.
 

@@ -1,4 +1,4 @@
-"""SPEC §5 with the platform down mid-run (every request dropped): the run waits and resumes, or
+"""A run with the platform down mid-run (every request dropped): the run waits and resumes, or
 ends "failed (will retry)" and a later attempt completes. Never "succeeded" with members missing.
 
 The normal suite has short outages (seconds, with short retries); the slow test is the literal

@@ -1,4 +1,4 @@
-"""SPEC §3 "Secrets … write-only … never logged", after end-to-end runs: the Campaign Monitor API
+"""Secrets are write-only and never logged, after end-to-end runs: the Campaign Monitor API
 key, the Constant Contact tokens (the first ones, those a run refreshed, those a failed refresh
 left behind), the OAuth client secret, the vault key and our API token appear in no API answer,
 no log line (everything at DEBUG, httpx and httpcore included, raw records as well as the

@@ -1,4 +1,4 @@
-"""System > Schedule (SPEC §7): validation, next refreshes and cron times in time zones, across
+"""System > Schedule: validation, next refreshes and cron times in time zones, across
 daylight saving time; saving the schedule (admins only, audited)."""
 
 from __future__ import annotations

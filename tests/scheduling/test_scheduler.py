@@ -1,4 +1,4 @@
-"""The scheduler (SPEC §7): each system refresh refreshes the segments, then queues the exports
+"""The scheduler: each system refresh refreshes the segments, then queues the exports
 scheduled with it; exports with their own cron are queued when due. Several schedulers ticking the
 same instant never queue a run twice; a scheduled run that finds its export running is skipped."""
 
