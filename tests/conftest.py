@@ -15,14 +15,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 from cryptography.fernet import Fernet
 
 from segmentsync.db import create_engine, upgrade
 from segmentsync.runtime import Runtime
 from segmentsync.sandbox.launcher import Sandbox
 from segmentsync.settings import Settings
-from stores import POSTGRES_SERVER, truncate_postgres
+from stores import POSTGRES_SERVER, migrated_database, truncate_postgres
 
 
 def _worker() -> str:
@@ -50,17 +49,6 @@ def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _drop_abandoned(conn: sa.Connection, prefix: str) -> None:
-    """Drop test databases left by test processes that are gone (killed before cleaning up)."""
-    names = conn.execute(
-        sa.text("SELECT datname FROM pg_database WHERE datname LIKE :p"), {"p": f"{prefix}%"}
-    )
-    for (name,) in names.all():
-        pid = name.rsplit("_", 1)[-1]
-        if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
 @pytest.fixture(scope="session")
 def _postgres_database() -> Iterator[str]:
     reason = _postgres_reachable()
@@ -68,20 +56,8 @@ def _postgres_database() -> Iterator[str]:
         pytest.skip(reason)
     # One database per test process: parallel pytest runs on one machine never share one.
     name = f"segmentsync_test_{_worker()}_{os.getpid()}"
-    admin = create_engine(f"{POSTGRES_SERVER}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        for prefix in ("segmentsync_test_", "segmentsync_profiles_test_"):
-            _drop_abandoned(conn, prefix)
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = f"{POSTGRES_SERVER}/{name}"
-    engine = create_engine(url)
-    upgrade(engine)
-    engine.dispose()
-    yield url
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with migrated_database(name, abandoned=("segmentsync_test_", "segmentsync_profiles_test_")) as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 from cryptography.fernet import Fernet
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
@@ -16,11 +15,10 @@ from pydantic import SecretStr
 from cli.runner import build_commands_once
 from exports.world import World, build_world, sandbox_settings  # tests/ is on sys.path (rootdir)
 from segmentsync.api import app as app_module
-from segmentsync.db import create_engine, upgrade
 from segmentsync.runtime import Runtime
 from segmentsync.sandbox.launcher import Sandbox
 from segmentsync.settings import Settings
-from stores import POSTGRES_SERVER, truncate_postgres
+from stores import migrated_database, truncate_postgres
 
 
 @pytest.fixture(autouse=True)
@@ -41,19 +39,9 @@ def world(runtime: Runtime, sandbox: Sandbox) -> World:
 @pytest.fixture(scope="session")
 def _second_postgres(_postgres_database: str) -> Iterator[str]:
     """A second PostgreSQL database of this test process (the empty deployment)."""
-    name = _postgres_database.rsplit("/", 1)[1] + "_b"
-    admin = create_engine(f"{POSTGRES_SERVER}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = f"{POSTGRES_SERVER}/{name}"
-    engine = create_engine(url)
-    upgrade(engine)
-    engine.dispose()
-    yield url
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    worker, pid = _postgres_database.rsplit("_", 2)[1:]  # segmentsync_test_<worker>_<pid>
+    with migrated_database(f"segmentsync_test_b_{worker}_{pid}") as url:  # cleaned up like it if left
+        yield url
 
 
 @pytest.fixture
