@@ -15,6 +15,7 @@ from segmentsync.api.pagination import PageParams, paginate
 from segmentsync.auth.policy import Action
 from segmentsync.errors import SegmentSyncError
 from segmentsync.exports import service, views
+from segmentsync.web import charts
 from segmentsync.web.i18n import N_
 from segmentsync.web.page import Page, PostedForm, page_for
 from segmentsync.web.routing import web_router
@@ -30,7 +31,6 @@ RUNS_SHOWN = 20
 COLUMNS = (  # (sort key or None, heading) of Data > Exports, as in the original product
     ("name", N_("Name")), ("connection", N_("Connection")), ("type", N_("Type")), (None, N_("Status")),
     (None, N_("Your permission")), ("schedule", N_("Schedule")), ("last_run", N_("Last run")),
-    (None, N_("Connection used")),
 )  # fmt: skip
 
 
@@ -71,8 +71,10 @@ def export_page(export_id: int, page: Viewer) -> Response:
         history, _ = paginate(
             session, views.run_query(actor=page.me, export_id=export_id), PageParams(limit=RUNS_SHOWN)
         )
+        chart = charts.export_runs(session, export_id, now=page.runtime.clock(), tr=page.tr)
     return page.render(
-        "export.html", title=out.name, export=out, runs=history,
+        "export.html", title=out.name, export=out, runs=history, charts=chart,
+        runs_charted=charts.RUNS_CHARTED, days_charted=charts.DAYS_CHARTED,
         can_edit=out.permission == "edit" and page.can(Action.EXPORTS_EDIT),
     )  # fmt: skip
 

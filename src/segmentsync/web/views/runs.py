@@ -17,6 +17,7 @@ from segmentsync.errors import SegmentSyncError
 from segmentsync.exports import runs, views
 from segmentsync.exports.grants import permission
 from segmentsync.exports.models import ACTIVE_STATUSES, Export, Outcome, Run, RunStatus
+from segmentsync.web import charts
 from segmentsync.web.page import Page, PostedForm, page_for
 from segmentsync.web.routing import web_router
 
@@ -75,6 +76,7 @@ def run_page(run_id: int, page: Viewer, email: str = "", outcome: str = "", offs
         offset=params.offset, limit=ROWS_PER_PAGE, email=email, outcome=outcome, outcomes=[*Outcome, "pending"],
         can_change=can_change, triggered_by=triggered_by, base=f"/runs/{run_id}?{urlencode(filters)}&",
         csv_url=f"/runs/{run_id}/rows.csv?{urlencode(filters)}", awaiting=run.status is RunStatus.AWAITING_CONFIRMATION,
+        outcome_chart=charts.run_outcomes(run, page.tr),
     )  # fmt: skip
 
 

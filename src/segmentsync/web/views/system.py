@@ -17,6 +17,7 @@ from segmentsync.errors import SegmentSyncError
 from segmentsync.exports.models import ACTIVE_STATUSES, Run
 from segmentsync.scheduling import schedule, scheduler
 from segmentsync.scheduling.models import SystemRefresh
+from segmentsync.web import charts
 from segmentsync.web.forms import build, field_errors
 from segmentsync.web.page import Form, Page, PostedForm, page_for
 from segmentsync.web.routing import web_router
@@ -119,7 +120,8 @@ def status_page(page: StatusViewer) -> Response:
             if page.can(Action.NOTIFICATIONS_VIEW)
             else []
         )
+        per_day = charts.runs_per_day(session, now=page.runtime.clock(), tr=page.tr)
     return page.render(
         "status.html", title=page._("Status"), refreshes=refreshes, runs=runs, active=active,
-        attention=attention, notices=notices,
+        attention=attention, notices=notices, per_day=per_day, status_days=charts.STATUS_DAYS,
     )  # fmt: skip
