@@ -35,7 +35,7 @@ from segmentsync.segments import service as segments
 from segmentsync.segments.rules import Group
 from segmentsync.segments.schemas import SegmentCreate
 
-from .conftest import ADMIN, Live, screenshot, sign_in
+from .conftest import ADMIN, Live, screenshot
 
 pytestmark = pytest.mark.browser
 DESKTOP = {"width": 1366, "height": 900}
@@ -98,10 +98,21 @@ def _setup(live: Live) -> dict[str, int]:
         for days, status, new, updated, unchanged, removed, rejected, seconds in HISTORY:
             started = now - timedelta(days=days, hours=2)
             session.add(
-                Run(export_id=export.id, export_name=export.name, trigger=Trigger.SCHEDULE, status=status,
-                    created_at=started, started_at=started, finished_at=started + timedelta(seconds=seconds),
-                    profiles=new + updated + unchanged + rejected, new=new, updated=updated, unchanged=unchanged,
-                    removed=removed, rejected=rejected)  # fmt: skip
+                Run(
+                    export_id=export.id,
+                    export_name=export.name,
+                    trigger=Trigger.SCHEDULE,
+                    status=status,
+                    created_at=started,
+                    started_at=started,
+                    finished_at=started + timedelta(seconds=seconds),
+                    profiles=new + updated + unchanged + rejected,
+                    new=new,
+                    updated=updated,
+                    unchanged=unchanged,
+                    removed=removed,
+                    rejected=rejected,
+                )
             )
         ids["run"] = exports.run(session=session, export=export, actor=admin).id
     return ids
@@ -162,7 +173,9 @@ def test_every_page_accessible_and_no_sideways_scroll(page_for: Any, live: Live,
             expect(page.get_by_test_id(chart).locator("canvas")).to_have_attribute("data-drawn", "true")
         screenshot(page, f"export{suffix}")
         page.goto("/system/status")
-        expect(page.get_by_test_id("chart-runs-per-day").locator("canvas")).to_have_attribute("data-drawn", "true")
+        expect(page.get_by_test_id("chart-runs-per-day").locator("canvas")).to_have_attribute(
+            "data-drawn", "true"
+        )
         screenshot(page, f"status{suffix}")
         page.goto(f"/runs/{ids['run']}")
         screenshot(page, f"run-detail{suffix}")
