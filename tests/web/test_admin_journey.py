@@ -152,5 +152,6 @@ def test_admin_from_empty_database_to_a_finished_run(page_for: Any, live: Live) 
     ):
         page.goto(path)
         expect(page.locator("h1")).to_have_text(heading)
-        screenshot(page, name)
+        if name != "status":  # taken with a month of runs charted by test_layout
+            screenshot(page, name)
     expect(page.get_by_test_id("audit")).to_contain_text("connection.create")

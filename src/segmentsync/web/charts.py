@@ -26,6 +26,7 @@ from segmentsync.web.labels import Labeler
 RUNS_CHARTED = 60
 DAYS_CHARTED = 90
 STATUS_DAYS = 30
+DELIVERED = (RunStatus.SUCCEEDED, RunStatus.SUCCEEDED_WITH_REJECTIONS)  # a failed run's size is unknown
 OUTCOMES = ("new", "updated", "unchanged", "removed", "invalid", "rejected", "skipped")
 # Colour names charts.js maps to the stylesheet's palette (status badges use the same meanings).
 STATUS_COLORS = {
@@ -38,13 +39,16 @@ OUTCOME_COLORS = {"new": "ok", "updated": "teal", "unchanged": "grey", "removed"
 
 
 def export_runs(session: Session, export_id: int, *, now: datetime, tr: Translator) -> dict[str, Any] | None:
-    """Rows sent, rejected and removed per run, with its duration; and the list's size as delivered.
+    """Rows sent, rejected and removed per run, with its duration; and the list's size as delivered
+    (the members on the list from our segments after the run: new, updated and unchanged; none for a
+    run that did not finish successfully, drawn as a gap).
 
     None when the export has no finished run to show (dry runs change no list and are left out).
     """
     runs = list(
         session.execute(
             sa.select(
+                Run.status,
                 Run.started_at,
                 Run.finished_at,
                 Run.new,
@@ -101,7 +105,10 @@ def export_runs(session: Session, export_id: int, *, now: datetime, tr: Translat
                 {
                     "label": tr.gettext("List size as delivered"),
                     "color": "accent",
-                    "data": [run.new + run.updated + run.unchanged for run in runs],
+                    "data": [
+                        run.new + run.updated + run.unchanged if run.status in DELIVERED else None
+                        for run in runs
+                    ],
                 },
             ],
         },

@@ -29,7 +29,7 @@ document.addEventListener("DOMContentLoaded", () => {
       return {
         label: d.label, data: d.data, type: d.type, yAxisID: d.axis || "y",
         backgroundColor: colours, borderColor: line ? colours : (spec.kind === "doughnut" ? "#ffffff" : colours),
-        borderWidth: line ? 2 : 1, pointRadius: line ? 2 : undefined, tension: 0.2, order: line ? 0 : 1,
+        borderWidth: line ? 2 : 1, pointRadius: line ? 2 : undefined, tension: 0, spanGaps: true, order: line ? 0 : 1,
       };
     });
     const scales = {};
