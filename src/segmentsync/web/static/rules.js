@@ -205,10 +205,29 @@
       if (best && best !== root.firstChild) best.classList.add("rb-bad");
     }
 
+    // Every change redraws the builder; the keyboard's focus is put back on the same control
+    // (same condition or group, same kind), else on that group's "+ condition" button, so that
+    // arrow keys in a select and Enter on a button keep working without a mouse.
+    function ownControl(owner, kind) {
+      return [...owner.querySelectorAll(`.${kind}`)].find((node) => node.closest("[data-path]") === owner);
+    }
     function render() {
+      const focused = root.contains(document.activeElement) ? document.activeElement : null;
+      const owner = focused && focused.closest("[data-path]");
+      const kind = focused && [...focused.classList].find((name) => name.startsWith("rb-"));
+      const path = owner ? owner.dataset.path : null;
       root.replaceChildren(groupBox(rule, "rules", null, 0));
       sync();
       markError();
+      if (!path) return;
+      let again = root.querySelector(`[data-path="${path}"]`);
+      let target = again && kind ? ownControl(again, kind) : null;
+      for (let up = path; !target && up.includes(".items."); ) {
+        up = up.slice(0, up.lastIndexOf(".items."));  // the condition is gone: its group's button
+        again = root.querySelector(`[data-path="${up}"]`);
+        target = again && ownControl(again, "rb-add-condition");
+      }
+      if (target) target.focus();
     }
 
     // "Edit as JSON" for those who prefer it; back to the builder re-reads the text.
