@@ -250,6 +250,10 @@ def test_keyboard_journey_then_every_page_accessible_without_sideways_scroll(
             check(page, f"{path} at {size}")
             if path == "/exports" and viewport is DESKTOP:
                 checks.table_fits(page, f"{path} at {size}")
+            if path == "/exports" and viewport is PHONE:  # the menu is one row, not 320 px of links
+                menu = page.locator("nav.side").bounding_box()
+                if menu["height"] > 64:
+                    checks.problems.append(f"{path} at {size}: the menu is {menu['height']:.0f} px high")
             for canvas in page.locator("canvas[data-chart]").all():
                 expect(canvas).to_have_attribute("data-drawn", "true")
             if path in shots and (viewport is PHONE or shots[path] in ("export", "status")):
