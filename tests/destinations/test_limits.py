@@ -8,7 +8,7 @@ from segmentsync.destinations.base import Member
 from segmentsync.outcomes import Outcome
 from segmentsync.sandbox.launcher import Sandbox
 
-from .platforms import ConstantContact
+from .platforms import CampaignMonitor, ConstantContact
 
 UNSUBSCRIBED_LOOKUP = "GET /v3/contacts"
 
@@ -27,3 +27,19 @@ def test_the_unsubscribed_are_looked_up_once_per_batch_not_once_per_row(sandbox:
     destination.close()
     assert {i for i, r in enumerate(results) if r.outcome is Outcome.SKIPPED} == {1, 2}
     assert platform.stats()["requests"].get(UNSUBSCRIBED_LOOKUP, 0) - before == 1
+
+
+def test_campaign_monitor_headers_hold_every_thread_back(sandbox: Sandbox) -> None:
+    """Eight removal threads against 3 requests per window: no request leaves after an answer
+    that said ``Remaining: 0`` before the reset, so none is refused."""
+    platform = CampaignMonitor(sandbox)
+    list_id = platform.new_list("Paced")
+    emails = [f"r{i}@example.com" for i in range(9)]
+    platform.faults(rate_limit=3, rate_limit_window_seconds=1)
+    destination = platform.destination()
+    destination.custom_fields(list_id)  # the first answer tells the window
+    results = destination.remove(list_id, emails)
+    destination.close()
+    assert {r.outcome for r in results} == {Outcome.REMOVED}
+    assert destination.pushback() == 0  # no 429 (nor anything else that asked us to slow down)
+    assert platform.stats()["requests"]["DELETE /api/v3.3/subscribers/{listid}.json"] == len(emails)

@@ -169,9 +169,10 @@ class ApiClient:
         if self._quota is not None:
             self._quota.take()
         self._limiter.acquire()
-        auth_headers, token = self.auth.headers()
-        headers = {**kwargs.get("headers", {}), **auth_headers}
-        try:
+        response: httpx.Response | None = None
+        try:  # every acquired request is observed, answered or not (HeaderPacer counts those in flight)
+            auth_headers, token = self.auth.headers()
+            headers = {**kwargs.get("headers", {}), **auth_headers}
             self.requests_sent += 1
             response = self.http.request(method, url, **{**kwargs, "headers": headers})
         except httpx.HTTPError as exc:
@@ -180,8 +181,9 @@ class ApiClient:
                 self.pushback += 1
                 raise _Transient(f"{exc.__class__.__name__}: {exc}") from exc
             raise Fatal(f"{self.title}: {exc.__class__.__name__}: {exc}") from exc
-        if self._observe is not None:
-            self._observe(response.headers)
+        finally:
+            if self._observe is not None:
+                self._observe(response.headers if response is not None else {})
         if response.is_success:
             return response
         return self._failed(response, token)
