@@ -25,7 +25,7 @@ import stamina
 
 from segmentsync.destinations.auth import Auth
 from segmentsync.destinations.policy import Reaction, Tuning, classify, config_error_code
-from segmentsync.destinations.ratelimit import Clock, DailyQuota, next_utc_midnight
+from segmentsync.destinations.ratelimit import Clock, Quota, next_utc_midnight
 from segmentsync.errors import ConfigError, Fatal, QuotaExceeded, Retriable
 
 MIN_RATE_WAIT = 0.1  # "Reset: 0" still means wait: never hammer a server that said no
@@ -107,7 +107,7 @@ class ApiClient:
         limiter: Limiter,
         tuning: Tuning,
         clock: Clock,
-        quota: DailyQuota | None = None,
+        quota: Quota | None = None,
         observe: Callable[[Mapping[str, str]], None] | None = None,
         rate_wait: Callable[[httpx.Response, str | None], float] | None = None,
     ) -> None:

@@ -10,12 +10,23 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 from segmentsync.errors import QuotaExceeded
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], None]
 ANSWER_WAIT = 0.05  # seconds between looks while waiting for another thread's answer
+
+
+class Quota(Protocol):
+    """A daily request quota: ``DailyQuota`` (this process) or ``shared_limits.StoreLimits``."""
+
+    def take(self) -> None: ...
+
+    def refund(self) -> None: ...
+
+    def spent(self) -> QuotaExceeded: ...
 
 
 class TokenBucket:
