@@ -178,10 +178,11 @@ def verify(
     refreshed: list[TokenSet] = []
     credentials = with_app(to_credentials(settings, secrets, expires_at), runtime.settings, type)
     api_url, oauth_url = platform_urls(runtime.settings, type, settings)
+    # Limits of this process only: the caller may hold a store transaction (on SQLite, the write
+    # lock the shared limits would wait for), and it is one request.
     destination = create_destination(
-        type, credentials=credentials, api_url=api_url, oauth_url=oauth_url, on_tokens=refreshed.append,
-        limit_store=limit_store(runtime),
-    )  # fmt: skip
+        type, credentials=credentials, api_url=api_url, oauth_url=oauth_url, on_tokens=refreshed.append
+    )
     try:
         account = destination.verify()
     except ConfigError as exc:

@@ -15,6 +15,7 @@ timeouts), and looks every failure up in the error table (``policy.RULES``):
 from __future__ import annotations
 
 import functools
+import logging
 import ssl
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
@@ -28,6 +29,7 @@ from segmentsync.destinations.policy import Reaction, Tuning, classify, config_e
 from segmentsync.destinations.ratelimit import Clock, Quota, next_utc_midnight
 from segmentsync.errors import ConfigError, Fatal, QuotaExceeded, Retriable
 
+log = logging.getLogger(__name__)
 MIN_RATE_WAIT = 0.1  # "Reset: 0" still means wait: never hammer a server that said no
 JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8", "Accept": "application/json"}
 
@@ -203,6 +205,13 @@ class ApiClient:
                 if self._quota is not None:
                     self._quota.refund()
                 wait = self._rate_wait(response, code)
+                log.info(
+                    "%s: rate limited (HTTP %s %s), pausing requests for %.1f s",
+                    self.title,
+                    status,
+                    code,
+                    wait,
+                )
                 self._limiter.pause(wait)
                 raise _RateLimited(wait)
             case Reaction.REFRESH_TOKEN:

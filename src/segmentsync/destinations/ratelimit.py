@@ -16,6 +16,7 @@ from segmentsync.errors import QuotaExceeded
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], None]
+SHARE = 4  # HeaderPacer: requests in flight stay within a quarter of what remains
 ANSWER_WAIT = 0.05  # seconds between looks while waiting for another thread's answer
 
 
@@ -138,8 +139,10 @@ class HeaderPacer:
       key may have used some of it).
     * After an answer with ``Remaining: n``, at most ``n`` minus the requests still in flight
       leave before the next answer; at 0, nobody sends until the reset.
-    * When ``Remaining`` is at ``low_water`` or below, one request is in flight at a time and the
-      rest are spread evenly until the reset (other senders of the same key share the window).
+    * Requests in flight at once stay within a quarter of what remains (``SHARE``): other
+      processes sending with the same key spend the same window, and a 429 should cost each
+      sender one request, not many. When ``Remaining`` is at ``low_water`` or below, one request
+      is in flight at a time and the rest are spread evenly until the reset.
     * A 429 pauses everyone for ``Reset`` seconds (:meth:`pause`).
 
     :meth:`observe` must follow every :meth:`acquire` (with ``{}`` when no answer came):
@@ -187,7 +190,11 @@ class HeaderPacer:
         if now >= self._reset_at:  # the window is over (or not known yet): one request finds out
             return 0.0 if self._in_flight == 0 else None
         low = self._budget <= self._low_water()
-        if self._budget <= 0 or (low and self._in_flight > 0):
+        # In flight at once: at most a SHARE-th of what the last answer left (one when it is low),
+        # so that other senders of the same key, spending the same window, cannot make several
+        # of ours fail together.
+        most = 1 if low else max(1, (self._budget + self._in_flight) // SHARE)
+        if self._budget <= 0 or self._in_flight >= most:
             return None if self._in_flight else self._reset_at - now
         if low:
             self._next = now + (self._reset_at - now) / self._budget
