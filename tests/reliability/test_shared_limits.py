@@ -25,7 +25,7 @@ from .scenario import FINAL, counts_add_up, load_run, make_export, profile_email
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]  # 40-60 s per store on a loaded machine
 WORKERS = 3
-BATCH_ROWS = 5  # 8 batches per run of 40 profiles: enough requests that the workers contend
+BATCH_ROWS = 10  # 4 batches per run of 40 profiles: enough requests that the workers contend
 CM_LIMIT, CM_WINDOW = 5, 1.0  # requests per window per API key
 CC_RATE = 4  # requests per second per application (the platform's own)
 RATE_LIMITED = re.compile(r"(Campaign Monitor|Constant Contact): rate limited \(HTTP 429")
@@ -86,13 +86,14 @@ def test_three_workers_share_one_application_and_one_client(world: World, tmp_pa
     for (platform, list_id, _), run_id in zip(exports, runs, strict=True):
         assert _members(world, platform, list_id) == segment, (platform, list_id)
         counts_add_up(load_run(world.runtime, run_id))
-    # 429s: at most one per worker per window (Campaign Monitor's window; Constant Contact's second)
+    # 429s: Campaign Monitor at most one per worker per window. Constant Contact at most one per
+    # worker in all: the workers share one bucket at the platform's rate (each with its own bucket,
+    # as before, they got 4 and 7 of 45 requests refused, 11 in all).
     limited = [_rate_limited(worker) for worker in workers]
     cm_windows = math.ceil(elapsed / CM_WINDOW) + 1
-    cc_windows = math.ceil(elapsed) + 1
     for counts, worker in zip(limited, workers, strict=True):
         assert counts.get("Campaign Monitor", 0) <= cm_windows, (counts, worker.tail())
-        assert counts.get("Constant Contact", 0) <= cc_windows, (counts, worker.tail())
+        assert counts.get("Constant Contact", 0) <= 1, (counts, worker.tail())
     stats = httpx.get(f"{world.sandbox.constant_contact_url}/_sandbox/stats", timeout=30).json()
     assert stats["limited"].get("throttled", 0) == sum(c.get("Constant Contact", 0) for c in limited)
     print(f"\n{elapsed:.1f} s; 429s per worker: {limited}; CC stats {stats}")
