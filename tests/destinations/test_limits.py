@@ -8,12 +8,14 @@ import json
 import subprocess
 import sys
 
+import pytest
 import sqlalchemy as sa
 
 from segmentsync.db import create_engine
 from segmentsync.destinations import LimitStore
 from segmentsync.destinations.base import Member
 from segmentsync.destinations.shared_limits import StoreLimits
+from segmentsync.errors import QuotaExceeded
 from segmentsync.outcomes import Outcome
 from segmentsync.sandbox.launcher import Sandbox
 
@@ -70,11 +72,11 @@ def test_the_unsubscribed_are_looked_up_once_per_batch_not_once_per_row(sandbox:
 
 
 def test_campaign_monitor_headers_hold_every_thread_back(sandbox: Sandbox) -> None:
-    """Eight removal threads against 3 requests per window: no request leaves after an answer
+    """Eight removal threads, seven removals, 3 requests per window: no request leaves after an answer
     that said ``Remaining: 0`` before the reset, so none is refused."""
     platform = CampaignMonitor(sandbox)
     list_id = platform.new_list("Paced")
-    emails = [f"r{i}@example.com" for i in range(9)]
+    emails = [f"r{i}@example.com" for i in range(7)]
     platform.faults(rate_limit=3, rate_limit_window_seconds=1)
     destination = platform.destination()
     destination.custom_fields(list_id)  # the first answer tells the window
@@ -119,6 +121,9 @@ def test_processes_share_the_applications_rate_and_daily_quota(sandbox: Sandbox,
     stats = platform.stats()
     assert stats["limited"].get("quota_exceeded", 0) == 0  # the platform never had to say it
     assert stats["limited"].get("throttled", 0) <= PROCESSES
+    print(
+        f"\nsent {[r['sent'] for r in results]}, 429s {[r['pushback'] for r in results]}: {stats['limited']}"
+    )
     assert stats["requests"]["GET /v3/contact_lists"] == 14 + stats["limited"].get("throttled", 0)
     engine = create_engine(store_url)
     try:
@@ -126,6 +131,56 @@ def test_processes_share_the_applications_rate_and_daily_quota(sandbox: Sandbox,
                               daily=10_000, sleep=lambda s: None, name="Constant Contact")
                   for key in _keys(engine)]  # fmt: skip
         assert [limit.used() for limit in limits] == [14]
+    finally:
+        engine.dispose()
+
+
+def test_what_one_process_learns_every_process_obeys(store_url: str) -> None:
+    """Two ``StoreLimits`` of one application (as two processes would have): a 429's pause, a
+    refund and the platform's "quota spent" said to one hold for the other."""
+    engine = create_engine(store_url)
+    slept: list[float] = []
+
+    def limits(quota: int) -> StoreLimits:
+        return StoreLimits(LimitStore(engine, quota), key="app", platform="constant_contact", rate=1000,
+                           daily=10_000, sleep=slept.append, name="Constant Contact")  # fmt: skip
+
+    one, other = limits(3), limits(3)
+    try:
+        one.take()
+        one.acquire()
+        other.pause(30)  # other got a 429
+        one.take()
+        assert one.acquire() > 25  # one waits for it too
+        other.refund()  # that request was refused: not counted
+        assert one.used() == 1
+        one.take()
+        one.take()
+        with pytest.raises(QuotaExceeded, match=r"quota of the application \(3 requests\) is spent"):
+            other.take()
+        other.refund()
+        assert one.used() == 2
+        with pytest.raises(QuotaExceeded):  # spent until midnight, whatever the count says now
+            other.take()
+    finally:
+        engine.dispose()
+
+
+def test_the_platforms_quota_exceeded_stops_every_process(store_url: str) -> None:
+    engine = create_engine(store_url)
+
+    def make() -> StoreLimits:
+        return StoreLimits(LimitStore(engine), key="app", platform="constant_contact", rate=1000,
+                           daily=10_000, sleep=lambda s: None, name="Constant Contact")  # fmt: skip
+
+    one, other = make(), make()
+    try:
+        one.take()
+        error = other.spent()  # the platform answered quota_exceeded to other
+        assert error.resets_at is not None
+        assert (error.resets_at.hour, error.resets_at.minute) == (0, 0)
+        with pytest.raises(QuotaExceeded):
+            one.take()
     finally:
         engine.dispose()
 

@@ -102,9 +102,7 @@ class StoreLimits:
         self.name = name
         self._sleep = sleep
         self._now = _now_sql(store.engine)
-        self._local = threading.local()
-        self._created = False
-        self.transactions = 0  # a statistic (the overhead figures), counted without a lock
+        self._local = threading.local()  # the wait of the slot ``take`` reserved, for ``acquire``
 
     # ------------------------------------------------------------------ the Limiter
 
@@ -195,16 +193,17 @@ class StoreLimits:
             with self._engine.begin() as conn:
                 if conn.dialect.name == "postgresql":  # no fsync per request: see the module docstring
                     conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
-                if not self._created:
-                    self._create(conn)
-                row = conn.execute(
+                locked = (
                     sa.select(TABLE, self._now.label("now")).where(TABLE.c.key == self.key).with_for_update()
-                ).one()
+                )
+                row = conn.execute(locked).first()
+                if row is None:  # the application's first request in this store
+                    self._create(conn)
+                    row = conn.execute(locked).one()
                 values = change(row, float(row.now))
                 if values:
                     conn.execute(sa.update(TABLE).where(TABLE.c.key == self.key).values(**values))
-            self.transactions += 1
-        except sa.exc.OperationalError as exc:
+        except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
             raise Retriable(
                 f"{self.name}: the metadata store, which keeps the application's shared rate limit "
                 f"and daily quota, did not answer: {exc.orig or exc}"
@@ -217,7 +216,6 @@ class StoreLimits:
             conn.execute(postgresql.insert(TABLE).values(row).on_conflict_do_nothing(index_elements=["key"]))
         else:
             conn.execute(sqlite.insert(TABLE).values(row).on_conflict_do_nothing(index_elements=["key"]))
-        self._created = True
 
     def _error(self, until: float) -> QuotaExceeded:
         resets_at = datetime.fromtimestamp(until, UTC)
