@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     notification_webhook_url: str | None = None
     notification_webhook_secret: SecretStr | None = None
     worker_lease_seconds: int = 60
+    # Constant Contact's requests per UTC day per application, counted by all workers together
+    # (the platform's 10,000 unless your application was granted another)
+    constant_contact_daily_quota: int = Field(default=10_000, ge=1)
     scheduler_interval_seconds: float = 15.0
     # A browser session ends after this long without a request, and this long after signing in.
     session_idle_minutes: int = Field(default=60, ge=1, le=60 * 24 * 30)

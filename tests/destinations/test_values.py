@@ -76,19 +76,40 @@ def test_new_rows_follow_the_platform_total(
     assert new_rows(members(*plans), range(len(plans)), total_new) == new
 
 
+def rate_headers(remaining: int, reset: float, limit: int = 100) -> dict[str, str]:
+    return {
+        "x-ratelimit-limit": str(limit),
+        "x-ratelimit-remaining": str(remaining),
+        "x-ratelimit-reset": str(reset),
+    }
+
+
 def test_the_header_pacer_spreads_the_last_requests_until_the_reset() -> None:
     time = FakeTime()
     pacer = HeaderPacer(clock=time.clock, sleep=time.sleep)
-    pacer.observe({"x-ratelimit-limit": "100", "x-ratelimit-remaining": "50", "x-ratelimit-reset": "10"})
     pacer.acquire()
+    pacer.observe(rate_headers(50, 8))
+    pacer.acquire()
+    pacer.observe(rate_headers(4, 8))
     assert time.slept == []  # plenty left: full speed
-    pacer.observe({"x-ratelimit-limit": "100", "x-ratelimit-remaining": "4", "x-ratelimit-reset": "8"})
-    for _ in range(5):
+    start = time.now
+    for remaining in (3, 2, 1, 0):
         pacer.acquire()
+        pacer.observe(rate_headers(remaining, 8 - (time.now - start)))
+    pacer.acquire()  # Remaining 0: after the reset
+    pacer.observe(rate_headers(99, 10))
     assert time.slept == pytest.approx([2.0, 2.0, 2.0, 2.0])  # 4 left over 8 s, then the reset
     pacer.pause(30)
     pacer.acquire()
     assert time.slept[-1] == pytest.approx(30)
+
+
+def test_the_header_pacer_sends_nothing_after_remaining_0_until_the_reset() -> None:
+    time = FakeTime()
+    pacer = HeaderPacer(clock=time.clock, sleep=time.sleep)
+    pacer.acquire()
+    pacer.observe(rate_headers(0, 5))
+    assert pacer.acquire() == pytest.approx(5)
 
 
 def test_the_token_bucket_spaces_requests_and_allows_its_burst() -> None:

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from segmentsync.connections.models import Connection, ConnectionType, OAuthState
 from segmentsync.connections.schemas import ApiKeyAuth, AuthMethod, TokenAuth
 from segmentsync.connections.vault import Vault
-from segmentsync.destinations import create_destination
+from segmentsync.destinations import LimitStore, create_destination
 from segmentsync.destinations.base import AccountInfo, Credentials, TokenSet
 from segmentsync.errors import ConfigError, Invalid
 from segmentsync.logs import register_secret
@@ -51,6 +51,11 @@ def platform_urls(settings: Settings, type: ConnectionType, overrides: dict[str,
     else:
         api, oauth = settings.constant_contact_api_url, settings.constant_contact_oauth_url
     return (overrides.get("api_url") or api).rstrip("/"), (overrides.get("oauth_url") or oauth).rstrip("/")
+
+
+def limit_store(runtime: Runtime) -> LimitStore:
+    """The platforms' per-application limits are shared by every process of this metadata store."""
+    return LimitStore(runtime.engine, runtime.settings.constant_contact_daily_quota)
 
 
 def oauth_app(settings: Settings, type: ConnectionType) -> tuple[str | None, str | None]:
@@ -173,6 +178,8 @@ def verify(
     refreshed: list[TokenSet] = []
     credentials = with_app(to_credentials(settings, secrets, expires_at), runtime.settings, type)
     api_url, oauth_url = platform_urls(runtime.settings, type, settings)
+    # Limits of this process only: the caller may hold a store transaction (on SQLite, the write
+    # lock the shared limits would wait for), and it is one request.
     destination = create_destination(
         type, credentials=credentials, api_url=api_url, oauth_url=oauth_url, on_tokens=refreshed.append
     )

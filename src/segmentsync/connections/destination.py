@@ -132,6 +132,7 @@ class ConnectionDestination:
         inner = create_destination(
             connection.type, credentials=credentials, api_url=api_url, oauth_url=oauth_url,
             on_tokens=keeper, transport=self._transport, tuning=self._tuning,
+            limit_store=access.limit_store(self._runtime),
         )  # fmt: skip
         return inner, keeper
 

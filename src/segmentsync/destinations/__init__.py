@@ -23,6 +23,7 @@ from segmentsync.destinations.campaign_monitor import CampaignMonitor
 from segmentsync.destinations.constant_contact import ConstantContact
 from segmentsync.destinations.policy import Tuning
 from segmentsync.destinations.ratelimit import Clock, Sleep
+from segmentsync.destinations.shared_limits import LimitStore
 from segmentsync.errors import Invalid
 
 REGISTRY: dict[str, type[CampaignMonitor] | type[ConstantContact]] = {
@@ -30,7 +31,7 @@ REGISTRY: dict[str, type[CampaignMonitor] | type[ConstantContact]] = {
     ConstantContact.type: ConstantContact,
 }
 
-__all__ = ["REGISTRY", "Tuning", "create_destination", "pack"]
+__all__ = ["REGISTRY", "LimitStore", "Tuning", "create_destination", "pack"]
 
 
 def create_destination(
@@ -44,8 +45,13 @@ def create_destination(
     clock: Clock = time.time,
     sleep: Sleep = time.sleep,
     tuning: Tuning | None = None,
+    limit_store: LimitStore | None = None,
 ) -> Destination:
-    """A destination of connection type ``type`` ("campaign_monitor" or "constant_contact")."""
+    """A destination of connection type ``type`` ("campaign_monitor" or "constant_contact").
+
+    ``limit_store``: share the platform's per-application limits with every process of that
+    metadata store (Constant Contact); without it they are shared within this process only.
+    """
     cls = REGISTRY.get(str(type))
     if cls is None:
         raise Invalid(f"unknown destination type {type!r}; known: {', '.join(REGISTRY)}", field="type")
@@ -58,4 +64,5 @@ def create_destination(
         clock=clock,
         sleep=sleep,
         tuning=tuning,
+        limit_store=limit_store,
     )

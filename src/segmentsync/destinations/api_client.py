@@ -15,6 +15,7 @@ timeouts), and looks every failure up in the error table (``policy.RULES``):
 from __future__ import annotations
 
 import functools
+import logging
 import ssl
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
@@ -25,9 +26,10 @@ import stamina
 
 from segmentsync.destinations.auth import Auth
 from segmentsync.destinations.policy import Reaction, Tuning, classify, config_error_code
-from segmentsync.destinations.ratelimit import Clock, DailyQuota, next_utc_midnight
+from segmentsync.destinations.ratelimit import Clock, Quota, next_utc_midnight
 from segmentsync.errors import ConfigError, Fatal, QuotaExceeded, Retriable
 
+log = logging.getLogger(__name__)
 MIN_RATE_WAIT = 0.1  # "Reset: 0" still means wait: never hammer a server that said no
 JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8", "Accept": "application/json"}
 
@@ -107,7 +109,7 @@ class ApiClient:
         limiter: Limiter,
         tuning: Tuning,
         clock: Clock,
-        quota: DailyQuota | None = None,
+        quota: Quota | None = None,
         observe: Callable[[Mapping[str, str]], None] | None = None,
         rate_wait: Callable[[httpx.Response, str | None], float] | None = None,
     ) -> None:
@@ -169,9 +171,10 @@ class ApiClient:
         if self._quota is not None:
             self._quota.take()
         self._limiter.acquire()
-        auth_headers, token = self.auth.headers()
-        headers = {**kwargs.get("headers", {}), **auth_headers}
-        try:
+        response: httpx.Response | None = None
+        try:  # every acquired request is observed, answered or not (HeaderPacer counts those in flight)
+            auth_headers, token = self.auth.headers()
+            headers = {**kwargs.get("headers", {}), **auth_headers}
             self.requests_sent += 1
             response = self.http.request(method, url, **{**kwargs, "headers": headers})
         except httpx.HTTPError as exc:
@@ -180,8 +183,9 @@ class ApiClient:
                 self.pushback += 1
                 raise _Transient(f"{exc.__class__.__name__}: {exc}") from exc
             raise Fatal(f"{self.title}: {exc.__class__.__name__}: {exc}") from exc
-        if self._observe is not None:
-            self._observe(response.headers)
+        finally:
+            if self._observe is not None:
+                self._observe(response.headers if response is not None else {})
         if response.is_success:
             return response
         return self._failed(response, token)
@@ -201,6 +205,13 @@ class ApiClient:
                 if self._quota is not None:
                     self._quota.refund()
                 wait = self._rate_wait(response, code)
+                log.info(
+                    "%s: rate limited (HTTP %s %s), pausing requests for %.1f s",
+                    self.title,
+                    status,
+                    code,
+                    wait,
+                )
                 self._limiter.pause(wait)
                 raise _RateLimited(wait)
             case Reaction.REFRESH_TOKEN:

@@ -50,6 +50,7 @@ from segmentsync.destinations.batching import pack
 from segmentsync.destinations.oauth import CampaignMonitorOAuth
 from segmentsync.destinations.policy import CAMPAIGN_MONITOR, Tuning
 from segmentsync.destinations.ratelimit import Clock, HeaderPacer, Sleep
+from segmentsync.destinations.shared_limits import LimitStore
 from segmentsync.destinations.templates import RowTemplate, Value
 from segmentsync.errors import ConfigError, Conflict, Invalid
 from segmentsync.outcomes import Outcome
@@ -86,6 +87,7 @@ class CampaignMonitor:
         clock: Clock = time.time,
         sleep: Sleep = time.sleep,
         tuning: Tuning | None = None,
+        limit_store: LimitStore | None = None,  # unused: the platform announces its limits in headers
     ) -> None:
         self._tuning = tuning = tuning or Tuning()
         self._sleep = sleep

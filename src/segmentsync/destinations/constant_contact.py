@@ -3,7 +3,8 @@
 * Auth: OAuth 2 Bearer. A 401 (expired and invalid look alike) or an access token about to expire
   triggers one refresh; refresh tokens rotate, so the new pair goes to ``on_tokens`` before use.
 * Limits: 4 requests/s and 10,000 requests/day per *application*: one token bucket and one daily
-  counter per application key, shared by every destination in the process (``ratelimit``).
+  counter per application key, shared by every process through the metadata store when one is
+  given (``shared_limits``), else by every destination in the process (``ratelimit``).
   ``quota_exceeded`` stops everything with ``QuotaExceeded`` until 00:00 UTC.
 * Upsert: ``POST activities/contacts_json_import`` (≤ 40,000 rows, < 4 MB), then the activity is
   polled (through the same limiter) until it is final; its counters become per-row outcomes
@@ -49,7 +50,8 @@ from segmentsync.destinations.batching import ENVELOPE_BYTES, chunk, pack
 from segmentsync.destinations.constant_contact_activities import Activities
 from segmentsync.destinations.oauth import ConstantContactOAuth
 from segmentsync.destinations.policy import CONSTANT_CONTACT, Tuning
-from segmentsync.destinations.ratelimit import Clock, Sleep, shared_limits
+from segmentsync.destinations.ratelimit import Clock, Quota, Sleep, TokenBucket, shared_limits
+from segmentsync.destinations.shared_limits import LimitStore, StoreLimits, limit_key
 from segmentsync.destinations.templates import RowTemplate, Value
 from segmentsync.errors import ConfigError, Conflict, Fatal, Invalid
 from segmentsync.outcomes import Outcome
@@ -106,20 +108,25 @@ class ConstantContact:
         clock: Clock = time.time,
         sleep: Sleep = time.sleep,
         tuning: Tuning | None = None,
+        limit_store: LimitStore | None = None,
     ) -> None:
         if not credentials.access_token:
             raise ConfigError(f"{TITLE}: the connection has no OAuth token; authenticate it")
         tuning = tuning or Tuning()
         self._claims = token_claims(credentials.access_token)
         app_key = credentials.oauth_client_id or str(self._claims.get("cid") or "unknown application")
-        bucket, self.quota = shared_limits(
-            (api_url, app_key),
-            rate=tuning.requests_per_second or self.limits.requests_per_second or 4,
-            daily=REQUESTS_PER_DAY,
-            clock=clock,
-            sleep=sleep,
-            name=TITLE,
-        )
+        rate = tuning.requests_per_second or self.limits.requests_per_second or 4
+        limiter: StoreLimits | TokenBucket
+        self.quota: Quota
+        if limit_store is not None:  # every process of this store shares them
+            limiter = self.quota = StoreLimits(
+                limit_store, key=limit_key(api_url, app_key), platform=self.type, rate=rate,
+                daily=REQUESTS_PER_DAY, sleep=sleep, name=TITLE,
+            )  # fmt: skip
+        else:
+            limiter, self.quota = shared_limits(
+                (api_url, app_key), rate=rate, daily=REQUESTS_PER_DAY, clock=clock, sleep=sleep, name=TITLE
+            )
         self._oauth = ConstantContactOAuth(
             oauth_url, transport=transport, tuning=tuning, clock=clock, sleep=sleep
         )
@@ -144,7 +151,7 @@ class ConstantContact:
             base_url=api_url,
             http=new_http_client(transport, timeout=tuning.timeout, connections=self.limits.concurrency + 2),
             auth=self.auth,
-            limiter=bucket,
+            limiter=limiter,
             tuning=tuning,
             clock=clock,
             quota=self.quota,

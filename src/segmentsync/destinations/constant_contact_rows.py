@@ -200,9 +200,13 @@ def outcomes(
 def _unsubscribed_rows(
     members: Sequence[Member], rows: list[int], count: int, unsubscribed: Callable[[bool], set[str]]
 ) -> set[int]:
-    found = {i for i in rows if members[i].email.casefold() in unsubscribed(False)}
+    """The rows among ``rows`` whose address is unsubscribed: one lookup, or two when the kept
+    list disagrees with ``count`` (never one per row: each lookup pages the whole list)."""
+    known = unsubscribed(False)
+    found = {i for i in rows if members[i].email.casefold() in known}
     if len(found) != count:  # someone unsubscribed since we looked: look again
-        found = {i for i in rows if members[i].email.casefold() in unsubscribed(True)}
+        fresh = unsubscribed(True)
+        found = {i for i in rows if members[i].email.casefold() in fresh}
     return found
 
 

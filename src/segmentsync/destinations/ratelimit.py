@@ -10,11 +10,24 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 from segmentsync.errors import QuotaExceeded
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], None]
+SHARE = 4  # HeaderPacer: requests in flight stay within a quarter of what remains
+ANSWER_WAIT = 0.05  # seconds between looks while waiting for another thread's answer
+
+
+class Quota(Protocol):
+    """A daily request quota: ``DailyQuota`` (this process) or ``shared_limits.StoreLimits``."""
+
+    def take(self) -> None: ...
+
+    def refund(self) -> None: ...
+
+    def spent(self) -> QuotaExceeded: ...
 
 
 class TokenBucket:
@@ -118,54 +131,98 @@ def shared_limits(
 
 
 class HeaderPacer:
-    """Follows ``X-RateLimit-Limit/Remaining/Reset`` (Reset in seconds, not an epoch).
+    """Follows ``X-RateLimit-Limit/Remaining/Reset`` (Reset in seconds, not an epoch) for every
+    thread of one destination.
 
-    Requests go at full speed while plenty remain; when ``Remaining`` falls to ``low_water`` or
-    below, the rest are spread evenly until the reset; at 0, everyone waits for the reset. A 429
-    pauses everyone for ``Reset`` seconds (:meth:`pause`).
+    * Nothing is held back until an answer carries the headers. Once a window has reset, one
+      request goes alone: its answer says what the new window allows (other senders of the same
+      key may have used some of it).
+    * After an answer with ``Remaining: n``, at most ``n`` minus the requests still in flight
+      leave before the next answer; at 0, nobody sends until the reset.
+    * Requests in flight at once stay within a quarter of what remains (``SHARE``): other
+      processes sending with the same key spend the same window, and a 429 should cost each
+      sender one request, not many. When ``Remaining`` is at ``low_water`` or below, one request
+      is in flight at a time and the rest are spread evenly until the reset.
+    * A 429 pauses everyone for ``Reset`` seconds (:meth:`pause`).
+
+    :meth:`observe` must follow every :meth:`acquire` (with ``{}`` when no answer came):
+    ``ApiClient`` calls it for every attempt.
     """
 
     def __init__(self, *, clock: Clock, sleep: Sleep, low_water_share: float = 0.1) -> None:
         self._clock = clock
         self._sleep = sleep
         self._low_share = low_water_share
-        self._lock = threading.Lock()
-        self._next = 0.0
-        self._remaining: int | None = None
+        self._cond = threading.Condition()
+        self._next = 0.0  # nobody sends before this (a 429's pause, or spreading)
+        self._budget: int | None = None  # may still leave before the next answer; None: no limit known
+        self._reset_at = 0.0  # the end of the window
         self._limit: int | None = None
-        self._reset_at = 0.0
+        self._in_flight = 0
 
     def acquire(self) -> float:
-        with self._lock:
-            now = self._clock()
-            start = max(now, self._next)
-            interval = 0.0
-            if self._remaining is not None and self._reset_at > start:
-                if self._remaining <= 0:
-                    start = self._reset_at
-                elif self._remaining <= self._low_water():
-                    interval = (self._reset_at - start) / self._remaining
-                self._remaining -= 1  # our own estimate until the next answer says
-            self._next = start + interval
-        wait = start - now
-        if wait > 0:
-            self._sleep(wait)
-        return wait
+        waited = 0.0
+        with self._cond:
+            while True:
+                delay = self._delay(self._clock())
+                if delay == 0.0:
+                    break
+                if delay is None:  # wait for an answer (another thread's request is in flight)
+                    self._cond.wait(ANSWER_WAIT)
+                    continue
+                self._cond.release()
+                try:
+                    self._sleep(delay)
+                finally:
+                    self._cond.acquire()
+                waited += delay
+            self._in_flight += 1
+            if self._budget is not None:
+                self._budget -= 1
+        return waited
+
+    def _delay(self, now: float) -> float | None:
+        """0: go now (and spread the next one); seconds to sleep; None: wait for an answer."""
+        if now < self._next:
+            return self._next - now
+        if self._budget is None:
+            return 0.0
+        if now >= self._reset_at:  # the window is over (or not known yet): one request finds out
+            return 0.0 if self._in_flight == 0 else None
+        low = self._budget <= self._low_water()
+        # In flight at once: at most a SHARE-th of what the last answer left (one when it is low),
+        # so that other senders of the same key, spending the same window, cannot make several
+        # of ours fail together.
+        most = 1 if low else max(1, (self._budget + self._in_flight) // SHARE)
+        if self._budget <= 0 or self._in_flight >= most:
+            return None if self._in_flight else self._reset_at - now
+        if low:
+            self._next = now + (self._reset_at - now) / self._budget
+        return 0.0
 
     def observe(self, headers: Mapping[str, str]) -> None:
+        """The answer to one acquired request (``{}``: it failed without an answer)."""
         try:
-            remaining = int(headers["x-ratelimit-remaining"])
+            remaining: int | None = int(headers["x-ratelimit-remaining"])
             reset = float(headers["x-ratelimit-reset"])
         except (KeyError, ValueError):
-            return
+            remaining, reset = None, 0.0
         limit = headers.get("x-ratelimit-limit")
-        with self._lock:
-            self._remaining = remaining
-            self._reset_at = self._clock() + reset
-            self._limit = int(limit) if limit and limit.isdigit() else self._limit
+        with self._cond:
+            self._in_flight = max(0, self._in_flight - 1)
+            now = self._clock()
+            if remaining is not None:
+                allowed = remaining - self._in_flight  # those in flight may not be counted yet
+                if self._budget is None or now >= self._reset_at:  # a new window
+                    self._budget, self._reset_at = allowed, now + reset
+                else:  # Remaining only falls within a window: an older answer must not raise it
+                    self._budget = min(self._budget, allowed)
+                    self._reset_at = max(self._reset_at, now + reset)
+                self._limit = int(limit) if limit and limit.isdigit() else self._limit
+            self._cond.notify_all()
 
     def pause(self, seconds: float) -> None:
-        with self._lock:
+        with self._cond:
             self._next = max(self._next, self._clock() + seconds)
 
     def _low_water(self) -> int:
