@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import functools
 import ssl
+import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import httpx
 import orjson
@@ -27,6 +29,7 @@ from segmentsync.destinations.auth import Auth
 from segmentsync.destinations.policy import Reaction, Tuning, classify, config_error_code
 from segmentsync.destinations.ratelimit import Clock, DailyQuota, next_utc_midnight
 from segmentsync.errors import ConfigError, Fatal, QuotaExceeded, Retriable
+from segmentsync.observe import metrics
 
 MIN_RATE_WAIT = 0.1  # "Reset: 0" still means wait: never hammer a server that said no
 JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8", "Accept": "application/json"}
@@ -114,6 +117,7 @@ class ApiClient:
         self.platform = platform
         self.title = title  # "Campaign Monitor": the start of every message
         self.base_url = base_url.rstrip("/")
+        self._base_path = urlsplit(self.base_url).path  # operations are named without it
         self.http = http
         self.auth = auth
         self._limiter = limiter
@@ -171,15 +175,21 @@ class ApiClient:
         self._limiter.acquire()
         auth_headers, token = self.auth.headers()
         headers = {**kwargs.get("headers", {}), **auth_headers}
+        operation = metrics.operation(method, url, self._base_path)
+        started = time.perf_counter()
         try:
             self.requests_sent += 1
             response = self.http.request(method, url, **{**kwargs, "headers": headers})
         except httpx.HTTPError as exc:
+            metrics.platform_request(self.platform, operation, None, time.perf_counter() - started)
             rule = classify(self.platform, exc=exc)
             if rule.action is Reaction.RETRY:
                 self.pushback += 1
                 raise _Transient(f"{exc.__class__.__name__}: {exc}") from exc
             raise Fatal(f"{self.title}: {exc.__class__.__name__}: {exc}") from exc
+        metrics.platform_request(
+            self.platform, operation, response.status_code, time.perf_counter() - started
+        )
         if self._observe is not None:
             self._observe(response.headers)
         if response.is_success:
@@ -198,6 +208,7 @@ class ApiClient:
                 raise _Transient(what)
             case Reaction.RATE_LIMITED:
                 self.pushback += 1
+                metrics.throttled(self.platform)
                 if self._quota is not None:
                     self._quota.refund()
                 wait = self._rate_wait(response, code)

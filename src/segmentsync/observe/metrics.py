@@ -1,0 +1,229 @@
+"""The metric families of runs, platforms, the queue and the workers (Prometheus, default registry).
+
+Counters and histograms are this process's own (each worker process counts the runs and requests
+it handled; Prometheus sums them). The queue, worker and last-success gauges are read from the
+metadata store at scrape time by :class:`StoreCollector` — a few indexed queries — so every
+process reports the same values. Label values are bounded: platform, trigger, status, outcome,
+phase, a request's operation (its method and path template); an export's id and name only for
+the exports an operator names in ``SEGMENTSYNC_METRICS_EXPORTS``. See docs/operations.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
+from prometheus_client import REGISTRY, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy.orm import Session
+
+from segmentsync.exports.models import Export, Run, RunStatus
+from segmentsync.scheduling.models import WorkerBeat
+
+if TYPE_CHECKING:
+    from segmentsync.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+RUNS = Counter(
+    "segmentsync_runs",
+    "Runs (attempts) that ended in this process, by platform, trigger and status",
+    ["platform", "trigger", "status"],
+)
+ROWS = Counter(
+    "segmentsync_rows",
+    "Rows of the runs that finished in this process, by platform and outcome",
+    ["platform", "outcome"],
+)
+RUN_DURATION = Histogram(
+    "segmentsync_run_duration_seconds",
+    "Time runs spent in each phase (snapshot, plan, send, finish) and in all (total), per attempt",
+    ["platform", "phase"],
+    buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600),
+)
+PLATFORM_REQUESTS = Counter(
+    "segmentsync_platform_requests",
+    "HTTP requests sent to the platforms, by operation and status code (error: no answer)",
+    ["platform", "operation", "status"],
+)
+PLATFORM_DURATION = Histogram(
+    "segmentsync_platform_request_duration_seconds",
+    "Time the platforms took to answer, by operation",
+    ["platform", "operation"],
+    buckets=(0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+THROTTLED = Counter(
+    "segmentsync_platform_throttled",
+    "Answers of the platforms that said to slow down (rate limited: the request is repeated later)",
+    ["platform"],
+)
+TOKEN_REFRESHES = Counter(
+    "segmentsync_token_refreshes",
+    "OAuth access-token refreshes: ok, refused (the platform said no), not_saved, impossible (no refresh token)",
+    ["platform", "result"],
+)
+OUTCOMES = ("new", "updated", "unchanged", "removed", "invalid", "rejected", "skipped")
+
+# ---------------------------------------------------------------- platform requests
+
+# A path segment that is a word of the API ("lists", "contact_custom_fields", "import.json") stays;
+# anything else (ids, keys, e-mail addresses) becomes {id}, so operations stay a short list.
+_WORD = re.compile(r"^[a-z_]{1,40}(\.json)?$")
+
+
+def operation(method: str, url: str, base_path: str = "") -> str:
+    """``POST /subscribers/{id}/import.json``: a request's method and path template."""
+    path = urlsplit(url).path
+    if base_path and path.startswith(base_path):
+        path = path[len(base_path) :]
+    parts = [
+        part if _WORD.match(part) else ("{id}.json" if part.endswith(".json") else "{id}")
+        for part in path.strip("/").split("/")
+        if part
+    ]
+    return f"{method.upper()} /{'/'.join(parts)}"
+
+
+def platform_request(platform: str, operation: str, status: int | None, seconds: float) -> None:
+    """One request sent: its answer's status (None: no answer — timeout, connection refused)."""
+    PLATFORM_REQUESTS.labels(platform, operation, "error" if status is None else str(status)).inc()
+    PLATFORM_DURATION.labels(platform, operation).observe(seconds)
+
+
+def throttled(platform: str) -> None:
+    THROTTLED.labels(platform).inc()
+
+
+def token_refresh(platform: str, result: str) -> None:
+    TOKEN_REFRESHES.labels(platform, result).inc()
+
+
+# ---------------------------------------------------------------- the store's gauges
+
+
+class StoreCollector(Collector):
+    """Queue, workers and (opt-in) last successes, read from the store at each scrape.
+
+    One collector for the process, registered once; :func:`watch` points it at the process's
+    runtime. If the store does not answer, ``segmentsync_store_up`` is 0 and the rest is absent
+    (the scrape itself still succeeds, so that the alert is about the store, not the target).
+    """
+
+    def __init__(self) -> None:
+        self.runtime: Runtime | None = None
+        self._lock = threading.Lock()
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())  # collected at scrape time only (no collect() when registered)
+
+    def collect(self) -> Iterator[Metric]:
+        runtime = self.runtime
+        if runtime is None:
+            return
+        up = GaugeMetricFamily("segmentsync_store_up", "1 if the metadata store answered this scrape")
+        try:
+            with self._lock:  # concurrent scrapes take turns: one set of queries at a time
+                families = list(_store_families(runtime))
+        except Exception as exc:
+            log.warning("metrics: the store did not answer: %s: %s", exc.__class__.__name__, exc)
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        yield from families
+
+
+def _store_families(runtime: Runtime) -> Iterator[Metric]:
+    now = runtime.clock()
+    alive_since = now - timedelta(seconds=runtime.settings.worker_lease_seconds)
+    with runtime.readers() as session:
+        by_status = {
+            status: (count, oldest)
+            for status, count, oldest in session.execute(
+                sa.select(Run.status, sa.func.count(), sa.func.min(Run.created_at))
+                .where(Run.status.in_([RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.FAILED_RETRY]))
+                .group_by(Run.status)
+            )
+        }
+        alive, busy, newest = session.execute(
+            sa.select(
+                sa.func.count().filter(WorkerBeat.heartbeat_at > alive_since),
+                sa.func.count().filter(WorkerBeat.heartbeat_at > alive_since, WorkerBeat.run_id.is_not(None)),
+                sa.func.max(WorkerBeat.heartbeat_at),
+            )
+        ).one()
+        wanted = runtime.settings.metrics_export_list
+        successes = _last_successes(session, wanted) if wanted else []
+    queued, oldest = by_status.get(RunStatus.QUEUED, (0, None))
+    yield _gauge("segmentsync_runs_queued", "Runs waiting for a worker", queued)
+    yield _gauge(
+        "segmentsync_runs_running", "Runs a worker is executing", by_status.get(RunStatus.RUNNING, (0,))[0]
+    )
+    yield _gauge(
+        "segmentsync_runs_retrying",
+        "Runs that failed and wait for their next attempt",
+        by_status.get(RunStatus.FAILED_RETRY, (0,))[0],
+    )
+    yield _gauge(
+        "segmentsync_oldest_queued_run_age_seconds",
+        "How long the oldest queued run has waited (0: none queued)",
+        max((now - oldest).total_seconds(), 0.0) if oldest is not None else 0.0,
+    )
+    yield _gauge("segmentsync_workers_alive", "Workers whose heartbeat is younger than the lease", alive)
+    yield _gauge("segmentsync_workers_busy", "Live workers executing a run", busy)
+    if newest is not None:  # absent until a worker has ever beaten
+        age = GaugeMetricFamily(
+            "segmentsync_worker_heartbeat_age_seconds",
+            "Seconds since the latest heartbeat of any worker (grows when every worker is gone)",
+        )
+        age.add_metric([], max((now - newest).total_seconds(), 0.0))
+        yield age
+    if wanted:
+        last = GaugeMetricFamily(
+            "segmentsync_export_last_success_timestamp_seconds",
+            "When the export's latest successful run finished (Unix time; the exports of SEGMENTSYNC_METRICS_EXPORTS)",
+            labels=["export_id", "export"],
+        )
+        for export_id, name, finished in successes:
+            last.add_metric([str(export_id), name], finished.timestamp() if finished else 0.0)
+        yield last
+
+
+def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, documentation, value=value)
+
+
+def _last_successes(session: Session, wanted: list[str]) -> list[tuple[int, str, datetime | None]]:
+    exports = sa.select(Export.id, Export.name)
+    if wanted != ["*"]:
+        ids = [int(item) for item in wanted if item.isdigit()]
+        exports = exports.where(sa.or_(Export.id.in_(ids), Export.name.in_(wanted)))
+    latest = (
+        sa.select(sa.func.max(Run.finished_at))
+        .where(
+            Run.export_id == Export.id,
+            Run.status.in_([RunStatus.SUCCEEDED, RunStatus.SUCCEEDED_WITH_REJECTIONS]),
+            Run.dry_run.is_(False),
+        )
+        .scalar_subquery()
+    )
+    return [
+        (row[0], row[1], row[2]) for row in session.execute(exports.add_columns(latest).order_by(Export.id))
+    ]
+
+
+STORE = StoreCollector()
+REGISTRY.register(STORE)
+
+
+def watch(runtime: Runtime) -> None:
+    """Report the queue and workers of ``runtime``'s store at each scrape of this process."""
+    STORE.runtime = runtime
