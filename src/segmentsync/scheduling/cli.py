@@ -20,7 +20,6 @@ import typer
 from rich.table import Table
 
 from segmentsync.errors import SegmentSyncError
-from segmentsync.observe import metrics as observe_metrics
 from segmentsync.observe import tracing
 from segmentsync.runtime import Runtime
 from segmentsync.scheduling import schedule
@@ -179,7 +178,6 @@ def worker(
         )
     shutdown = Shutdown(settings)
     shutdown.install()
-    observe_metrics.watch(runtime)
     tracing.configure(runtime)
     server = None if metrics_port is None else _serve_metrics(runtime, settings, metrics_host, metrics_port)
     threads = _threads([(f"worker-{n}", Worker(runtime).run_forever) for n in range(count)], shutdown.event)
