@@ -37,7 +37,7 @@ def test_a_run_is_counted_as_it_ended(world: World, platform: str) -> None:
     run = run_export(world, export_id)
     after, sandbox_after = scrape(world.runtime), sandbox_requests(world, platform)
 
-    assert run.status is RunStatus.SUCCEEDED and run.new == 20
+    assert (run.status, run.new) == (RunStatus.SUCCEEDED, 20)
     ran = {"platform": platform, "trigger": "on_demand"}
     assert delta(before, after, "segmentsync_runs_total", **ran, status="succeeded") == 1
     assert delta(before, after, "segmentsync_runs_total") == 1
