@@ -206,13 +206,18 @@ def _last_successes(session: Session, wanted: list[str]) -> list[tuple[int, str,
     if wanted != ["*"]:
         ids = [int(item) for item in wanted if item.isdigit()]
         exports = exports.where(sa.or_(Export.id.in_(ids), Export.name.in_(wanted)))
+    # The export's latest successful run by id: one run of an export is active at a time, so the
+    # latest started is the latest finished, and the walk down the export's index (its entries
+    # end with the id) stops at the first success instead of reading the export's whole history.
     latest = (
-        sa.select(sa.func.max(Run.finished_at))
+        sa.select(Run.finished_at)
         .where(
             Run.export_id == Export.id,
             Run.status.in_([RunStatus.SUCCEEDED, RunStatus.SUCCEEDED_WITH_REJECTIONS]),
             Run.dry_run.is_(False),
         )
+        .order_by(Run.id.desc())
+        .limit(1)
         .scalar_subquery()
     )
     return [
