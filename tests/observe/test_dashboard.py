@@ -7,6 +7,7 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -15,6 +16,8 @@ from segmentsync.observe.health import worker_app
 from segmentsync.runtime import Runtime
 from segmentsync.scheduling.worker import Worker
 
+# What is checked here does not depend on the store: SQLite only.
+pytestmark = pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
 DOCS = Path(__file__).parents[2] / "docs"
 NAME = re.compile(r"\bsegmentsync_[a-z_]+")
 SUFFIXES = ("", "_total", "_bucket", "_count", "_sum", "_created")

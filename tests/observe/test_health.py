@@ -38,6 +38,7 @@ def readyz(client: TestClient) -> tuple[int, dict[str, Any]]:
     return answer.status_code, answer.json()
 
 
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)  # touches no store
 def test_healthz_answers_without_a_sign_in(runtime: Runtime) -> None:
     for app in (create_app(runtime), worker_app(runtime)):
         answer = TestClient(app).get("/healthz")

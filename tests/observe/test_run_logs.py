@@ -10,6 +10,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +22,7 @@ from segmentsync.exports.models import Export, Run, RunStatus
 from segmentsync.logs import MASK, configure_logging, register_secret
 from segmentsync.observe.context import RunFields, run_fields
 from segmentsync.scheduling.worker import Worker
+from segmentsync.settings import Settings
 
 from .runs import make_export, queue_run, run_export
 
@@ -126,12 +128,11 @@ def test_claim_resume_and_lease_loss_are_logged(world: World, log_lines: io.Stri
     assert (lost["level"], lost["worker"], lost["run_id"]) == ("WARNING", "first", run_id)
 
 
-def test_text_lines_end_with_the_runs_fields_and_secrets_stay_masked(world: World) -> None:
+def test_text_lines_end_with_the_runs_fields_and_secrets_stay_masked(tmp_path: Path) -> None:
     stream = io.StringIO()
     root = logging.getLogger()
     level, handlers = root.level, list(root.handlers)
-    world.runtime.settings.log_format = "text"
-    configure_logging(world.runtime.settings, stream=stream)
+    configure_logging(Settings(data_dir=tmp_path, log_format="text"), stream=stream)
     register_secret("a-platform-key-123")
     try:
         with run_fields(RunFields(run_id=7, export_id=3, platform="campaign_monitor", phase="send")):

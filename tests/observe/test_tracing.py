@@ -26,6 +26,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 EXPORTER = InMemorySpanExporter()
+# What is checked here does not depend on the store: SQLite only.
+pytestmark = pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
 
 
 @pytest.fixture
