@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -197,3 +198,19 @@ def test_serve_answers_probes_and_writes_only_json_until_it_stops(
     messages = [line["message"] for line in stop(serve, seen)]
     assert any(message.startswith("stopping:") for message in messages)
     assert "Finished server process" in " ".join(messages)
+
+
+def test_a_metrics_port_in_use_stops_the_worker_with_a_message(
+    json_env: dict[str, str], processes: list[subprocess.Popen[str]]
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        worker = start(processes, json_env, "worker", "--metrics-port", str(port))
+        out, errors = worker.communicate(timeout=120)
+    assert worker.returncode == 1
+    lines = [json.loads(line) for line in [*errors.splitlines(), *out.splitlines()] if line.strip()]
+    [error] = [line for line in lines if line["logger"] == "segmentsync.scheduling.cli"]
+    assert error["level"] == "ERROR"
+    assert error["message"].startswith(f"error: cannot serve metrics on 127.0.0.1:{port}")

@@ -34,10 +34,10 @@ app.add_typer(schedule_app, name="schedule")
 log = logging.getLogger(__name__)
 
 
-def say(settings: Settings, message: str, *, to_err: bool = False) -> None:
+def say(settings: Settings, message: str, *, to_err: bool = False, level: int = logging.INFO) -> None:
     """A line for the operator: a log record in JSON mode (never a plain-text line there), else printed."""
     if settings.log_format == "json":
-        log.info(message)
+        log.log(level, message)
     else:
         (err if to_err else out).print(message, highlight=False)
 
@@ -228,7 +228,9 @@ def _serve_metrics(runtime: Runtime, settings: Settings, host: str, port: int) -
     try:
         address = server.start()
     except (RuntimeError, OSError) as exc:
-        say(settings, f"error: cannot serve metrics on {host}:{port}: {exc}", to_err=True)
+        say(
+            settings, f"error: cannot serve metrics on {host}:{port}: {exc}", to_err=True, level=logging.ERROR
+        )
         runtime.close()
         raise typer.Exit(1) from None
     log.info(
