@@ -19,11 +19,13 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
-from prometheus_client import REGISTRY, Counter, Histogram
+from prometheus_client import REGISTRY, Counter, Histogram, Info
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy.orm import Session
 
+from segmentsync import __version__
+from segmentsync.db import SCHEMA_HEAD
 from segmentsync.exports.models import Export, Run, RunStatus
 from segmentsync.scheduling.models import WorkerBeat
 
@@ -32,6 +34,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+BUILD = Info("segmentsync_build", "The version of segmentsync and the migration its code needs")
+BUILD.info({"version": __version__, "schema": SCHEMA_HEAD})
 RUNS = Counter(
     "segmentsync_runs",
     "Runs (attempts) that ended in this process, by platform, trigger and status",
