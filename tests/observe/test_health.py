@@ -24,6 +24,7 @@ from segmentsync.api.app import create_app
 from segmentsync.db import SCHEMA_HEAD
 from segmentsync.observe.health import worker_app
 from segmentsync.runtime import Runtime
+from segmentsync.scheduling.cli import MetricsServer
 from segmentsync.scheduling.worker import Worker
 from segmentsync.settings import Settings
 
@@ -94,6 +95,7 @@ def test_not_ready_without_the_store_and_the_password_is_not_shown(tmp_path: Pat
     assert "pg-secret-pw" not in json.dumps(body)
 
 
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)  # the profile source's check
 def test_not_ready_when_the_profile_source_does_not_answer(tmp_path: Path, store_url: str) -> None:
     settings = Settings(data_dir=tmp_path, database_url=store_url, profiles_url=UNREACHABLE_PG)
     runtime = Runtime.open(settings)
@@ -163,54 +165,49 @@ def stop(process: subprocess.Popen[str], seen: list[str]) -> list[dict[str, Any]
     return parsed
 
 
-def test_worker_serves_health_readiness_and_metrics_and_writes_only_json(
-    json_env: dict[str, str], processes: list[subprocess.Popen[str]]
+def test_worker_and_serve_answer_probes_and_write_only_json_until_they_stop(
+    json_env: dict[str, str], processes: list[subprocess.Popen[str]], tmp_path: Path
 ) -> None:
+    # Both at once (they start in parallel: half the wall time); each with its own data dir.
+    serve_env = {**json_env, "SEGMENTSYNC_DATA_DIR": str(tmp_path / "serve")}
     worker = start(processes, json_env, "worker", "--metrics-port", "0")
+    serve = start(processes, serve_env, "serve")
     assert worker.stderr is not None
-    seen: list[str] = []
-    url = json.loads(read_until(worker.stderr, seen, '"metrics_url"'))["metrics_url"]
+    assert serve.stderr is not None
+
+    # the worker: /healthz, /readyz (its worker beats as it starts), /metrics
+    seen_worker: list[str] = []
+    url = json.loads(read_until(worker.stderr, seen_worker, '"metrics_url"'))["metrics_url"]
     assert httpx.get(f"{url}/healthz", timeout=10).json() == {"status": "ok"}
-    read_until(worker.stderr, seen, '"worker.started"')
+    read_until(worker.stderr, seen_worker, '"worker.started"')
     ready = httpx.get(f"{url}/readyz", timeout=30)
-    assert ready.status_code == 200, ready.text  # its worker beats as it starts
+    assert ready.status_code == 200, ready.text
     samples = scrape_url(url)
     assert value(samples, "segmentsync_workers_alive") == 1
     assert value(samples, "segmentsync_runs_queued") == 0
-    lines = stop(worker, seen)
-    events = [line.get("event") for line in lines]
-    assert "worker.stopped" in events
-    assert any(line["logger"].startswith("uvicorn") for line in lines)  # uvicorn's own lines: JSON too
 
-
-def test_serve_answers_probes_and_writes_only_json_until_it_stops(
-    json_env: dict[str, str], processes: list[subprocess.Popen[str]]
-) -> None:
-    serve = start(processes, json_env, "serve")
-    assert serve.stderr is not None
-    seen: list[str] = []
-    running = json.loads(read_until(serve.stderr, seen, "Uvicorn running on"))["message"]
+    # serve: /healthz, /readyz with its worker alive
+    seen_serve: list[str] = []
+    running = json.loads(read_until(serve.stderr, seen_serve, "Uvicorn running on"))["message"]
     base = running.split(" on ", 1)[1].split(" ")[0]
     assert httpx.get(f"{base}/healthz", timeout=10).status_code == 200
     ready = httpx.get(f"{base}/readyz", timeout=30)
     assert ready.status_code == 200, ready.text
     assert ready.json()["checks"]["workers"]["ok"]  # serve runs a worker: it must be alive
-    messages = [line["message"] for line in stop(serve, seen)]
+
+    worker_lines = stop(worker, seen_worker)
+    assert "worker.stopped" in [line.get("event") for line in worker_lines]
+    assert any(line["logger"].startswith("uvicorn") for line in worker_lines)  # uvicorn's own: JSON too
+    messages = [line["message"] for line in stop(serve, seen_serve)]
     assert any(message.startswith("stopping:") for message in messages)
     assert "Finished server process" in " ".join(messages)
 
 
-def test_a_metrics_port_in_use_stops_the_worker_with_a_message(
-    json_env: dict[str, str], processes: list[subprocess.Popen[str]]
-) -> None:
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_a_metrics_port_in_use_is_refused_with_a_message(runtime: Runtime) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        port = taken.getsockname()[1]
-        worker = start(processes, json_env, "worker", "--metrics-port", str(port))
-        out, errors = worker.communicate(timeout=120)
-    assert worker.returncode == 1
-    lines = [json.loads(line) for line in [*errors.splitlines(), *out.splitlines()] if line.strip()]
-    [error] = [line for line in lines if line["logger"] == "segmentsync.scheduling.cli"]
-    assert error["level"] == "ERROR"
-    assert error["message"].startswith(f"error: cannot serve metrics on 127.0.0.1:{port}")
+        server = MetricsServer(runtime, "127.0.0.1", taken.getsockname()[1])
+        with pytest.raises(RuntimeError, match="is the port in use"):
+            server.start()

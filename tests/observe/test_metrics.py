@@ -30,6 +30,9 @@ def _fast_platforms(world: World) -> None:
     world.sandbox.cc_faults(requests_per_second=None, instant_activities=True)
 
 
+@pytest.mark.parametrize(
+    "store_url", ["sqlite"], indirect=True
+)  # counted from the run as stored: the store does not matter
 @pytest.mark.parametrize("platform", PLATFORMS)
 def test_a_run_is_counted_as_it_ended(world: World, platform: str) -> None:
     export_id = make_export(world, platform)
@@ -75,6 +78,9 @@ def test_a_run_is_counted_as_it_ended(world: World, platform: str) -> None:
     assert delta(before, after, "segmentsync_platform_throttled_total", platform=platform) == 0
 
 
+@pytest.mark.parametrize(
+    "store_url", ["sqlite"], indirect=True
+)  # counted from the run as stored: the store does not matter
 def test_throttling_and_token_refreshes_are_counted(world: World) -> None:
     export_id = make_export(world, "constant_contact")
     world.sandbox.cc_faults(throttle_rate=0.5, seed=7, path_pattern="import")
@@ -109,6 +115,9 @@ def test_throttling_and_token_refreshes_are_counted(world: World) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    "store_url", ["sqlite"], indirect=True
+)  # counted from the run as stored: the store does not matter
 def test_a_failed_attempt_is_counted_with_its_status_and_no_rows(world: World) -> None:
     export_id = make_export(world, "campaign_monitor")
     with transaction(world.runtime.sessions) as session:  # the list was deleted in Campaign Monitor

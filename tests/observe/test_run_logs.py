@@ -50,6 +50,9 @@ def lines(stream: io.StringIO) -> list[dict[str, Any]]:
     return [json.loads(line) for line in stream.getvalue().splitlines()]
 
 
+@pytest.mark.parametrize(
+    "store_url", ["sqlite"], indirect=True
+)  # the run's log context does not depend on the store
 @pytest.mark.parametrize("platform", ["campaign_monitor", "constant_contact"])
 def test_every_line_of_a_run_carries_its_fields_and_it_starts_and_ends_with_a_line(
     world: World, log_lines: io.StringIO, platform: str
@@ -88,6 +91,9 @@ def test_every_line_of_a_run_carries_its_fields_and_it_starts_and_ends_with_a_li
     )  # the context ended
 
 
+@pytest.mark.parametrize(
+    "store_url", ["sqlite"], indirect=True
+)  # the run's log context does not depend on the store
 def test_a_failed_run_ends_with_an_error_line_naming_the_error(world: World, log_lines: io.StringIO) -> None:
     export_id = make_export(world, "campaign_monitor")
     with transaction(world.runtime.sessions) as session:
