@@ -29,7 +29,7 @@ from benchmarks import bench_year
 from benchmarks.report import publish
 from segmentsync.db import transaction
 from segmentsync.exports.models import Export, Run, RunStatus, Trigger
-from segmentsync.observe import metrics
+from segmentsync.observe import gauges
 from segmentsync.runtime import Runtime
 from segmentsync.sandbox.launcher import Sandbox
 from segmentsync.scheduling.cli import MetricsServer
@@ -136,7 +136,7 @@ def main() -> None:
             for _ in range(5):  # warm: connections, statement caches
                 client.get("/metrics")
             scrape = timed(args.scrapes, lambda: client.get("/metrics").raise_for_status())
-            queries = timed(args.scrapes, lambda: list(metrics.STORE.collect()))
+            queries = timed(args.scrapes, lambda: list(gauges.STORE.collect()))
             rows.append(row(f"GET /metrics, {label}", scrape, f"{series} series, {len(answer.content):,} B"))
             rows.append(row(f"the store's queries alone, {label}", queries, ""))
     worst = max(float(r[2]) for r in rows)

@@ -12,8 +12,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from segmentsync import __version__
 from segmentsync.api import errors, metrics, openapi
 from segmentsync.api.body_limit import BodyLimit
-from segmentsync.observe import health, tracing
-from segmentsync.observe import metrics as observe_metrics
+from segmentsync.observe import gauges, health, tracing
 from segmentsync.runtime import Runtime
 from segmentsync.settings import Settings
 from segmentsync.web.headers import SecurityHeaders
@@ -106,7 +105,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     # outermost: every answer (errors, 413s, static files) carries them
     app.add_middleware(SecurityHeaders, hsts=runtime.settings.secure_cookies)
     metrics.install(app)  # GET /metrics (any signed-in user or API token) and request counts
-    observe_metrics.watch(runtime)  # the queue and workers, read from the store at each scrape
+    gauges.watch(runtime)  # the queue and workers, read from the store at each scrape
     tracing.configure(runtime, app)  # with the otel extra and OTEL_* set: traces
     openapi.install(app)  # each operation says which actions of the policy table it requires
     proxies = runtime.settings.trusted_proxy_list

@@ -31,7 +31,7 @@ from starlette.routing import Route
 from segmentsync.db import SCHEMA_HEAD
 from segmentsync.errors import NotFound
 from segmentsync.logs import redact
-from segmentsync.observe import metrics as observe_metrics
+from segmentsync.observe import gauges
 from segmentsync.runtime import Runtime
 from segmentsync.scheduling.models import WorkerBeat
 
@@ -147,7 +147,7 @@ def metrics(request: Request) -> Response:
 def worker_app(runtime: Runtime) -> Starlette:
     """What ``segmentsync worker --metrics-port`` serves: health, readiness, metrics (no sign-in:
     bind it to an interface only Prometheus and the orchestrator reach)."""
-    observe_metrics.watch(runtime)  # the queue and workers, read from the store at each scrape
+    gauges.watch(runtime)  # the queue and workers, read from the store at each scrape
     return Starlette(
         routes=[
             Route(HEALTHZ, healthz),
