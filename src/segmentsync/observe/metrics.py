@@ -20,7 +20,7 @@ from segmentsync.db import SCHEMA_HEAD
 
 # No `…_created` series beside each counter and histogram (their creation time): half the series
 # of a scrape, and nothing a dashboard or alert here uses.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]  # prometheus-client leaves it unannotated
 BUILD = Info("segmentsync_build", "The version of segmentsync and the migration its code needs")
 BUILD.info({"version": __version__, "schema": SCHEMA_HEAD})
 RUNS = Counter(
