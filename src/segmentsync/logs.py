@@ -1,5 +1,8 @@
 """Logging for every process (serve, worker, CLI): stdlib logging, JSON lines in production,
-and secrets redacted from every record before any handler writes it.
+and secrets redacted from every record before any handler writes it. A record written while a
+run is handled carries the run's fields (``run_id``, ``export_id``, ``connection_id``,
+``platform``, ``phase``, ``worker``: see ``observe.context``): JSON fields, or ``[key=value …]``
+at the end of a text line.
 
 Redaction knows secrets by shape (``Authorization`` headers, bearer tokens, our ``ss_`` API
 tokens, ``password=``/``"api_key": …`` pairs, OAuth codes in URLs, passwords in database URLs)
@@ -16,6 +19,7 @@ import sys
 from datetime import UTC, datetime
 from typing import IO, Any
 
+from segmentsync.observe.context import FIELDS, ContextFilter
 from segmentsync.settings import Settings
 
 MASK = "••••••"
@@ -38,8 +42,13 @@ PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
 MIN_KNOWN_LENGTH = 6  # shorter "secrets" would redact ordinary words
 _known: set[str] = set()
 
-# LogRecord attributes that are not "extra" fields given by the caller.
-_STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
+# LogRecord attributes that are not "extra" fields given by the caller (and uvicorn's copy of its
+# message with terminal colours, which a JSON line does not want).
+_STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
+    "message",
+    "asctime",
+    "color_message",
+}
 
 
 def register_secret(value: str | None) -> None:
@@ -100,6 +109,23 @@ class JsonFormatter(logging.Formatter):
 
 
 TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+
+class TextFormatter(logging.Formatter):
+    """:data:`TEXT_FORMAT`, with the run's fields at the end of a line written while one is handled."""
+
+    def __init__(self) -> None:
+        super().__init__(TEXT_FORMAT)
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        fields = [f"{key}={getattr(record, key)}" for key in FIELDS if getattr(record, key, None) is not None]
+        if not fields:
+            return line
+        first, newline, rest = line.partition("\n")  # after the message, before a traceback
+        return f"{first} [{' '.join(fields)}]{newline}{rest}"
+
+
 # Loggers that bring their own handlers (uvicorn) or are chatty per request (httpx).
 OWN_HANDLERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
 QUIET = ("httpx", "httpcore", "python_multipart", "asyncio")
@@ -118,7 +144,8 @@ def configure_logging(settings: Settings, *, stream: IO[str] | None = None) -> l
                 register_secret(part.strip())
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.set_name("segmentsync")
-    handler.setFormatter(JsonFormatter() if settings.log_format == "json" else logging.Formatter(TEXT_FORMAT))
+    handler.setFormatter(JsonFormatter() if settings.log_format == "json" else TextFormatter())
+    handler.addFilter(ContextFilter())  # the run's fields, before they are redacted with the rest
     handler.addFilter(RedactSecrets())
     root = logging.getLogger()
     for old in [h for h in root.handlers if h.get_name() == "segmentsync"]:

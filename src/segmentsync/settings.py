@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     # addresses or networks ("10.0.0.5, 172.16.0.0/12"). Default: none, so a forged header from
     # anyone (loopback included) changes neither the client address nor the scheme.
     trusted_proxies: str = ""
+    # Exports whose last success is a metric (segmentsync_export_last_success_timestamp_seconds):
+    # comma-separated ids or names, or "*" for all. Default: none (an export label per export).
+    metrics_exports: str = ""
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -84,6 +87,10 @@ class Settings(BaseSettings):
     @property
     def trusted_proxy_list(self) -> list[str]:
         return [part.strip() for part in self.trusted_proxies.split(",") if part.strip()]
+
+    @property
+    def metrics_export_list(self) -> list[str]:
+        return [part.strip() for part in self.metrics_exports.split(",") if part.strip()]
 
     @property
     def resolved_database_url(self) -> str:

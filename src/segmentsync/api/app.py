@@ -12,6 +12,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from segmentsync import __version__
 from segmentsync.api import errors, metrics, openapi
 from segmentsync.api.body_limit import BodyLimit
+from segmentsync.observe import gauges, health, tracing
 from segmentsync.runtime import Runtime
 from segmentsync.settings import Settings
 from segmentsync.web.headers import SecurityHeaders
@@ -73,7 +74,15 @@ def create_app(runtime: Runtime) -> FastAPI:
         redoc_url=None,
     )
     app.state.runtime = runtime
+    app.state.runs_workers = False  # `serve` with workers sets it: /readyz then wants a live worker
     errors.install(app)
+    # No sign-in, no schema: for load balancers and orchestrators (see observe/health.py).
+    app.add_route(health.HEALTHZ, health.healthz, include_in_schema=False)
+    app.add_route(
+        health.READYZ,
+        health.readyz_for(runtime, workers=lambda: bool(app.state.runs_workers)),
+        include_in_schema=False,
+    )
     app.add_middleware(
         SessionMiddleware,
         secret_key=session_secret(runtime),
@@ -96,6 +105,8 @@ def create_app(runtime: Runtime) -> FastAPI:
     # outermost: every answer (errors, 413s, static files) carries them
     app.add_middleware(SecurityHeaders, hsts=runtime.settings.secure_cookies)
     metrics.install(app)  # GET /metrics (any signed-in user or API token) and request counts
+    gauges.watch(runtime)  # the queue and workers, read from the store at each scrape
+    tracing.configure(runtime, app)  # with the otel extra and OTEL_* set: traces
     openapi.install(app)  # each operation says which actions of the policy table it requires
     proxies = runtime.settings.trusted_proxy_list
     if proxies:  # outermost: the client address is the one the proxy saw, for everything inside

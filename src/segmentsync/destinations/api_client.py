@@ -17,8 +17,10 @@ from __future__ import annotations
 import functools
 import logging
 import ssl
+import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import httpx
 import orjson
@@ -28,6 +30,7 @@ from segmentsync.destinations.auth import Auth
 from segmentsync.destinations.policy import Reaction, Tuning, classify, config_error_code
 from segmentsync.destinations.ratelimit import Clock, Quota, next_utc_midnight
 from segmentsync.errors import ConfigError, Fatal, QuotaExceeded, Retriable
+from segmentsync.observe import metrics
 
 log = logging.getLogger(__name__)
 MIN_RATE_WAIT = 0.1  # "Reset: 0" still means wait: never hammer a server that said no
@@ -116,6 +119,7 @@ class ApiClient:
         self.platform = platform
         self.title = title  # "Campaign Monitor": the start of every message
         self.base_url = base_url.rstrip("/")
+        self._base_path = urlsplit(self.base_url).path  # operations are named without it
         self.http = http
         self.auth = auth
         self._limiter = limiter
@@ -172,12 +176,15 @@ class ApiClient:
             self._quota.take()
         self._limiter.acquire()
         response: httpx.Response | None = None
+        operation = metrics.operation(method, url, self._base_path)
+        started = time.perf_counter()
         try:  # every acquired request is observed, answered or not (HeaderPacer counts those in flight)
             auth_headers, token = self.auth.headers()
             headers = {**kwargs.get("headers", {}), **auth_headers}
             self.requests_sent += 1
             response = self.http.request(method, url, **{**kwargs, "headers": headers})
         except httpx.HTTPError as exc:
+            metrics.platform_request(self.platform, operation, None, time.perf_counter() - started)
             rule = classify(self.platform, exc=exc)
             if rule.action is Reaction.RETRY:
                 self.pushback += 1
@@ -186,6 +193,9 @@ class ApiClient:
         finally:
             if self._observe is not None:
                 self._observe(response.headers if response is not None else {})
+        metrics.platform_request(
+            self.platform, operation, response.status_code, time.perf_counter() - started
+        )
         if response.is_success:
             return response
         return self._failed(response, token)
@@ -202,6 +212,7 @@ class ApiClient:
                 raise _Transient(what)
             case Reaction.RATE_LIMITED:
                 self.pushback += 1
+                metrics.throttled(self.platform)
                 if self._quota is not None:
                     self._quota.refund()
                 wait = self._rate_wait(response, code)

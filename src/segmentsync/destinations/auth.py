@@ -17,6 +17,7 @@ from typing import Protocol
 
 from segmentsync.destinations.base import OnTokens, TokenSet
 from segmentsync.errors import ConfigError
+from segmentsync.observe import metrics
 
 Refresher = Callable[[str], TokenSet]  # refresh token -> new tokens
 
@@ -66,6 +67,7 @@ class BearerAuth:
         self._clock = clock
         self._margin = margin
         self._platform = platform
+        self._label = platform.lower().replace(" ", "_")  # "Constant Contact": constant_contact
         self._lock = threading.Lock()
         self._dead: ConfigError | None = None
         self.refreshes = 0  # how many times this instance refreshed (for tests and logs)
@@ -87,12 +89,18 @@ class BearerAuth:
             if self._access != stale:
                 return True  # another thread refreshed meanwhile
             if not (self._refresher and self._refresh_token):
+                metrics.token_refresh(self._label, "impossible")
                 return False
-            tokens = self._refresher(self._refresh_token)
+            try:
+                tokens = self._refresher(self._refresh_token)
+            except Exception:
+                metrics.token_refresh(self._label, "refused")
+                raise
             if self._on_tokens is not None:
                 try:
                     self._on_tokens(tokens)
                 except Exception as exc:  # whatever failed, the new tokens are not saved
+                    metrics.token_refresh(self._label, "not_saved")
                     self._dead = ConfigError(
                         f"{self._platform}: the refreshed OAuth tokens could not be saved "
                         f"({exc.__class__.__name__}: {exc}); re-authenticate the connection",
@@ -103,4 +111,5 @@ class BearerAuth:
             self._refresh_token = tokens.refresh_token
             self._expires_at = tokens.expires_at.astimezone(UTC).timestamp()
             self.refreshes += 1
+            metrics.token_refresh(self._label, "ok")
             return True

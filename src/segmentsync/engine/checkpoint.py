@@ -23,6 +23,7 @@ from segmentsync.engine.bulk import insert_members
 from segmentsync.engine.lease import LeaseLost
 from segmentsync.engine.rows import EXPECTED, PlanRow, literal
 from segmentsync.exports.models import MemberAction, Outcome, RunStatus
+from segmentsync.observe.context import carry
 
 Acknowledged = tuple[list[PlanRow], dict[int, RowResult]]  # a batch, and its rows that did not go as planned
 
@@ -63,7 +64,7 @@ class Recorder:
         self._waiting: list[Acknowledged] = []
         self._closed = False
         name = f"run{checkpoints.run_id}-record"
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread = threading.Thread(target=carry(self._run), name=name, daemon=True)
         self._thread.start()
 
     def put(self, batch: list[PlanRow], unplanned: dict[int, RowResult]) -> None:

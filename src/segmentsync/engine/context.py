@@ -22,6 +22,7 @@ from segmentsync.destinations.base import Destination
 from segmentsync.engine.lease import LeaseLost, update_run
 from segmentsync.errors import ConfigError, Fatal
 from segmentsync.exports.models import Export, Run, RunPhase, RunStatus
+from segmentsync.observe import runs as observe_runs
 from segmentsync.runtime import Runtime
 
 DestinationFactory = Callable[[Runtime, Connection], Destination]
@@ -119,3 +120,4 @@ def set_phase(ctx: Context, phase: RunPhase) -> None:
             values["send_started_at"] = ctx.runtime.clock()
         ctx.update(session, **values)
     ctx.run.phase = phase
+    observe_runs.phase(phase.value)

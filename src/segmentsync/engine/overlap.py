@@ -16,6 +16,7 @@ from segmentsync.destinations.base import Destination
 from segmentsync.engine.context import Context
 from segmentsync.engine.rows import EXPECTED, PlanRow
 from segmentsync.engine.send import Feed, SendJob, send
+from segmentsync.observe.context import carry
 
 # Keeping the snapshot costs ≈ 0.7 µs per member (a million: 0.7 s); storing a row to send before
 # sending it (and updating it after) ≈ 2.5-5 µs, which sending from the feed saves (its rows are
@@ -62,7 +63,7 @@ class SendWhilePlanning:
         self.error: BaseException | None = None  # read only once ``stopped`` is set
         self.stopped = threading.Event()
         self.open = True  # rows of the plan may still come
-        self._thread = threading.Thread(target=self._send, name=f"run{ctx.run.id}-send", daemon=True)
+        self._thread = threading.Thread(target=carry(self._send), name=f"run{ctx.run.id}-send", daemon=True)
 
     def start(self) -> None:
         self._thread.start()

@@ -30,6 +30,7 @@ from segmentsync.engine.bulk import CsvQuery, load_csv
 from segmentsync.engine.rows import TO_SEND, PlanRow, literal
 from segmentsync.engine.workspace import SORTING_MEMORY_LIMIT, Workspace
 from segmentsync.exports.models import MemberAction, Outcome
+from segmentsync.observe.context import carry
 
 SAMPLE_SIZE = 5
 MIRROR_GUARD_SHARE = 0.5
@@ -137,7 +138,7 @@ def plan(
     sending = ws.count(f"SELECT count(*) FROM planned_unordered WHERE {TO_SEND}")  # noqa: S608  # a constant
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="template") as pool:  # waits for it on errors
         rendering: Future[RowTemplate] | None = (
-            pool.submit(template) if template is not None and sending else None
+            pool.submit(carry(template)) if template is not None and sending else None
         )
         if keep is not None:
             keep(

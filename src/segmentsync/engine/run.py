@@ -35,6 +35,7 @@ from segmentsync.engine.send import REMOVE_BATCH, send
 from segmentsync.engine.workspace import SENDING_MEMORY_LIMIT, Workspace
 from segmentsync.errors import Fatal, Retriable, SegmentSyncError
 from segmentsync.exports.models import MemberAction, Run, RunPhase, RunStatus, RunUnchanged
+from segmentsync.observe import runs as observe_runs
 from segmentsync.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,17 @@ def execute(
 ) -> RunStatus | None:
     """Run (or resume) the run; returns its new status, or None if the lease was lost."""
     stop = stop or threading.Event()
+    with observe_runs.handling(runtime, run_id, lease_owner):  # log context, run metrics, trace
+        return _execute(runtime, run_id, lease_owner, stop, destination_factory)
+
+
+def _execute(
+    runtime: Runtime,
+    run_id: int,
+    lease_owner: str,
+    stop: threading.Event,
+    destination_factory: DestinationFactory | None,
+) -> RunStatus | None:
     try:
         ctx = prepare(runtime, run_id, lease_owner, stop, destination_factory or default_destination)
         return _phases(ctx)
@@ -218,6 +230,7 @@ def make_plan(work: Work) -> None:
         )  # fmt: skip
     if early:
         ctx.run.phase = RunPhase.SEND
+        observe_runs.phase(RunPhase.SEND.value)
 
 
 def _keep(work: Work, sending: int, removes: int, delivered: int) -> None:

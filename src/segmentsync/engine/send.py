@@ -35,6 +35,7 @@ from segmentsync.engine.lease import Cancelled, LeaseLost
 from segmentsync.engine.rows import COLUMNS, UPSERTS, PlanRow, one_of
 from segmentsync.errors import Fatal
 from segmentsync.exports.models import MemberAction, Outcome
+from segmentsync.observe.context import carry
 
 PAGE_ROWS = 20_000
 REMOVE_BATCH = 500
@@ -245,7 +246,7 @@ def _drive(
                     if item is None:
                         break
                     action, batch = item
-                    in_flight[pool.submit(action, job, batch)] = batch
+                    in_flight[pool.submit(carry(action), job, batch)] = batch
                 if not in_flight:
                     break
                 done, _ = wait(in_flight, return_when=FIRST_COMPLETED)

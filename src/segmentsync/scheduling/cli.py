@@ -20,6 +20,7 @@ import typer
 from rich.table import Table
 
 from segmentsync.errors import SegmentSyncError
+from segmentsync.observe import tracing
 from segmentsync.runtime import Runtime
 from segmentsync.scheduling import schedule
 from segmentsync.scheduling.scheduler import Scheduler
@@ -33,17 +34,30 @@ app.add_typer(schedule_app, name="schedule")
 log = logging.getLogger(__name__)
 
 
+def say(settings: Settings, message: str, *, to_err: bool = False, level: int = logging.INFO) -> None:
+    """A line for the operator: a log record in JSON mode (never a plain-text line there), else printed."""
+    if settings.log_format == "json":
+        log.log(level, message)
+    else:
+        (err if to_err else out).print(message, highlight=False)
+
+
 class Shutdown:
     """The first SIGINT/SIGTERM asks every loop to stop; a second one quits at once."""
 
-    def __init__(self) -> None:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
         self.event = threading.Event()
         self.server: Any = None  # the web server, told to stop too (a signal may come before it listens)
 
     def handle(self, signum: int, frame: FrameType | None) -> None:
         if self.event.is_set():
             raise SystemExit(130)
-        err.print("stopping: workers finish their batches in flight (Ctrl-C again to quit now)")
+        say(
+            self.settings,
+            "stopping: workers finish their batches in flight (Ctrl-C again to quit now)",
+            to_err=True,
+        )
         self.event.set()
         if self.server is not None:
             self.server.should_exit = True
@@ -110,24 +124,23 @@ def serve_runtime(runtime: Runtime, settings: Settings, *, scheduler: bool = Tru
 
     from segmentsync.api.app import create_app, server_config
 
-    shutdown = Shutdown()
+    shutdown = Shutdown(settings)
     shutdown.install()
     loops: list[tuple[str, Callable[[threading.Event], None]]] = []
     if scheduler:
         loops.append(("scheduler", Scheduler(runtime).run_forever))
     loops += [(f"worker-{n}", Worker(runtime).run_forever) for n in range(workers)]
     threads = _threads(loops, shutdown.event)
-    server = uvicorn.Server(server_config(create_app(runtime), settings))
+    app = create_app(runtime)
+    app.state.runs_workers = workers > 0  # /readyz then wants a live worker
+    server = uvicorn.Server(server_config(app, settings))
     shutdown.server = server
 
     def announce() -> None:  # once the socket listens, so the address printed can be opened at once
         while not server.started:
             if shutdown.event.wait(0.02):
                 return
-        out.print(
-            f"segmentsync on {settings.public_base_url} (API: {settings.public_base_url}/api/v1)",
-            highlight=False,
-        )
+        say(settings, f"segmentsync on {settings.public_base_url} (API: {settings.public_base_url}/api/v1)")
 
     threading.Thread(target=announce, name="announce", daemon=True).start()
     try:
@@ -141,16 +154,34 @@ def serve_runtime(runtime: Runtime, settings: Settings, *, scheduler: bool = Tru
 @app.command()
 def worker(
     count: Annotated[int, typer.Option("--count", "-n", min=1, max=64, help="workers in this process")] = 1,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port",
+            min=0,
+            max=65535,
+            help="serve /healthz, /readyz and /metrics on this port (0: any free port, logged)",
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str, typer.Option("--metrics-host", help="interface for --metrics-port (no sign-in there)")
+    ] = "127.0.0.1",
 ) -> None:
     """Run workers that claim and execute queued runs (several: use PostgreSQL)."""
     settings = get_settings()
     runtime = _open(settings)
     if count > 1 and runtime.engine.dialect.name == "sqlite":
-        err.print("note: SQLite lets one writer at a time; for several workers use PostgreSQL")
-    shutdown = Shutdown()
+        say(
+            settings,
+            "note: SQLite lets one writer at a time; for several workers use PostgreSQL",
+            to_err=True,
+        )
+    shutdown = Shutdown(settings)
     shutdown.install()
+    tracing.configure(runtime)
+    server = None if metrics_port is None else _serve_metrics(runtime, settings, metrics_host, metrics_port)
     threads = _threads([(f"worker-{n}", Worker(runtime).run_forever) for n in range(count)], shutdown.event)
-    out.print(f"{count} worker(s) waiting for runs; Ctrl-C to stop", highlight=False)
+    say(settings, f"{count} worker(s) waiting for runs; Ctrl-C to stop")
     try:
         while not shutdown.event.wait(1.0):
             pass
@@ -158,7 +189,56 @@ def worker(
         shutdown.event.set()
         for thread in threads:
             thread.join()
+        if server is not None:
+            server.stop()
         runtime.close()
+
+
+class MetricsServer:
+    """uvicorn on its own thread, serving ``observe.health.worker_app``."""
+
+    def __init__(self, runtime: Runtime, host: str, port: int) -> None:
+        import uvicorn
+
+        from segmentsync.observe.health import worker_app
+
+        config = uvicorn.Config(
+            worker_app(runtime), host=host, port=port, log_config=None, access_log=False, server_header=False
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, name="metrics-server", daemon=True)
+
+    def start(self) -> str:
+        """Start serving; returns the address it listens on (RuntimeError if it could not bind)."""
+        self.thread.start()
+        while not self.server.started:
+            if not self.thread.is_alive():
+                raise RuntimeError("the metrics server did not start (is the port in use?)")
+            self.thread.join(0.02)
+        host, port = self.server.servers[0].sockets[0].getsockname()[:2]
+        return f"http://{host}:{port}"
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+def _serve_metrics(runtime: Runtime, settings: Settings, host: str, port: int) -> MetricsServer:
+    server = MetricsServer(runtime, host, port)
+    try:
+        address = server.start()
+    except (RuntimeError, OSError) as exc:
+        say(
+            settings, f"error: cannot serve metrics on {host}:{port}: {exc}", to_err=True, level=logging.ERROR
+        )
+        runtime.close()
+        raise typer.Exit(1) from None
+    log.info(
+        "metrics, health and readiness on %s (/metrics, /healthz, /readyz)",
+        address,
+        extra={"metrics_url": address},
+    )
+    return server
 
 
 # ---------------------------------------------------------------- schedule show | set

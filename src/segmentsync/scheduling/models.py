@@ -40,3 +40,15 @@ class SystemRefresh(Base):
     status: Mapped[str] = mapped_column(sa.String(20), default="running")  # running|succeeded|failed
     details: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)  # segments refreshed, runs queued
     error: Mapped[str | None] = mapped_column(sa.Text)
+
+
+class WorkerBeat(Base):
+    """A worker that is alive (or was): it beats every third of the lease and deletes its row when
+    it stops. ``/readyz`` and the ``segmentsync_workers_alive`` gauge count the recent beats."""
+
+    __tablename__ = "workers"
+
+    name: Mapped[str] = mapped_column(sa.String(100), primary_key=True)  # host:pid:random, as leases
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    run_id: Mapped[int | None] = mapped_column()  # the run it is executing (no key: runs may go)

@@ -23,11 +23,13 @@ from segmentsync.engine.run import DestinationFactory, execute, warm_up
 from segmentsync.exports import runs
 from segmentsync.exports.models import Run, RunStatus
 from segmentsync.runtime import Runtime
+from segmentsync.scheduling.models import WorkerBeat
 
 log = logging.getLogger(__name__)
 # An idle worker looks this often whether a run was queued in its own process (runs.QUEUED) or
 # it is asked to stop; it claims from the store at least every ``poll_seconds``.
 WAKE_SECONDS = 0.05
+FORGET_WORKERS = timedelta(days=1)  # a worker's row without a heartbeat this long is deleted
 
 
 def worker_name() -> str:
@@ -48,12 +50,13 @@ class Worker:
         self.poll_seconds = poll_seconds
         self.lease = timedelta(seconds=runtime.settings.worker_lease_seconds)
         self.destination_factory = destination_factory
+        self.current_run: int | None = None  # the run it executes (its heartbeats say so)
 
     def claim(self, run_id: int | None = None) -> int | None:
         """Take the next claimable run (or only ``run_id``); returns its id, now RUNNING under our lease."""
         now = self.runtime.clock()
         claimable = (
-            sa.select(Run.id)
+            sa.select(Run.id, Run.status, Run.lease_owner, Run.phase)
             .where(
                 sa.or_(
                     Run.status == RunStatus.QUEUED,
@@ -69,9 +72,10 @@ class Worker:
         if self.runtime.engine.dialect.name == "postgresql":
             claimable = claimable.with_for_update(skip_locked=True)
         with self.runtime.sessions() as session, session.begin():
-            run_id = session.scalar(claimable)
-            if run_id is None:
+            found = session.execute(claimable).first()
+            if found is None:
                 return None
+            run_id, status, previous_owner, phase = found
             session.execute(
                 sa.update(Run)
                 .where(Run.id == run_id)
@@ -83,7 +87,20 @@ class Worker:
                     started_at=sa.func.coalesce(Run.started_at, now),
                 )
             )
-        log.info("worker %s claimed run %s", self.name, run_id)
+        extra = {
+            "event": "run.claimed",
+            "worker": self.name,
+            "run_id": run_id,
+            "previous_status": status.value,
+        }
+        if status is RunStatus.RUNNING:  # its worker's lease expired: resumed from its checkpoint
+            log.warning(
+                "worker %s resumed run %s from phase %s (the lease of %s expired)",
+                self.name, run_id, phase.value if phase else "start", previous_owner,
+                extra={**extra, "event": "run.resumed", "previous_owner": previous_owner},
+            )  # fmt: skip
+        else:
+            log.info("worker %s claimed run %s (%s)", self.name, run_id, status.value, extra=extra)
         return int(run_id)
 
     def run_once(self, shutdown: threading.Event | None = None) -> int | None:
@@ -96,6 +113,7 @@ class Worker:
             target=self._heartbeat, args=(run_id, stop, shutdown), name=f"heartbeat-run{run_id}", daemon=True
         )
         beat.start()
+        self.current_run = run_id
         try:
             execute(
                 self.runtime,
@@ -105,16 +123,29 @@ class Worker:
                 destination_factory=self.destination_factory,
             )
         finally:
+            self.current_run = None
             stop.set()
             beat.join()
         return run_id
 
     def run_forever(self, shutdown: threading.Event) -> None:
-        log.info("worker %s started", self.name)
+        extra = {"worker": self.name}
+        log.info("worker %s started", self.name, extra={**extra, "event": "worker.started"})
+        presence = threading.Thread(
+            target=self._presence, args=(shutdown,), name=f"presence-{self.name}", daemon=True
+        )
+        presence.start()
         try:
             warm_up(self.runtime)
         except Exception:  # e.g. the source's engine is not installed: its runs will say so
-            log.warning("worker %s: warming up failed", self.name, exc_info=True)
+            log.warning("worker %s: warming up failed", self.name, exc_info=True, extra=extra)
+        try:
+            self._loop(shutdown)
+        finally:
+            presence.join()
+        log.info("worker %s stopped", self.name, extra={**extra, "event": "worker.stopped"})
+
+    def _loop(self, shutdown: threading.Event) -> None:
         while not shutdown.is_set():
             rung = runs.QUEUED.rings  # before claiming: a run queued meanwhile is not missed
             try:
@@ -124,7 +155,6 @@ class Worker:
                 ran = None
             if ran is None:
                 self._idle(shutdown, rung)
-        log.info("worker %s stopped", self.name)
 
     def _idle(self, shutdown: threading.Event, rung: int) -> None:
         """Until the next poll, a run queued in this process (after ``rung`` rings) or shutdown."""
@@ -132,6 +162,47 @@ class Worker:
         while not shutdown.wait(min(WAKE_SECONDS, max(deadline - time.monotonic(), 0.0))):
             if runs.QUEUED.rings != rung or time.monotonic() >= deadline:
                 return
+
+    def beat(self) -> None:
+        """Say this worker is alive (its row in ``workers``), with the run it executes."""
+        now = self.runtime.clock()
+        with self.runtime.sessions() as session, session.begin():
+            result = session.execute(
+                sa.update(WorkerBeat)
+                .where(WorkerBeat.name == self.name)
+                .values(heartbeat_at=now, run_id=self.current_run)
+            )
+            if result.rowcount == 0:  # type: ignore[attr-defined]  # CursorResult of an UPDATE
+                session.add(
+                    WorkerBeat(name=self.name, started_at=now, heartbeat_at=now, run_id=self.current_run)
+                )
+
+    def _presence(self, shutdown: threading.Event) -> None:
+        """Beat every third of the lease until shutdown, then leave: ``workers_alive`` drops at once."""
+        interval = max(self.lease.total_seconds() / 3, 0.05)
+        try:
+            with self.runtime.sessions() as session, session.begin():  # rows of workers long gone
+                session.execute(
+                    sa.delete(WorkerBeat).where(
+                        WorkerBeat.heartbeat_at < self.runtime.clock() - FORGET_WORKERS
+                    )
+                )
+        except Exception:
+            log.warning("worker %s: could not forget old workers", self.name, exc_info=True)
+        while True:
+            try:
+                self.beat()
+            except Exception:  # the store may be briefly away; the next beat may pass
+                log.warning(
+                    "worker %s: heartbeat failed", self.name, exc_info=True, extra={"worker": self.name}
+                )
+            if shutdown.wait(interval):
+                break
+        try:
+            with self.runtime.sessions() as session, session.begin():
+                session.execute(sa.delete(WorkerBeat).where(WorkerBeat.name == self.name))
+        except Exception:  # its heartbeat ages out instead
+            log.warning("worker %s: could not remove its heartbeat", self.name, exc_info=True)
 
     def _heartbeat(self, run_id: int, stop: threading.Event, shutdown: threading.Event | None) -> None:
         interval = max(self.lease.total_seconds() / 3, 0.05)
@@ -151,7 +222,10 @@ class Worker:
                 continue
             if result.rowcount != 1:  # type: ignore[attr-defined]  # CursorResult of an UPDATE
                 if not stop.is_set() and self._taken_over(run_id):  # not merely ended by us
-                    log.warning("worker %s lost the lease of run %s", self.name, run_id)
+                    log.warning(
+                        "worker %s lost the lease of run %s: it stops, the new owner goes on", self.name, run_id,
+                        extra={"event": "run.lease_lost", "worker": self.name, "run_id": run_id},
+                    )  # fmt: skip
                 stop.set()
                 return
 
