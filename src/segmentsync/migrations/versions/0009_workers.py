@@ -1,7 +1,7 @@
 """workers: each live worker's heartbeat (readiness, workers_alive and heartbeat-age metrics)
 
 Revision ID: 0009
-Revises: 0006
+Revises: 0007
 Create Date: 2026-12-07 16:00:00
 """
 
