@@ -22,6 +22,7 @@ from segmentsync.connections.models import ConnectionType
 from segmentsync.connections.schemas import ApiKeyAuth, ConnectionDraft, OAuthStart
 from segmentsync.errors import SegmentSyncError
 from segmentsync.web.forms import build, field_errors
+from segmentsync.web.i18n import N_
 from segmentsync.web.page import Form, Page, PostedForm, page_for
 from segmentsync.web.routing import web_router
 
@@ -38,6 +39,7 @@ FIELDS = {
     "auth": "api_key",
     "method": "api_key",
 }
+LABELS = {"name": N_("Display name"), "shared": N_("Who can use this connection")}
 STEPS_1_TO_4 = frozenset({"type", "name", "shared", "consent"})
 
 
@@ -87,7 +89,10 @@ def _connect(page: Page, form: Form) -> Response:
         _check(page, build(ConnectionDraft, _draft_data(form)))
     except SegmentSyncError as error:
         return _wizard(
-            page, values=form.values(), errors=field_errors(page, error, FIELDS), status=error.status
+            page,
+            values=form.values(),
+            errors=field_errors(page, error, FIELDS, labels=LABELS),
+            status=error.status,
         )
     return _wizard(page, values=form.values(), connected=True)
 
@@ -99,7 +104,7 @@ def _authenticate_oauth(page: Page, form: Form) -> Response:
         with page.transaction() as session:
             started = oauth_flow.start(session=session, runtime=page.runtime, draft=draft, actor=page.me)
     except SegmentSyncError as error:
-        errors = field_errors(page, error, FIELDS)
+        errors = field_errors(page, error, FIELDS, labels=LABELS)
         connected = not STEPS_1_TO_4 & errors.keys()
         return _wizard(page, values=form.values(), errors=errors, connected=connected, status=error.status)
     page.request.session[SETUP_KEY] = draft.name
@@ -125,7 +130,7 @@ def _save_with_api_key(page: Page, form: Form) -> Response:
             )
             name = connection.name
     except SegmentSyncError as error:
-        errors = field_errors(page, error, FIELDS, default="api_key")
+        errors = field_errors(page, error, FIELDS, default="api_key", labels=LABELS)
         return _wizard(page, values=form.values(), errors=errors, connected=True, status=error.status)
     page.flash(page._("The connection %(name)s is saved.", name=name))
     return page.redirect("/connections")

@@ -18,7 +18,7 @@ from segmentsync.web.forms import build, field_errors
 from segmentsync.web.page import Page, PostedForm, page_for
 from segmentsync.web.routing import web_router
 from segmentsync.web.views import connection_wizard
-from segmentsync.web.views.connection_wizard import SETUP_KEY
+from segmentsync.web.views.connection_wizard import LABELS, SETUP_KEY
 
 router = web_router()
 router.include_router(connection_wizard.router)  # /connections/new before /connections/{id}
@@ -89,7 +89,7 @@ def edit_connection(connection_id: int, page: Admin, form: PostedForm) -> Respon
                 ip=page.ip,
             )
     except SegmentSyncError as error:
-        errors = field_errors(page, error, EDIT_FIELDS, default="name")
+        errors = field_errors(page, error, EDIT_FIELDS, default="name", labels=LABELS)
         return _connection(page, connection_id, errors=errors, status=error.status)
     page.flash(page._("The connection is saved."))
     return page.redirect(f"/connections/{connection_id}")
@@ -106,7 +106,7 @@ def reauthenticate_with_key(connection_id: int, page: Admin, form: PostedForm) -
                 actor=page.me, ip=page.ip,
             )  # fmt: skip
     except SegmentSyncError as error:
-        errors = field_errors(page, error, EDIT_FIELDS, default="api_key")
+        errors = field_errors(page, error, EDIT_FIELDS, default="api_key", labels=LABELS)
         return _connection(page, connection_id, errors=errors, status=error.status)
     page.flash(page._("The connection is authenticated again."))
     return page.redirect(f"/connections/{connection_id}")
