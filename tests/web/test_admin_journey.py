@@ -31,12 +31,17 @@ def add_connection_with_oauth(
     wizard.get_by_label("I agree").check()
     wizard.get_by_role("button", name="Connect", exact=True).click()  # 5 connect
     expect(wizard.locator("[data-step='6']")).to_contain_text(f"Authenticate with {platform}")
+    assert page.url.endswith("#step-6")  # the page lands on the next step, not at the top
+    expect(page.get_by_test_id("authenticate")).to_be_focused()
     screenshot(page, f"connection-wizard-{kind}")
     page.get_by_test_id("authenticate").click()  # 6 off to the platform's consent page
     page.select_option(f"select[name={choose[0]}]", choose[1])
     page.click("button[name=decision][value=approve]")
-    finish = page.get_by_test_id("connection-finish")  # back from the platform: 7 and 8
+    finish = page.get_by_test_id("connection-wizard")  # back from the platform: 7 and 8
     expect(page.get_by_test_id("authenticated")).to_contain_text(f"Authenticated with {platform}")
+    assert "#step-7" in page.url
+    listed = page.request.get("/api/v1/connections").json()["items"]
+    assert name not in [item["name"] for item in listed]  # nothing is made before Save
     finish.get_by_label("Add yourself as export user").check()
     page.get_by_test_id("finish").click()
     expect(page.get_by_test_id("connections")).to_contain_text(name)

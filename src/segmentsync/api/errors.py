@@ -136,7 +136,7 @@ async def validation_error(request: Request, exc: RequestValidationError) -> JSO
     body = {
         "status": 422,
         "code": "invalid",
-        "message": " ".join(item["message"] for item in listed) or "The request is not valid.",
+        "message": " ".join(str(item["message"]) for item in listed) or "The request is not valid.",
         "field": ".".join(where) or None,
         "details": {"errors": listed},
     }

@@ -103,6 +103,10 @@ ERRORS: dict[str, str] = {
     "wrong_password": N_("The current password is wrong."),
     "not_found": N_("It does not exist (any more)."),
     "unauthenticated": N_("Sign in to see this page."),
+    "oauth_denied": N_(
+        "The platform did not authorize the connection. What you typed is kept: authenticate again when ready."
+    ),
+    "oauth_state_expired": N_("The authorization took longer than 10 minutes. Authenticate again."),
 }
 
 

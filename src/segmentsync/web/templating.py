@@ -13,6 +13,8 @@ from babel.numbers import format_decimal
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, pass_context
 from jinja2.runtime import Context
 
+from segmentsync.web.messages import capitalised
+
 WEB_DIR = Path(__file__).parent
 TEMPLATES_DIR = WEB_DIR / "templates"
 STATIC_DIR = WEB_DIR / "static"
@@ -71,7 +73,7 @@ def environment() -> Environment:
         lstrip_blocks=True,
         undefined=StrictUndefined,  # a misspelt variable fails the test instead of showing nothing
     )
-    env.filters.update(number=_number, when=_when, duration=_duration, iso=_iso)
+    env.filters.update(number=_number, when=_when, duration=_duration, iso=_iso, sentence=capitalised)
     env.globals.update(static_url=static_url)
     return env
 

@@ -13,6 +13,15 @@ document.addEventListener("DOMContentLoaded", () => {
       if (!window.confirm(form.dataset.confirm)) event.preventDefault();
     });
   }
+  // A wizard step named in the address (#step-6, after Connect): focus its control, as autofocus
+  // would (browsers skip autofocus when the address names a place on the page).
+  const step = window.location.hash.startsWith("#step-") && document.getElementById(window.location.hash.slice(1));
+  if (step) {
+    const control = step.querySelector("[autofocus]") ||
+      step.querySelector("button:not([disabled]), input:not([type=hidden]):not([disabled]), select, textarea");
+    // after the browser's own move to the named place, which would take the focus back
+    if (control) window.requestAnimationFrame(() => control.focus());
+  }
   // Times are rendered in UTC by the server; show them in the browser's time zone.
   const lang = document.documentElement.lang || "en";
   const format = new Intl.DateTimeFormat(lang, { dateStyle: "medium", timeStyle: "short" });
