@@ -121,6 +121,8 @@ class Page:
             "path": self.request.url.path,
             "Action": Action,
             "label": labels.Labeler(self.tr),
+            "audit_action": lambda action: labels.audit_action(self.tr, action),
+            "audit_changes": labels.audit_changes,
         }
         return HTMLResponse(render(template, {**base, **context}), status_code=status)
 

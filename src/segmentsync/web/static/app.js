@@ -24,12 +24,15 @@ document.addEventListener("DOMContentLoaded", () => {
   }
   // Times are rendered in UTC by the server; show them in the browser's time zone.
   const lang = document.documentElement.lang || "en";
+  // Times set in a zone of their own (a schedule's) are shown in it by the server (data-tz).
   const format = new Intl.DateTimeFormat(lang, { dateStyle: "medium", timeStyle: "short" });
-  for (const node of document.querySelectorAll("time[datetime]")) {
+  const zoneName = new Intl.DateTimeFormat(lang, { timeZoneName: "short" }).formatToParts(new Date())
+    .find((part) => part.type === "timeZoneName");
+  for (const node of document.querySelectorAll("time[datetime]:not([data-tz])")) {
     const moment = new Date(node.getAttribute("datetime"));
     if (!Number.isNaN(moment.getTime())) {
       node.title = node.textContent.trim();
-      node.textContent = format.format(moment);
+      node.textContent = zoneName ? `${format.format(moment)} ${zoneName.value}` : format.format(moment);
     }
   }
   // Radios that show a box only for one of their values (weekly → weekdays).

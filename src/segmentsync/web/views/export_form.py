@@ -128,8 +128,15 @@ def _flash_saved(page: Page, saved: service.Saved) -> None:
 
 
 @router.get("/exports/new")
-def new_export(page: Editor) -> Response:
-    return _form(page, values=dict(DEFAULTS))
+def new_export(page: Editor, copy_of: int | None = None) -> Response:
+    """The empty form, or (``copy_of``) one filled in as a copy of that export: saved only by *Save*."""
+    if copy_of is None:
+        return _form(page, values=dict(DEFAULTS))
+    source = _editable(page, copy_of)
+    with page.transaction() as session:
+        name = service.copy_name(session, source.name)
+    page.flash(page._("A copy of %(name)s: nothing is saved until you press Save.", name=source.name))
+    return _form(page, values={**_values_of(source), "name": name})
 
 
 @router.post("/exports/new")

@@ -117,7 +117,7 @@ def _editor(page: Page, *, segment: Segment | None, values: dict[str, Any], erro
         "segment.html", status=status, title=segment.name if segment else page._("New segment"), segment=segment,
         values=values, errors=errors or {}, preview=preview, count=count, columns=columns,
         columns_problem=columns_problem, config=builder_config(page, columns), used=used, history=history,
-        can_edit=page.can(Action.SEGMENTS_EDIT),
+        can_edit=page.can(Action.SEGMENTS_EDIT), rule=segment.rules if segment else EMPTY_RULE,
     )  # fmt: skip
 
 
