@@ -164,11 +164,11 @@ def rule_place(tr: Translator, loc: Sequence[object], problem: str = "") -> str:
     positions = [at for at, part in enumerate(loc) if isinstance(part, int)]
     indexes = [int(str(loc[at])) for at in positions]
     if not indexes:
-        return tr("Rule")
-    places = [tr("group %(n)s", n=index + 1) for index in indexes[:-1]]
+        return tr(N_("Rule"))
+    places = [tr(N_("group %(n)s"), n=index + 1) for index in indexes[:-1]]
     is_group = list(loc[positions[-1] + 1 : positions[-1] + 2]) == ["group"]
     places.append(
-        tr("group %(n)s", n=indexes[-1] + 1) if is_group else tr("condition %(n)s", n=indexes[-1] + 1)
+        tr(N_("group %(n)s"), n=indexes[-1] + 1) if is_group else tr(N_("condition %(n)s"), n=indexes[-1] + 1)
     )
     text = " › ".join(places)
     named = re.match(r"^(\S+) (\S+): ", problem)
