@@ -74,10 +74,15 @@ def add_export(page: Any, list_name: str) -> None:
     page.goto("/exports")
     page.get_by_test_id("add-export").first.click()
     page.fill("#f-name", "Poland to Campaign Monitor")
+    expect(page.locator("#f-consent_to_track")).to_be_hidden()  # a platform's fields: once it is picked
     page.select_option("#f-connection_id", label="Acme newsletter")
+    expect(page.locator("#f-consent_to_track")).to_be_visible()
+    expect(page.get_by_text("32 hexadecimal characters")).to_be_visible()  # the hint of this platform
+    expect(page.get_by_text("A UUID, as in the list's address")).to_be_hidden()
     picker = page.locator("#list-picker")  # the lists the connection sees on the platform
     option = picker.locator("option", has_text=list_name)
     expect(option).to_have_count(1)
+    expect(option).to_contain_text("members")  # Campaign Monitor's lists counted too
     picker.select_option(option.get_attribute("value"))
     page.select_option("#f-email_column", "email")
     attribute = page.locator("#attributes .attr").first
@@ -158,4 +163,4 @@ def test_admin_from_empty_database_to_a_finished_run(page_for: Any, live: Live) 
         page.goto(path)
         expect(page.locator("h1")).to_have_text(heading)
         screenshot(page, name)
-    expect(page.get_by_test_id("audit")).to_contain_text("connection.create")
+    expect(page.get_by_test_id("audit")).to_contain_text("Connection · Created")

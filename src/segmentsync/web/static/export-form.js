@@ -56,6 +56,7 @@ document.addEventListener("DOMContentLoaded", () => {
       for (const item of page.items) {
         const count = item.member_count === null || item.member_count === undefined ? "" : ` (${number.format(item.member_count)} ${picker.dataset.members})`;
         const option = new Option(`${item.name}${count}`, item.list_id);
+        if (count) option.dataset.counted = "1";
         option.selected = item.list_id === listInput.value.trim();
         picker.append(option);
       }
@@ -67,7 +68,7 @@ document.addEventListener("DOMContentLoaded", () => {
 
   // Campaign Monitor's list of lists has no member counts: ask for each list's, two at a time.
   async function countMembers(id) {
-    const waiting = [...picker.options].filter((option) => option.value && !option.dataset.counted && !/\(/.test(option.text));
+    const waiting = [...picker.options].filter((option) => option.value && !option.dataset.counted);
     const next = async () => {
       const option = waiting.shift();
       if (!option || connection.value !== id) return;
