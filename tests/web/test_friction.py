@@ -1,6 +1,7 @@
 """What got in a new user's way, fixed (TestClient, both metadata stores): errors as sentences
 beside their fields, all at once; runs that say what they are doing; times in their own zone; no
-raw JSON or internal codes on the pages."""
+raw JSON or internal codes on the pages. On SQLite: they check the pages' words; the services
+behind them are tested on both stores by their own tests."""
 
 from __future__ import annotations
 
@@ -8,11 +9,17 @@ import json
 import re
 from datetime import UTC, datetime
 
+from reliability.scenario import ON_SQLITE  # tests/ is on sys.path (rootdir)
+from segmentsync.connections import service as connections
+from segmentsync.connections.models import ConnectionType
+from segmentsync.connections.schemas import ApiKeyAuth, ConnectionCreate
 from segmentsync.db import transaction
 from segmentsync.scheduling.models import SystemRefresh
 
 from .pages import field_error
 from .test_pages import World, world  # noqa: F401  # the pages' world: users, profiles, the sandbox
+
+pytestmark = ON_SQLITE
 
 
 def test_every_problem_of_a_form_is_a_sentence_beside_its_field(world: World) -> None:  # noqa: F811
@@ -90,3 +97,25 @@ def test_pages_say_what_happens_in_words_and_times_in_their_zone(world: World) -
     assert "System schedule · Changed" in audit
     assert ">schedule.update<" not in audit
     assert ">system_schedule<" not in audit
+
+
+def test_a_connection_without_export_user_is_not_ok_and_you_are_offered_only_what_you_are_not(
+    world: World,  # noqa: F811
+) -> None:
+    data = ConnectionCreate(
+        type=ConnectionType.CAMPAIGN_MONITOR, name="No user", consent=True, add_me_as_export_user=False,
+        auth=ApiKeyAuth(api_key=world.cm["ApiKey"], client_id=world.cm["ClientID"]),
+    )  # fmt: skip
+    with transaction(world.runtime.sessions) as session:
+        connection_id = connections.create(
+            session=session, runtime=world.runtime, data=data, actor=world.admin()
+        ).id
+    pages = world.pages()
+    page = pages.get(f"/connections/{connection_id}").text
+    assert "This connection has no export user" in page
+    assert re.search(r'data-testid="connection-status">Needs attention<', page)  # no green OK beside it
+    assert 'data-testid="add-export-user"' in page
+    pages.post(f"/connections/{connection_id}/export-user", {})
+    page = pages.get(f"/connections/{connection_id}").text
+    assert 'data-testid="you-are-export-user"' in page
+    assert 'data-testid="add-export-user"' not in page
