@@ -297,7 +297,10 @@ def test_the_schedule_form(world: World) -> None:
     page = pages.get("/system/schedule").text
     assert "Next refreshes" in page
     assert re.search(r'value="4" checked', page)
-    assert "disabled" in world.pages(VIEWER).get("/system/schedule").text
+    read_only = world.pages(VIEWER).get("/system/schedule").text
+    assert 'data-testid="schedule-read-only"' in read_only
+    assert "Europe/Warsaw" in read_only
+    assert 'name="timezone"' not in read_only  # nothing that looks editable
 
 
 def test_admins_manage_users_and_the_last_admin_stays(world: World) -> None:
