@@ -268,6 +268,8 @@ def test_a_run_stopped_by_the_mirror_guard_waits_for_confirmation(world: World) 
     viewer = world.pages(VIEWER)
     page = viewer.get(f"/runs/{run_id}").text
     assert "Awaiting confirmation" in page
+    assert page.count('data-testid="mirror-guard"') == 1
+    assert "would remove 30 of 40" not in page.lower()  # the guard's card says it once, in words
     assert 'data-testid="confirm-removals"' not in page  # viewers only look
     contributor = world.pages(CONTRIBUTOR)
     assert 'data-testid="confirm-removals"' in contributor.get(f"/runs/{run_id}").text
