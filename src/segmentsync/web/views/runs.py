@@ -74,7 +74,8 @@ def rows_note(page: Page, run: Run, progress: dict[str, Any]) -> str:
         return page._("Comparing the members with what the list already holds…")
     if run.phase is RunPhase.SEND:
         return page._(
-            "Sending %(rows)s rows to the platform. Each row appears here once the platform has acknowledged its batch.",
+            "Sending %(rows)s rows to the platform. Their outcomes are listed here when the run has finished; "
+            "the counts above follow the platform as it acknowledges each batch.",
             rows=page.number(progress["rows_to_send"]),
         )
     return page._("Finishing the run…")
