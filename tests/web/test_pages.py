@@ -269,6 +269,7 @@ def test_a_run_stopped_by_the_mirror_guard_waits_for_confirmation(world: World) 
     page = viewer.get(f"/runs/{run_id}").text
     assert "Awaiting confirmation" in page
     assert page.count('data-testid="mirror-guard"') == 1
+    assert '<li data-phase="send" class="phase-waiting"' in page  # where it stopped, not all done
     assert "would remove 30 of 40" not in page.lower()  # the guard's card says it once, in words
     assert 'data-testid="confirm-removals"' not in page  # viewers only look
     contributor = world.pages(CONTRIBUTOR)

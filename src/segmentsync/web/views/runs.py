@@ -37,6 +37,7 @@ def _can_change(session: Session, page: Page, run: Run) -> bool:
 
 
 PHASES = ("queued", *(phase.value for phase in RunPhase))
+STOPPED = (RunStatus.FAILED, RunStatus.CANCELLED)
 
 
 def phases(page: Page, run: Run) -> list[dict[str, str]]:
@@ -44,7 +45,9 @@ def phases(page: Page, run: Run) -> list[dict[str, str]]:
     them all done; a dry run skips Send)."""
     if run.status is RunStatus.QUEUED or (run.status is RunStatus.FAILED_RETRY and run.phase is None):
         current = 0
-    elif run.status in ACTIVE_STATUSES:
+    elif run.status is RunStatus.AWAITING_CONFIRMATION:
+        current = PHASES.index("send")  # the plan is made; sending waits for the confirmation
+    elif run.status in ACTIVE_STATUSES or (run.status in STOPPED and run.phase):
         current = PHASES.index(run.phase.value) if run.phase else 1
     else:
         current = len(PHASES)
@@ -53,8 +56,10 @@ def phases(page: Page, run: Run) -> list[dict[str, str]]:
         state = "done" if index < current else "current" if index == current else "todo"
         if run.dry_run and name == "send" and state == "done":
             state = "skipped"
-        if index == current and run.status is RunStatus.FAILED_RETRY:
+        if index == current and run.status in (RunStatus.FAILED_RETRY, RunStatus.AWAITING_CONFIRMATION):
             state = "waiting"
+        if index == current and run.status in STOPPED:
+            state = "stopped"  # where a failed or cancelled run ended
         text = page.label("run_status", "queued") if name == "queued" else page.label("phase", name)
         found.append({"name": name, "label": text, "state": state})
     return found
