@@ -78,7 +78,8 @@ def test_errors_have_one_shape(admin_client: TestClient) -> None:
     assert invalid.status_code == 422
     error = invalid.json()["error"]
     assert (error["code"], error["field"]) == ("invalid", "limit")
-    assert error["message"].startswith("limit: ")
+    assert error["message"] == "limit must be at most 500."  # a sentence naming the parameter
+    assert error["details"]["errors"][0]["loc"] == ["query", "limit"]  # and where, for programs
     anonymous = TestClient(admin_client.app).get(f"{API_PREFIX}/me")
     assert anonymous.status_code == 401
     assert anonymous.headers["www-authenticate"] == "Bearer"

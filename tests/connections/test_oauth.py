@@ -239,7 +239,7 @@ def test_a_browser_whose_authorization_fails_is_sent_back_to_the_wizard(
     answer = client.get(f"{parts.path}?{parts.query}", follow_redirects=False)  # the session cookie only
 
     assert answer.status_code == 303
-    assert answer.headers["location"] == "/connections/new"
-    page = client.get("/connections/new")
+    assert answer.headers["location"] == "/connections/new?resume=1#step-6"  # back at step 6
+    page = client.get("/connections/new?resume=1")
     assert "start connecting again" in page.text  # the reason is shown there
     assert connections(runtime) == []

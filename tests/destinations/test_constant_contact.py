@@ -9,7 +9,7 @@ import httpx
 import orjson
 import pytest
 
-from segmentsync.destinations import constant_contact, create_destination
+from segmentsync.destinations import constant_contact, create_destination, progress
 from segmentsync.destinations.base import Credentials, Destination, Member
 from segmentsync.errors import Retriable
 from segmentsync.exports.models import Outcome
@@ -201,3 +201,20 @@ def test_past_the_budget_refusals_stay_unattributed(
     destination.close()
     assert Outcome.REJECTED not in {r.outcome for r in results}  # counted delivered, and logged
     assert platform.stats()["requests"]["POST /v3/activities/contacts_json_import"] == 3
+
+
+def test_an_import_reports_the_platforms_progress_while_it_runs(sandbox: Sandbox) -> None:
+    """The live progress moves with the platform's own: each poll's percent_done is reported as
+    rows done, growing, never beyond the rows sent, and all of them once the activity completes."""
+    platform = ConstantContact(sandbox)
+    platform.faults(instant_activities=False, activity_rows_per_second=1500)
+    destination = platform.destination()
+    list_id = platform.new_list("Watched")
+    reports: list[int] = []
+    with progress.reporting(lambda part, rows: reports.append(rows)):
+        destination.upsert(list_id, [Member(f"w{i}@example.com", {"first_name": "W"}) for i in range(3000)])
+    destination.close()
+    assert reports[-1] == 3000
+    assert any(0 < rows < 3000 for rows in reports), reports  # seen while the platform worked
+    assert reports == sorted(reports)
+    progress.report("outside", 1)  # no hook: nothing happens

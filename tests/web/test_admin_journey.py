@@ -31,12 +31,17 @@ def add_connection_with_oauth(
     wizard.get_by_label("I agree").check()
     wizard.get_by_role("button", name="Connect", exact=True).click()  # 5 connect
     expect(wizard.locator("[data-step='6']")).to_contain_text(f"Authenticate with {platform}")
+    assert page.url.endswith("#step-6")  # the page lands on the next step, not at the top
+    expect(page.get_by_test_id("authenticate")).to_be_focused()
     screenshot(page, f"connection-wizard-{kind}")
     page.get_by_test_id("authenticate").click()  # 6 off to the platform's consent page
     page.select_option(f"select[name={choose[0]}]", choose[1])
     page.click("button[name=decision][value=approve]")
-    finish = page.get_by_test_id("connection-finish")  # back from the platform: 7 and 8
+    finish = page.get_by_test_id("connection-wizard")  # back from the platform: 7 and 8
     expect(page.get_by_test_id("authenticated")).to_contain_text(f"Authenticated with {platform}")
+    assert "#step-7" in page.url
+    listed = page.request.get("/api/v1/connections").json()["items"]
+    assert name not in [item["name"] for item in listed]  # nothing is made before Save
     finish.get_by_label("Add yourself as export user").check()
     page.get_by_test_id("finish").click()
     expect(page.get_by_test_id("connections")).to_contain_text(name)
@@ -69,10 +74,15 @@ def add_export(page: Any, list_name: str) -> None:
     page.goto("/exports")
     page.get_by_test_id("add-export").first.click()
     page.fill("#f-name", "Poland to Campaign Monitor")
+    expect(page.locator("#f-consent_to_track")).to_be_hidden()  # a platform's fields: once it is picked
     page.select_option("#f-connection_id", label="Acme newsletter")
+    expect(page.locator("#f-consent_to_track")).to_be_visible()
+    expect(page.get_by_text("32 hexadecimal characters")).to_be_visible()  # the hint of this platform
+    expect(page.get_by_text("A UUID, as in the list's address")).to_be_hidden()
     picker = page.locator("#list-picker")  # the lists the connection sees on the platform
     option = picker.locator("option", has_text=list_name)
     expect(option).to_have_count(1)
+    expect(option).to_contain_text("members")  # Campaign Monitor's lists counted too
     picker.select_option(option.get_attribute("value"))
     page.select_option("#f-email_column", "email")
     attribute = page.locator("#attributes .attr").first
@@ -154,4 +164,4 @@ def test_admin_from_empty_database_to_a_finished_run(page_for: Any, live: Live) 
         expect(page.locator("h1")).to_have_text(heading)
         if name != "status":  # taken with a month of runs charted by test_layout
             screenshot(page, name)
-    expect(page.get_by_test_id("audit")).to_contain_text("connection.create")
+    expect(page.get_by_test_id("audit")).to_contain_text("Connection · Created")

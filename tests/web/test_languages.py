@@ -34,6 +34,7 @@ def test_polish_browser_gets_the_polish_connection_wizard(page_for: Any, live: L
     page.fill("#f-name", "Newsletter PL")
     wizard.get_by_role("button", name="Połącz", exact=True).click()  # no consent: refused, said why
     expect(page.locator("#err-consent")).to_contain_text("Zgadzam się")
+    expect(wizard.get_by_label("Zgadzam się")).to_be_focused()  # the first problem, not step 6
     expect(page.locator("#f-name")).to_have_value("Newsletter PL")  # the input is kept
     wizard.get_by_label("Zgadzam się").check()
     wizard.get_by_role("button", name="Połącz", exact=True).click()

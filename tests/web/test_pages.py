@@ -152,6 +152,8 @@ def test_remove_is_refused_while_exports_use_the_connection_which_can_be_detache
     page = pages.get(f"/connections/{connection_id}").text
     assert world.cm["ClientID"] in page
     assert world.cm["ApiKey"] not in page  # secrets are write-only
+    assert 'data-testid="remove-refused"' in page  # said before anyone asks (no pointless confirm)
+    assert 'data-testid="remove-connection"' not in page
     refused = pages.post(f"/connections/{connection_id}/remove", {})
     assert refused.status_code == 409
     assert "Weekly" in refused.text
@@ -234,8 +236,15 @@ def test_the_export_form_from_errors_to_saved_and_the_actions_on_it(world: World
     assert pages.post(f"/runs/{run_id}/cancel", {}).status_code == 303
 
     copy = pages.post(f"/exports/{export_id}/duplicate", {})
-    assert copy.headers["location"].endswith("/edit")
+    assert copy.headers["location"] == f"/exports/new?copy_of={export_id}"
+    assert "Copy of Poland weekly" not in pages.get("/exports").text  # nothing before Save
+    form_of_copy = pages.get(copy.headers["location"]).text
+    assert 'value="Copy of Poland weekly"' in form_of_copy
+    assert f'value="{list_id}"' in form_of_copy
+    assert pages.post("/exports/new", {**form, "name": "Copy of Poland weekly", "segment_ids": segment_id,
+                                       "list_id": list_id}).status_code == 303  # fmt: skip
     assert "Copy of Poland weekly" in pages.get("/exports").text
+    assert "Poland weekly" in pages.get("/exports", q=list_id).text  # the search matches list IDs
     assert pages.post(f"/exports/{export_id}/detach", {}).status_code == 303
     assert "No connection: this export is inactive" in pages.get(f"/exports/{export_id}").text
     assert pages.post(f"/exports/{export_id}/remove", {}).headers["location"] == "/exports"
@@ -259,6 +268,9 @@ def test_a_run_stopped_by_the_mirror_guard_waits_for_confirmation(world: World) 
     viewer = world.pages(VIEWER)
     page = viewer.get(f"/runs/{run_id}").text
     assert "Awaiting confirmation" in page
+    assert page.count('data-testid="mirror-guard"') == 1
+    assert '<li data-phase="send" class="phase-waiting"' in page  # where it stopped, not all done
+    assert "would remove 30 of 40" not in page.lower()  # the guard's card says it once, in words
     assert 'data-testid="confirm-removals"' not in page  # viewers only look
     contributor = world.pages(CONTRIBUTOR)
     assert 'data-testid="confirm-removals"' in contributor.get(f"/runs/{run_id}").text
@@ -288,7 +300,10 @@ def test_the_schedule_form(world: World) -> None:
     page = pages.get("/system/schedule").text
     assert "Next refreshes" in page
     assert re.search(r'value="4" checked', page)
-    assert "disabled" in world.pages(VIEWER).get("/system/schedule").text
+    read_only = world.pages(VIEWER).get("/system/schedule").text
+    assert 'data-testid="schedule-read-only"' in read_only
+    assert "Europe/Warsaw" in read_only
+    assert 'name="timezone"' not in read_only  # nothing that looks editable
 
 
 def test_admins_manage_users_and_the_last_admin_stays(world: World) -> None:

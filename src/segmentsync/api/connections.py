@@ -42,7 +42,9 @@ T = TypeVar("T")
 
 # The web UI's page for one connection; the OAuth callback sends the browser there.
 UI_CONNECTION_PAGE = "/connections/{id}"
-UI_NEW_CONNECTION_PAGE = "/connections/new"  # where a failed authorization sends the browser back
+# Where a failed authorization sends the browser back: the wizard, as it was typed, at step 6.
+UI_NEW_CONNECTION_PAGE = "/connections/new?resume=1#step-6"
+UI_PENDING_PAGE = "/connections/new?pending={token}#step-7"  # authorized, waiting for Save
 
 
 def _release(session: Session) -> None:
@@ -112,7 +114,7 @@ def oauth_callback(
 ) -> RedirectResponse:
     _release(session)
     try:
-        connection_id = oauth_flow.complete(
+        authorized = oauth_flow.complete(
             runtime=runtime, actor_id=admin.id, state=state, code=code, error=error,
             error_description=error_description, ip=client_ip(request),
         )  # fmt: skip
@@ -121,11 +123,15 @@ def oauth_callback(
             raise
         # A person in a browser: back to the wizard, with the reason shown there.
         notices = list(request.session.get("flash", []))
-        request.session["flash"] = [*notices, {"kind": "error", "message": exc.message}][-5:]
+        request.session["flash"] = [*notices, {"kind": "error", "message": exc.message, "code": exc.code}][
+            -5:
+        ]
         return RedirectResponse(UI_NEW_CONNECTION_PAGE, status_code=status.HTTP_303_SEE_OTHER)
-    return RedirectResponse(
-        UI_CONNECTION_PAGE.format(id=connection_id), status_code=status.HTTP_303_SEE_OTHER
-    )
+    if authorized.pending is not None:  # the wizard's: steps 7 and 8, then Save makes it
+        target = UI_PENDING_PAGE.format(token=authorized.pending)
+    else:
+        target = UI_CONNECTION_PAGE.format(id=authorized.connection_id)
+    return RedirectResponse(target, status_code=status.HTTP_303_SEE_OTHER)
 
 
 @router.get("/{connection_id}", summary="Show a connection (contributors: name and type only)")

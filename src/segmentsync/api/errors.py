@@ -15,6 +15,7 @@ from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from segmentsync.errors import Invalid, QuotaExceeded, SegmentSyncError
+from segmentsync.web.messages import clean_loc, english
 
 log = logging.getLogger(__name__)
 
@@ -126,15 +127,18 @@ async def domain_error(request: Request, exc: SegmentSyncError) -> JSONResponse:
 
 
 async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-    errors = exc.errors()
+    """Every problem of the request: ``loc`` for programs, ``message`` (a sentence) for people."""
+    errors = [dict(error) for error in exc.errors()]
     first = errors[0] if errors else {}
-    where = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path")]
+    where = [str(part) for part in clean_loc(first.get("loc", ()))]
+    listed = [{"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type"), "message": english(e)}
+              for e in errors]  # fmt: skip
     body = {
         "status": 422,
         "code": "invalid",
-        "message": f"{'.'.join(where) or 'request'}: {first.get('msg', 'invalid input')}",
+        "message": " ".join(str(item["message"]) for item in listed) or "The request is not valid.",
         "field": ".".join(where) or None,
-        "details": {"errors": [{"loc": list(e.get("loc", ())), "msg": e.get("msg")} for e in errors]},
+        "details": {"errors": listed},
     }
     return _answer({"error": body}, 422)
 

@@ -5,12 +5,18 @@ minutes (the PKCE verifier encrypted) and returns the platform's authorize URL. 
 the admin's browser back to :data:`CALLBACK_PATH`; :func:`complete` accepts the ``state`` only if
 it exists, is unexpired and belongs to the same user, consumes it (single use, committed before the
 code is exchanged), exchanges the code, verifies the tokens and saves the connection.
+
+The web wizard starts with ``hold=True``: the verified credentials are then kept (encrypted, for
+ten minutes, as a *pending* :class:`OAuthState`) instead of saved, and the connection is made only
+when the admin presses *Save* (:func:`save_pending`). An abandoned wizard leaves nothing behind:
+the pending row expires and is deleted with the other expired states.
 """
 
 from __future__ import annotations
 
 import secrets
 from contextlib import closing
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,7 +30,7 @@ from segmentsync.connections import access, service
 from segmentsync.connections.models import Connection, ConnectionType, OAuthState
 from segmentsync.connections.schemas import AuthMethod, ConnectionDraft, OAuthStart, OAuthStarted
 from segmentsync.db import transaction
-from segmentsync.destinations.base import TokenSet
+from segmentsync.destinations.base import AccountInfo, TokenSet
 from segmentsync.destinations.oauth import CAMPAIGN_MONITOR_SCOPES, CampaignMonitorOAuth, ConstantContactOAuth
 from segmentsync.errors import ConfigError, Forbidden, Invalid, NotFound
 from segmentsync.runtime import Runtime
@@ -60,14 +66,20 @@ def _app(runtime: Runtime, type: ConnectionType) -> tuple[str, str | None]:
 # ---------------------------------------------------------------- start
 
 
-def start(*, session: Session, runtime: Runtime, draft: OAuthStart, actor: User) -> OAuthStarted:
-    """Begin authorizing a new connection; the draft is saved only when the platform says yes."""
+def start(
+    *, session: Session, runtime: Runtime, draft: OAuthStart, actor: User, hold: bool = False
+) -> OAuthStarted:
+    """Begin authorizing a new connection; the draft is saved only when the platform says yes.
+
+    ``hold``: keep the verified credentials pending until :func:`save_pending` (the web wizard).
+    """
     service.check_draft(session=session, draft=draft, actor=actor)
     carried = {"client_id": draft.client_id} if draft.client_id else {}
     payload = {
         "draft": draft.model_dump(mode="json"),
         "consent_at": runtime.clock().isoformat(),
         "settings": carried,
+        "hold": hold,
     }
     return _begin(session=session, runtime=runtime, type=draft.type, payload=payload, actor=actor)
 
@@ -126,8 +138,8 @@ def complete(
     error: str | None = None,
     error_description: str | None = None,
     ip: str | None = None,
-) -> int:
-    """The callback: check and consume ``state``, exchange the code, verify, save. Returns the id.
+) -> Authorized:
+    """The callback: check and consume ``state``, exchange the code, verify, save (or hold).
 
     Manages its own transactions (do not call it inside one): the state is consumed for good
     even when the exchange fails, and nothing is locked while the platform is called.
@@ -135,6 +147,9 @@ def complete(
     with transaction(runtime.sessions) as session:
         row, refusal = _consume(session, state=state, actor_id=actor_id, now=runtime.clock())
         type, payload = row.connection_type, dict(row.payload)
+        if payload.get("pending"):  # a held authorization is finished by save_pending, not here
+            raise Forbidden("this authorization is unknown or was already used; start connecting again",
+                            code="oauth_state")  # fmt: skip
         verifier = runtime.vault.decrypt(row.code_verifier)["code_verifier"] if row.code_verifier else None
     if refusal is not None:  # raised after the commit: an expired state is gone for good
         raise refusal
@@ -155,7 +170,92 @@ def complete(
         secrets={"access_token": tokens.access_token, "refresh_token": tokens.refresh_token},
         expires_at=tokens.expires_at,
     )
-    return _save(runtime, payload, verified, actor_id, ip)
+    if payload.get("hold") and "draft" in payload:
+        return Authorized(pending=_hold(runtime, type, payload, verified, actor_id))
+    return Authorized(connection_id=_save(runtime, payload, verified, actor_id, ip))
+
+
+@dataclass(frozen=True)
+class Authorized:
+    """What the callback did: saved a connection (its id) or holds it for the wizard's *Save*."""
+
+    connection_id: int | None = None
+    pending: str | None = None
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A new connection the platform authorized, waiting for *Save* in the wizard."""
+
+    token: str
+    draft: ConnectionDraft
+    account_name: str
+    account_id: str
+
+
+def _hold(runtime: Runtime, type: ConnectionType, payload: dict[str, Any], verified: access.Verified,
+          actor_id: int) -> str:  # fmt: skip
+    """Keep verified credentials (encrypted) for ten minutes under a new token; nothing is saved."""
+    token = secrets.token_urlsafe(32)
+    now = runtime.clock()
+    held = {
+        "settings": verified.settings, "secrets": verified.secrets,
+        "token_expires_at": verified.token_expires_at.isoformat() if verified.token_expires_at else None,
+        "account": {"account_id": verified.account.account_id, "name": verified.account.name},
+    }  # fmt: skip
+    pending = {**payload, "pending": True, "account_name": verified.account.name,
+               "account_id": verified.account.account_id}  # fmt: skip
+    with transaction(runtime.sessions) as session:
+        session.add(
+            OAuthState(state=token, user_id=actor_id, connection_type=type, payload=pending,
+                       code_verifier=runtime.vault.encrypt(held), created_at=now, expires_at=now + STATE_LIFETIME)
+        )  # fmt: skip
+    return token
+
+
+def _pending_row(session: Session, token: str, actor: User, now: datetime) -> OAuthState:
+    row = session.get(OAuthState, token) if token else None
+    if row is None or not row.payload.get("pending") or row.user_id != actor.id or row.expires_at <= now:
+        raise NotFound("this authorization is unknown or expired (10 minutes); start connecting again",
+                       code="oauth_state")  # fmt: skip
+    return row
+
+
+def pending(*, session: Session, runtime: Runtime, token: str, actor: User) -> Pending:
+    """The held authorization ``token`` of ``actor`` (NotFound when unknown, expired or another's)."""
+    check(actor, Action.CONNECTIONS_MANAGE)
+    row = _pending_row(session, token, actor, runtime.clock())
+    draft = ConnectionDraft.model_validate(row.payload["draft"])
+    return Pending(
+        token, draft, str(row.payload.get("account_name", "")), str(row.payload.get("account_id", ""))
+    )
+
+
+def save_pending(*, session: Session, runtime: Runtime, token: str, actor: User, add_me: bool,
+                 ip: str | None = None) -> Connection:  # fmt: skip
+    """*Save* in the wizard: the held authorization becomes the connection (the token is spent)."""
+    check(actor, Action.CONNECTIONS_MANAGE)
+    row = _pending_row(session, token, actor, runtime.clock())
+    payload = dict(row.payload)
+    held = runtime.vault.decrypt(row.code_verifier or "")
+    session.delete(row)
+    expires = held.get("token_expires_at")
+    verified = access.Verified(
+        settings=held["settings"], secrets=held["secrets"],
+        token_expires_at=datetime.fromisoformat(expires) if expires else None,
+        account=AccountInfo(account_id=held["account"]["account_id"], name=held["account"]["name"]),
+    )  # fmt: skip
+    draft = ConnectionDraft.model_validate({**payload["draft"], "add_me_as_export_user": add_me})
+    return service.save_new(
+        session=session, runtime=runtime, draft=draft, verified=verified, actor=actor,
+        consent_at=datetime.fromisoformat(payload["consent_at"]), ip=ip,
+    )  # fmt: skip
+
+
+def discard_pending(*, session: Session, runtime: Runtime, token: str, actor: User) -> None:
+    """*Cancel* in the wizard: forget the held authorization."""
+    check(actor, Action.CONNECTIONS_MANAGE)
+    session.delete(_pending_row(session, token, actor, runtime.clock()))
 
 
 def _save(

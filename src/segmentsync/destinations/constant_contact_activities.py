@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from segmentsync.destinations import progress
 from segmentsync.destinations.api_client import ApiClient, json_of
 from segmentsync.destinations.policy import Tuning
 from segmentsync.destinations.ratelimit import Clock, Sleep
@@ -32,14 +33,17 @@ class Activities:
         last = "not submitted"
         for _ in range(ROUNDS):
             activity = json_of(self._api.request("POST", path, json=body))
-            final = self._wait(activity)
+            rows = len(body.get("import_data") or (body.get("source") or {}).get("contact_ids") or [])
+            final = self._wait(activity, id(body), rows)
             if final is not None and final.get("state") == "completed":
+                progress.report(id(body), rows)
                 return final
             last = "not final in time" if final is None else f"ended {final.get('state')}"
             last += f" ({'; '.join((final or {}).get('activity_errors') or [])})"
         raise Retriable(f"Constant Contact: the {path.rsplit('/', 1)[-1]} activity {last}, {ROUNDS} times")
 
-    def _wait(self, activity: dict[str, Any]) -> dict[str, Any] | None:
+    def _wait(self, activity: dict[str, Any], part: int, rows: int) -> dict[str, Any] | None:
+        """The final activity (None: not final in time); its ``percent_done`` is reported as it grows."""
         activity_id = activity["activity_id"]
         deadline = self._clock() + self._tuning.poll_timeout
         wait = self._tuning.poll_initial
@@ -49,4 +53,6 @@ class Activities:
             self._sleep(wait)
             wait = min(wait * 1.5, self._tuning.poll_max)
             activity = json_of(self._api.request("GET", f"/activities/{activity_id}"))
+            if activity.get("state") not in FINAL and isinstance(activity.get("percent_done"), int | float):
+                progress.report(part, int(rows * min(max(activity["percent_done"], 0), 100) // 100))
         return activity

@@ -21,7 +21,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -31,6 +31,7 @@ from segmentsync.destinations.base import Destination, Limits, RenderedBatch, Ro
 from segmentsync.destinations.batching import ENVELOPE_BYTES, chunk
 from segmentsync.engine.bulk import raw_rows
 from segmentsync.engine.checkpoint import Checkpoints, Recorder
+from segmentsync.engine.in_flight import InFlight
 from segmentsync.engine.lease import Cancelled, LeaseLost
 from segmentsync.engine.rows import COLUMNS, UPSERTS, PlanRow, one_of
 from segmentsync.errors import Fatal
@@ -56,6 +57,7 @@ class SendJob:
     max_batch_rows: int | None = None  # an operator's cap below the platform's batch size
     feed: Feed | None = None  # the rows as the runner stores them; None: read the stored plan
     write_lock: AbstractContextManager[Any] | None = None  # shared with the plan's writer (SQLite)
+    in_flight: InFlight | None = None  # the platform's progress within batches (set by send())
 
     def limits(self) -> Limits:
         limits = self.destination.limits
@@ -135,6 +137,7 @@ class Feed:
 def send(job: SendJob) -> None:
     """Send every pending row of the run; raises the destination's error if a batch fails."""
     limits = job.limits()
+    job.in_flight = job.in_flight or InFlight(job.sessions, job.run_id, job.lease_owner, job.write_lock)
     try:
         _drive(job, _work(job, limits), Window.of(limits, job.destination.pushback))
     finally:
@@ -277,11 +280,13 @@ def _upsert(job: SendJob, batch: list[PlanRow]) -> dict[int, RowResult]:
         rows=[row.payload or "{}" for row in batch],
         planned_new=[row.action == "new" for row in batch],
     )
-    return job.destination.upsert_rows(job.list_id, rendered, resubscribe=job.resubscribe)
+    with job.in_flight.batch() if job.in_flight else nullcontext():
+        return job.destination.upsert_rows(job.list_id, rendered, resubscribe=job.resubscribe)
 
 
 def _remove(job: SendJob, batch: list[PlanRow]) -> dict[int, RowResult]:
-    results = job.destination.remove(job.list_id, [row.email for row in batch], mode=job.removal_mode)
+    with job.in_flight.batch() if job.in_flight else nullcontext():
+        results = job.destination.remove(job.list_id, [row.email for row in batch], mode=job.removal_mode)
     if len(results) != len(batch):
         raise Fatal(f"the destination answered {len(results)} outcomes for {len(batch)} removals")
     return {

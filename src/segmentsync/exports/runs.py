@@ -246,22 +246,33 @@ def csv_lines(
 
 
 def progress(run: Run, now: datetime) -> dict[str, Any]:
-    """Batches done/total, rows per second and ETA of the send phase."""
+    """Batches done/total, rows per second and ETA of the send phase.
+
+    While a batch is with the platform, the rows it reports done (``in_flight_rows``, see
+    ``engine/in_flight.py``) count towards the percentage, rate and ETA; no total is ever
+    exceeded (a batch the destination had to split is one more than estimated).
+    """
     rate = None
     eta = None
-    if run.send_started_at and run.rows_sent:
+    running = run.status is RunStatus.RUNNING
+    in_flight = (run.plan or {}).get("in_flight_rows", 0) if running else 0
+    done = min(
+        run.rows_sent + (in_flight if isinstance(in_flight, int) else 0), run.rows_to_send or run.rows_sent
+    )
+    if run.send_started_at and done:
         end = run.finished_at or now
         seconds = max((end - run.send_started_at).total_seconds(), 0.001)
-        rate = run.rows_sent / seconds
-        remaining = max(run.rows_to_send - run.rows_sent, 0)
-        eta = remaining / rate if rate and run.status is RunStatus.RUNNING else None
-    percent = (
-        100.0 * run.rows_sent / run.rows_to_send if run.rows_to_send else (100.0 if run.finished_at else 0.0)
+        rate = done / seconds
+        remaining = max(run.rows_to_send - done, 0)
+        eta = remaining / rate if rate and running else None
+    percent = 100.0 * done / run.rows_to_send if run.rows_to_send else (100.0 if run.finished_at else 0.0)
+    batches_total = max(
+        run.batches_total, run.batches_done + (1 if running and run.rows_sent < run.rows_to_send else 0)
     )
     return {
         "phase": run.phase.value if run.phase else None,
         "batches_done": run.batches_done,
-        "batches_total": run.batches_total,
+        "batches_total": batches_total,
         "rows_sent": run.rows_sent,
         "rows_to_send": run.rows_to_send,
         "percent": round(min(percent, 100.0), 1),

@@ -294,7 +294,7 @@ def duplicate(
             f"the export “{export.name}” has no connection: attach one first", code="no_connection"
         )
     values = audited(session, export)
-    values["name"] = name.strip() if name else _copy_name(session, export.name)
+    values["name"] = name.strip() if name else copy_name(session, export.name)
     draft = draft_create(session=session, runtime=runtime, data=form_of(values), actor=actor)
     draft.values["attributes"] = [dict(item) for item in export.attributes]  # as the platform named them
     draft.values["list_name"] = export.list_name
@@ -306,7 +306,8 @@ def duplicate(
     return saved
 
 
-def _copy_name(session: Session, name: str) -> str:
+def copy_name(session: Session, name: str) -> str:
+    """``Copy of <name>``, numbered if taken (the web form proposes it for *Duplicate*)."""
     base = f"Copy of {name}"[:MAX_NAME]
     taken = set(session.scalars(sa.select(Export.name).where(Export.name.startswith(base, autoescape=True))))
     if base not in taken:

@@ -66,7 +66,7 @@ COUNT_FIELDS = ("profiles", "invalid", "new", "updated", "unchanged", "removed",
 def export_query(
     *, actor: User, search: str | None = None, sort: str = "name", connection_id: int | None = None
 ) -> sa.Select[Export]:
-    """Exports matching ``search`` (name, list or connection), sorted by ``sort`` ("-name": descending)."""
+    """Exports matching ``search`` (name, list name or ID, or connection), sorted by ``sort`` ("-name": descending)."""
     check(actor, Action.EXPORTS_VIEW)
     key = sort.removeprefix("-")
     if key not in SORTS:
@@ -83,6 +83,7 @@ def export_query(
             sa.or_(
                 contains(Export.name, search),
                 contains(Export.list_name, search),
+                contains(Export.list_id, search),
                 contains(Connection.name, search),
             )
         )

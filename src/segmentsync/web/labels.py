@@ -5,6 +5,8 @@ Every label is marked with ``N_`` for extraction and translated where it is show
 
 from __future__ import annotations
 
+from typing import Any
+
 from segmentsync.errors import SegmentSyncError
 from segmentsync.web.i18n import N_, Translator
 
@@ -61,6 +63,49 @@ LABELS: dict[str, dict[str, str]] = {
         "timestamp": N_("Date and time"),
         "other": N_("Other"),
     },
+    "actor": {"system": N_("System"), "cli": N_("Command line")},
+    "object_type": {
+        "connection": N_("Connection"),
+        "export": N_("Export"),
+        "segment": N_("Segment"),
+        "run": N_("Run"),
+        "user": N_("User"),
+        "api_token": N_("API token"),
+        "system_schedule": N_("System schedule"),
+        "notification": N_("Notification"),
+        "session": N_("Session"),
+    },
+    # The verb of an audit action ("connection.create" → Created).
+    "audit_verb": {
+        "create": N_("Created"),
+        "update": N_("Changed"),
+        "remove": N_("Removed"),
+        "delete": N_("Deleted"),
+        "detach": N_("Detached"),
+        "attach": N_("Attached"),
+        "duplicate": N_("Duplicated"),
+        "run_all": N_("Run all"),
+        "reauthenticate": N_("Authenticated again"),
+        "rotate_secrets": N_("Secrets re-encrypted"),
+        "needs_attention": N_("Needs attention"),
+        "export_user": N_("Export user set"),
+        "set_role": N_("Role changed"),
+        "set_password": N_("Password changed"),
+        "reactivate": N_("Reactivated"),
+        "deactivate": N_("Deactivated"),
+        "end_sessions": N_("Signed out everywhere"),
+        "refresh": N_("Refreshed"),
+        "start": N_("Started"),
+        "skip": N_("Skipped"),
+        "cancel": N_("Cancelled"),
+        "confirm_removals": N_("Removals confirmed"),
+        "read": N_("Read"),
+        "read_all": N_("All read"),
+        "revoke": N_("Revoked"),
+        "sign_in": N_("Signed in"),
+        "sign_in_failed": N_("Sign-in failed"),
+        "sign_out": N_("Signed out"),
+    },
     "operator": {
         "eq": N_("equals"),
         "ne": N_("does not equal"),
@@ -103,12 +148,45 @@ ERRORS: dict[str, str] = {
     "wrong_password": N_("The current password is wrong."),
     "not_found": N_("It does not exist (any more)."),
     "unauthenticated": N_("Sign in to see this page."),
+    "oauth_denied": N_(
+        "The platform did not authorize the connection. What you typed is kept: authenticate again when ready."
+    ),
+    "oauth_state_expired": N_("The authorization took longer than 10 minutes. Authenticate again."),
 }
 
 
 def error_message(tr: Translator, error: SegmentSyncError) -> str:
     known = ERRORS.get(error.code)
     return tr(known) if known else error.message
+
+
+def audit_action(tr: Translator, action: str) -> str:
+    """``connection.create`` → *Connection · Created*, in the page's language (unknown parts as they are)."""
+    kind, _, verb = action.rpartition(".")
+    labeler = Labeler(tr)
+    kind = {"exports": "export", "schedule": "system_schedule", "auth": ""}.get(kind, kind)
+    words = labeler("audit_verb", verb)
+    return f"{labeler('object_type', kind)} · {words}" if kind else words
+
+
+def audit_changes(before: dict[str, Any] | None, after: dict[str, Any] | None) -> list[tuple[str, str, str]]:
+    """What an audit entry changed, field by field (unchanged fields left out), as plain text."""
+    before, after = before or {}, after or {}
+    return [
+        (name, _plain(before.get(name)), _plain(after.get(name)))
+        for name in dict.fromkeys([*before, *after])
+        if before.get(name) != after.get(name)
+    ]
+
+
+def _plain(value: object) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, list):
+        return ", ".join(_plain(item) for item in value) or "—"
+    if isinstance(value, dict):
+        return "; ".join(f"{key}: {_plain(item)}" for key, item in value.items()) or "—"
+    return str(value)
 
 
 class Labeler:

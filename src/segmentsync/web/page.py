@@ -29,6 +29,7 @@ from segmentsync.db import id_from_text, transaction
 from segmentsync.errors import Forbidden, SegmentSyncError, Unauthenticated
 from segmentsync.runtime import Runtime
 from segmentsync.web import i18n, labels
+from segmentsync.web.messages import capitalised
 from segmentsync.web.templating import format_duration, render
 
 FLASH_KEY = "flash"
@@ -97,10 +98,18 @@ class Page:
 
     def error_text(self, error: SegmentSyncError) -> str:
         """The error in the page's language where we know its code, else the service's words."""
-        return labels.error_message(self.tr, error)
+        return capitalised(labels.error_message(self.tr, error))
+
+    def _flash_text(self, notice: dict[str, Any]) -> str:
+        """A notice in the page's language where its code is known, always a sentence."""
+        known = labels.ERRORS.get(str(notice.get("code", "")))
+        return self.tr(known) if known else capitalised(str(notice.get("message", "")))
 
     def render(self, template: str, *, status: int = 200, **context: Any) -> HTMLResponse:
-        flashes = self.request.session.pop(FLASH_KEY, [])
+        flashes = [
+            {**notice, "message": self._flash_text(notice)}
+            for notice in self.request.session.pop(FLASH_KEY, [])
+        ]
         base = {
             "page": self,
             "_": self.tr.gettext,
@@ -112,6 +121,8 @@ class Page:
             "path": self.request.url.path,
             "Action": Action,
             "label": labels.Labeler(self.tr),
+            "audit_action": lambda action: labels.audit_action(self.tr, action),
+            "audit_changes": labels.audit_changes,
         }
         return HTMLResponse(render(template, {**base, **context}), status_code=status)
 

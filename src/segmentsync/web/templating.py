@@ -7,11 +7,14 @@ from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel.dates import format_datetime, format_timedelta
 from babel.numbers import format_decimal
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, pass_context
 from jinja2.runtime import Context
+
+from segmentsync.web.messages import capitalised
 
 WEB_DIR = Path(__file__).parent
 TEMPLATES_DIR = WEB_DIR / "templates"
@@ -38,6 +41,18 @@ def _when(context: Context, value: datetime | None, style: str = "medium") -> st
     if value is None:
         return "—"
     return str(format_datetime(value.astimezone(UTC), style, tzinfo=UTC, locale=context["lang"]))
+
+
+@pass_context
+def _when_in(context: Context, value: datetime | None, zone: str, style: str = "medium") -> str:
+    """A moment in the time zone it was set in, labelled with it: ``Mar 2, 2026, 6:00:00 AM Europe/Warsaw``."""
+    if value is None:
+        return "—"
+    try:
+        tz = ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        tz, zone = ZoneInfo("UTC"), "UTC"
+    return f"{format_datetime(value.astimezone(tz), style, tzinfo=tz, locale=context['lang'])} {zone}"
 
 
 def format_duration(seconds: float | None, lang: str) -> str:
@@ -71,7 +86,9 @@ def environment() -> Environment:
         lstrip_blocks=True,
         undefined=StrictUndefined,  # a misspelt variable fails the test instead of showing nothing
     )
-    env.filters.update(number=_number, when=_when, duration=_duration, iso=_iso)
+    env.filters.update(
+        number=_number, when=_when, when_in=_when_in, duration=_duration, iso=_iso, sentence=capitalised
+    )
     env.globals.update(static_url=static_url)
     return env
 

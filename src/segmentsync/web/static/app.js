@@ -13,14 +13,28 @@ document.addEventListener("DOMContentLoaded", () => {
       if (!window.confirm(form.dataset.confirm)) event.preventDefault();
     });
   }
+  // A wizard step named in the address (#step-6, after Connect): focus its control, as autofocus
+  // would (browsers skip autofocus when the address names a place on the page).
+  // A form shown again with problems: the first field with one takes the focus instead (every
+  // problem is shown beside its field; this one is where to start).
+  const problem = document.querySelector('p.error[id^="err-"]');
+  const wrong = problem && document.querySelector(`[name="${problem.id.slice(4)}"]:not([type=hidden]):not([disabled])`);
+  const step = window.location.hash.startsWith("#step-") && document.getElementById(window.location.hash.slice(1));
+  const control = wrong || (step && (step.querySelector("[autofocus]") ||
+    step.querySelector("button:not([disabled]), input:not([type=hidden]):not([disabled]), select, textarea")));
+  // after the browser's own move to the named place, which would take the focus back
+  if (control) window.requestAnimationFrame(() => { control.focus(); control.scrollIntoView({ block: "center" }); });
   // Times are rendered in UTC by the server; show them in the browser's time zone.
   const lang = document.documentElement.lang || "en";
+  // Times set in a zone of their own (a schedule's) are shown in it by the server (data-tz).
   const format = new Intl.DateTimeFormat(lang, { dateStyle: "medium", timeStyle: "short" });
-  for (const node of document.querySelectorAll("time[datetime]")) {
+  const zoneName = new Intl.DateTimeFormat(lang, { timeZoneName: "short" }).formatToParts(new Date())
+    .find((part) => part.type === "timeZoneName");
+  for (const node of document.querySelectorAll("time[datetime]:not([data-tz])")) {
     const moment = new Date(node.getAttribute("datetime"));
     if (!Number.isNaN(moment.getTime())) {
       node.title = node.textContent.trim();
-      node.textContent = format.format(moment);
+      node.textContent = zoneName ? `${format.format(moment)} ${zoneName.value}` : format.format(moment);
     }
   }
   // Radios that show a box only for one of their values (weekly → weekdays).

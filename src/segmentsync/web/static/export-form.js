@@ -56,17 +56,38 @@ document.addEventListener("DOMContentLoaded", () => {
       for (const item of page.items) {
         const count = item.member_count === null || item.member_count === undefined ? "" : ` (${number.format(item.member_count)} ${picker.dataset.members})`;
         const option = new Option(`${item.name}${count}`, item.list_id);
+        if (count) option.dataset.counted = "1";
         option.selected = item.list_id === listInput.value.trim();
         picker.append(option);
       }
+      countMembers(id);
     } catch (error) {
       picker.replaceChildren(new Option(`${picker.dataset.failed} ${error.message}`, ""));
     }
   }
 
+  // Campaign Monitor's list of lists has no member counts: ask for each list's, two at a time.
+  async function countMembers(id) {
+    const waiting = [...picker.options].filter((option) => option.value && !option.dataset.counted);
+    const next = async () => {
+      const option = waiting.shift();
+      if (!option || connection.value !== id) return;
+      try {
+        const list = await api(`/connections/${id}/lists/${encodeURIComponent(option.value)}`);
+        if (list.member_count !== null && list.member_count !== undefined) {
+          option.text = `${option.text} (${number.format(list.member_count)} ${picker.dataset.members})`;
+        }
+      } catch (error) { /* the count is a nicety: the list can still be picked */ }
+      option.dataset.counted = "1";
+      await next();
+    };
+    await Promise.all([next(), next()]);
+  }
+
   function showPlatform() {
     type = connection && connection.value ? types[connection.value] || null : null;
-    for (const node of form.querySelectorAll("[data-only]")) node.hidden = type !== null && node.dataset.only !== type;
+    // A platform's own fields only once its connection is picked ("" marks what shows before).
+    for (const node of form.querySelectorAll("[data-only]")) node.hidden = node.dataset.only !== (type || "");
     if (heading) heading.textContent = type === "campaign_monitor" ? heading.dataset.cm : type === "constant_contact" ? heading.dataset.cc : heading.textContent;
   }
 

@@ -8,6 +8,7 @@ document.addEventListener("DOMContentLoaded", () => {
   progress.querySelector(".bar").style.width = `${progress.getAttribute("aria-valuenow")}%`;
   if (panel.dataset.active !== "true") return;
   const url = panel.dataset.liveUrl;
+  let shown = Number(progress.getAttribute("aria-valuenow")) || 0;
   const set = (name, value) => {
     for (const node of panel.querySelectorAll(`[data-live="${name}"]`)) node.textContent = value;
   };
@@ -21,12 +22,25 @@ document.addEventListener("DOMContentLoaded", () => {
       window.setTimeout(poll, 3000); // the server may be restarting; keep trying, slower
       return;
     }
+    // The bar never goes back within a run: a batch's platform progress is counted until its
+    // checkpoint, and a poll may fall between the two.
+    shown = Math.max(shown, Number(data.percent) || 0);
+    data.percent = shown;
     for (const name of ["statusLabel", "phaseLabel", "percent", "batches", "rows", "rate", "eta"]) set(name, data[name]);
     const badge = panel.querySelector("[data-live-status]");
     badge.className = `badge status-${data.status}`;
     const bar = panel.querySelector("[data-live-progress]");
     bar.setAttribute("aria-valuenow", data.percent);
     bar.querySelector(".bar").style.width = `${data.percent}%`;
+    for (const phase of data.phases || []) {
+      const step = panel.querySelector(`[data-live-phases] [data-phase="${phase.name}"]`);
+      if (!step) continue;
+      step.className = `phase-${phase.state}`;
+      if (phase.state === "current") step.setAttribute("aria-current", "step");
+      else step.removeAttribute("aria-current");
+    }
+    const note = document.querySelector("[data-live-rows-note]");
+    if (note) note.textContent = data.rowsNote;
     for (const [name, value] of Object.entries(data.counts)) {
       const node = panel.querySelector(`[data-live-count="${name}"]`);
       if (node) node.textContent = value;

@@ -18,7 +18,7 @@ from segmentsync.web.forms import build, field_errors
 from segmentsync.web.page import Page, PostedForm, page_for
 from segmentsync.web.routing import web_router
 from segmentsync.web.views import connection_wizard
-from segmentsync.web.views.connection_wizard import SETUP_KEY
+from segmentsync.web.views.connection_wizard import LABELS
 
 router = web_router()
 router.include_router(connection_wizard.router)  # /connections/new before /connections/{id}
@@ -48,7 +48,7 @@ def _connection(page: Page, connection_id: int, *, errors: dict[str, str] | None
     out = _out(page, connection_id)
     return page.render(
         "connection.html", status=status, title=out.name, connection=out, errors=errors or {},
-        in_use=in_use, setup=page.request.session.get(SETUP_KEY) == out.name,
+        in_use=in_use, is_export_user=out.export_user is not None and out.export_user.id == page.me.id,
         is_cm=out.type is ConnectionType.CAMPAIGN_MONITOR,
     )  # fmt: skip
 
@@ -56,19 +56,6 @@ def _connection(page: Page, connection_id: int, *, errors: dict[str, str] | None
 @router.get("/connections/{connection_id}")
 def connection_page(connection_id: int, page: Admin) -> Response:
     return _connection(page, connection_id)
-
-
-@router.post("/connections/{connection_id}/finish")
-def finish_setup(connection_id: int, page: Admin, form: PostedForm) -> Response:
-    """Steps 7 and 8 after OAuth: *Add yourself as export user* and *Save*."""
-    with page.transaction() as session:
-        connection = service.get_for_admin(session=session, connection_id=connection_id, actor=page.me)
-        if form.bool("add_me"):
-            service.add_export_user(session=session, connection=connection, actor=page.me, ip=page.ip)
-        name = connection.name
-    page.request.session.pop(SETUP_KEY, None)
-    page.flash(page._("The connection %(name)s is saved.", name=name))
-    return page.redirect("/connections")
 
 
 @router.post("/connections/{connection_id}")
@@ -89,7 +76,7 @@ def edit_connection(connection_id: int, page: Admin, form: PostedForm) -> Respon
                 ip=page.ip,
             )
     except SegmentSyncError as error:
-        errors = field_errors(page, error, EDIT_FIELDS, default="name")
+        errors = field_errors(page, error, EDIT_FIELDS, default="name", labels=LABELS)
         return _connection(page, connection_id, errors=errors, status=error.status)
     page.flash(page._("The connection is saved."))
     return page.redirect(f"/connections/{connection_id}")
@@ -106,7 +93,7 @@ def reauthenticate_with_key(connection_id: int, page: Admin, form: PostedForm) -
                 actor=page.me, ip=page.ip,
             )  # fmt: skip
     except SegmentSyncError as error:
-        errors = field_errors(page, error, EDIT_FIELDS, default="api_key")
+        errors = field_errors(page, error, EDIT_FIELDS, default="api_key", labels=LABELS)
         return _connection(page, connection_id, errors=errors, status=error.status)
     page.flash(page._("The connection is authenticated again."))
     return page.redirect(f"/connections/{connection_id}")

@@ -9,9 +9,10 @@ schedule. Saving never runs the export.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Response
+from pydantic import BaseModel
 
 from segmentsync.auth.policy import Action
 from segmentsync.connections import service as connections
@@ -28,6 +29,7 @@ from segmentsync.web.routing import web_router
 from segmentsync.web.views.segments import profile_columns
 
 router = web_router()
+M = TypeVar("M", bound=BaseModel)
 Editor = Annotated[Page, page_for(Action.EXPORTS_EDIT)]
 FIELDS = {name: name for name in ExportCreate.model_fields}
 DEFAULTS: dict[str, Any] = {
@@ -60,19 +62,31 @@ def form_data(form: Form) -> dict[str, Any]:
     }
 
 
-def _precheck(page: Page, data: dict[str, Any]) -> None:
-    """The commonest mistakes, in the page's language (the service checks everything again)."""
-    if not data["name"]:
-        raise Invalid(page._("Give the export a name."), code="web", field="name")
-    if data["connection_id"] is None:
-        raise Invalid(page._("Choose a connection for the export."), code="web", field="connection_id")
-    if not data["list_id"]:
-        raise Invalid(page._("Enter the list ID, or pick a list."), code="web", field="list_id")
-    if not data["email_column"]:
-        raise Invalid(page._("Choose the profile column that holds the email address."), code="web",
-                      field="email_column")  # fmt: skip
-    if not data["segment_ids"]:
-        raise Invalid(page._("Choose at least one segment."), code="web", field="segment_ids")
+def _precheck(page: Page, data: dict[str, Any]) -> dict[str, str]:
+    """The commonest mistakes, all at once, in the page's language (the service checks everything again)."""
+    missing = {
+        "name": (not data["name"], page._("Give the export a name.")),
+        "connection_id": (data["connection_id"] is None, page._("Choose a connection for the export.")),
+        "list_id": (not data["list_id"], page._("Enter the list ID, or pick a list.")),
+        "email_column": (
+            not data["email_column"],
+            page._("Choose the profile column that holds the email address."),
+        ),
+        "segment_ids": (not data["segment_ids"], page._("Choose at least one segment.")),
+    }
+    return {field: text for field, (wrong, text) in missing.items() if wrong}
+
+
+def _checked(page: Page, model: type[M], data: dict[str, Any]) -> M:
+    """The service's input, or Invalid listing every problem of the form (``details.messages``)."""
+    errors = _precheck(page, data)
+    try:
+        built = build(model, data)
+    except SegmentSyncError as error:
+        errors = {**field_errors(page, error, FIELDS), **errors}
+    if errors:
+        raise Invalid("the form has errors", code="web", details={"messages": errors})
+    return built
 
 
 def _values_of(out: ExportOut) -> dict[str, Any]:
@@ -102,8 +116,8 @@ def _form(page: Page, *, values: dict[str, Any], export: ExportOut | None = None
 
 
 def _error(page: Page, error: SegmentSyncError) -> dict[str, str]:
-    if error.code == "web":  # our own precheck: already in the page's language
-        return {error.field or "name": error.message}
+    if error.code == "web":  # our own checks: already in the page's language
+        return dict(error.details["messages"])
     return field_errors(page, error, FIELDS)
 
 
@@ -114,17 +128,23 @@ def _flash_saved(page: Page, saved: service.Saved) -> None:
 
 
 @router.get("/exports/new")
-def new_export(page: Editor) -> Response:
-    return _form(page, values=dict(DEFAULTS))
+def new_export(page: Editor, copy_of: int | None = None) -> Response:
+    """The empty form, or (``copy_of``) one filled in as a copy of that export: saved only by *Save*."""
+    if copy_of is None:
+        return _form(page, values=dict(DEFAULTS))
+    source = _editable(page, copy_of)
+    with page.transaction() as session:
+        name = service.copy_name(session, source.name)
+    page.flash(page._("A copy of %(name)s: nothing is saved until you press Save.", name=source.name))
+    return _form(page, values={**_values_of(source), "name": name})
 
 
 @router.post("/exports/new")
 def create_export(page: Editor, form: PostedForm) -> Response:
     data = form_data(form)
     try:
-        _precheck(page, data)
         saved = service.create(
-            runtime=page.runtime, data=build(ExportCreate, data), actor=page.me, ip=page.ip
+            runtime=page.runtime, data=_checked(page, ExportCreate, data), actor=page.me, ip=page.ip
         )
     except SegmentSyncError as error:
         return _form(page, values=data, errors=_error(page, error), status=error.status)
@@ -152,11 +172,10 @@ def update_export(export_id: int, page: Editor, form: PostedForm) -> Response:
     out = _editable(page, export_id)
     data = form_data(form)
     try:
-        _precheck(page, data)
         saved = service.update(
             runtime=page.runtime,
             export_id=export_id,
-            changes=build(ExportUpdate, data),
+            changes=_checked(page, ExportUpdate, data),
             actor=page.me,
             ip=page.ip,
         )

@@ -15,6 +15,7 @@ from segmentsync.api.pagination import PageParams, paginate
 from segmentsync.auth.policy import Action
 from segmentsync.errors import SegmentSyncError
 from segmentsync.exports import service, views
+from segmentsync.scheduling import schedule
 from segmentsync.web import charts
 from segmentsync.web.i18n import N_
 from segmentsync.web.page import Page, PostedForm, page_for
@@ -72,9 +73,10 @@ def export_page(export_id: int, page: Viewer) -> Response:
             session, views.run_query(actor=page.me, export_id=export_id), PageParams(limit=RUNS_SHOWN)
         )
         chart = charts.export_runs(session, export_id, now=page.runtime.clock(), tr=page.tr)
+        system_zone = schedule.load(session).timezone or "UTC"  # the zone a system refresh is set in
     return page.render(
         "export.html", title=out.name, export=out, runs=history, charts=chart,
-        runs_charted=charts.RUNS_CHARTED, days_charted=charts.DAYS_CHARTED,
+        runs_charted=charts.RUNS_CHARTED, days_charted=charts.DAYS_CHARTED, system_zone=system_zone,
         can_edit=out.permission == "edit" and page.can(Action.EXPORTS_EDIT),
     )  # fmt: skip
 
@@ -101,17 +103,8 @@ def run(export_id: int, page: Runner, form: PostedForm) -> Response:
 
 @router.post("/exports/{export_id}/duplicate")
 def duplicate(export_id: int, page: Editor, form: PostedForm) -> Response:
-    try:
-        with page.transaction() as session:
-            export = service.get(session=session, export_id=export_id, actor=page.me)
-            saved = service.duplicate(
-                session=session, runtime=page.runtime, export=export, actor=page.me, ip=page.ip
-            )
-    except SegmentSyncError as error:
-        page.flash(page.error_text(error), "error")
-        return page.redirect(_back(form.get("next"), export_id))
-    page.flash(page._("Duplicated. Saving never runs an export: run the copy when it is ready."))
-    return page.redirect(f"/exports/{saved.export_id}/edit")
+    """*Duplicate* opens the form filled in as a copy; nothing exists before *Save*."""
+    return page.redirect(f"/exports/new?copy_of={export_id}")
 
 
 @router.post("/exports/{export_id}/detach")

@@ -16,8 +16,9 @@ from segmentsync.connections.models import Connection
 from segmentsync.errors import SegmentSyncError
 from segmentsync.exports import runs, views
 from segmentsync.exports.grants import permission
-from segmentsync.exports.models import ACTIVE_STATUSES, Export, Outcome, Run, RunStatus
+from segmentsync.exports.models import ACTIVE_STATUSES, Export, Outcome, Run, RunPhase, RunStatus
 from segmentsync.web import charts
+from segmentsync.web.messages import capitalised
 from segmentsync.web.page import Page, PostedForm, page_for
 from segmentsync.web.routing import web_router
 
@@ -36,10 +37,62 @@ def _can_change(session: Session, page: Page, run: Run) -> bool:
     return export is not None and permission(page.me, connection) == "edit"
 
 
+PHASES = ("queued", *(phase.value for phase in RunPhase))
+STOPPED = (RunStatus.FAILED, RunStatus.CANCELLED)
+
+
+def phases(page: Page, run: Run) -> list[dict[str, str]]:
+    """Queued · Snapshot · Plan · Send · Finish, each done, current or to come (a fast run shows
+    them all done; a dry run skips Send)."""
+    if run.status is RunStatus.QUEUED or (run.status is RunStatus.FAILED_RETRY and run.phase is None):
+        current = 0
+    elif run.status is RunStatus.AWAITING_CONFIRMATION:
+        current = PHASES.index("send")  # the plan is made; sending waits for the confirmation
+    elif run.status in ACTIVE_STATUSES or (run.status in STOPPED and run.phase):
+        current = PHASES.index(run.phase.value) if run.phase else 1
+    else:
+        current = len(PHASES)
+    found = []
+    for index, name in enumerate(PHASES):
+        state = "done" if index < current else "current" if index == current else "todo"
+        if run.dry_run and name == "send" and state == "done":
+            state = "skipped"
+        if index == current and run.status in (RunStatus.FAILED_RETRY, RunStatus.AWAITING_CONFIRMATION):
+            state = "waiting"
+        if index == current and run.status in STOPPED:
+            state = "stopped"  # where a failed or cancelled run ended
+        text = page.label("run_status", "queued") if name == "queued" else page.label("phase", name)
+        found.append({"name": name, "label": text, "state": state})
+    return found
+
+
+def rows_note(page: Page, run: Run, progress: dict[str, Any]) -> str:
+    """What the rows panel says while no row is recorded yet: what is happening."""
+    if run.status is RunStatus.QUEUED:
+        return page._("Waiting for a worker to start the run.")
+    if run.status is RunStatus.FAILED_RETRY:
+        return page._("The run failed for now and will try again.")
+    if run.status not in ACTIVE_STATUSES:
+        return page._("This run recorded no rows.")
+    if run.phase in (None, RunPhase.SNAPSHOT):
+        return page._("Taking a snapshot of the segments' members…")
+    if run.phase is RunPhase.PLAN:
+        return page._("Comparing the members with what the list already holds…")
+    if run.phase is RunPhase.SEND:
+        return page._(
+            "Sending %(rows)s rows to the platform. Their outcomes are listed here when the run has finished; "
+            "the counts above follow the platform as it acknowledges each batch.",
+            rows=page.number(progress["rows_to_send"]),
+        )
+    return page._("Finishing the run…")
+
+
 def live(page: Page, run: Run) -> dict[str, Any]:
     """What the page's script shows without reloading: status, phase, progress, counts."""
     progress = runs.progress(run, page.runtime.clock())
     return {
+        "phases": phases(page, run),
+        "rowsNote": rows_note(page, run, progress),
         "status": run.status.value,
         "statusLabel": page.label("run_status", run.status),
         "phase": progress["phase"],
@@ -51,7 +104,7 @@ def live(page: Page, run: Run) -> dict[str, Any]:
         "rate": page.number(round(progress["rows_per_second"])) if progress["rows_per_second"] else "—",
         "eta": page.duration(progress["eta_seconds"]),
         "counts": {name: page.number(getattr(run, name)) for name in COUNTS},
-        "error": run.error,
+        "error": capitalised(run.error) if run.error else None,
     }
 
 

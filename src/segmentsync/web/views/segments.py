@@ -6,16 +6,18 @@ import json
 from typing import Annotated, Any
 
 from fastapi import Response
+from pydantic import ValidationError
 
 from segmentsync.auth.policy import Action
-from segmentsync.errors import SegmentSyncError
+from segmentsync.errors import Invalid, SegmentSyncError
 from segmentsync.segments import rules as rule_shapes
 from segmentsync.segments import service
 from segmentsync.segments.compile import ALLOWED
 from segmentsync.segments.models import Segment
 from segmentsync.segments.schemas import PreviewOut, SegmentCreate, SegmentUpdate
-from segmentsync.web.forms import FORM_ERROR, build, field_errors
+from segmentsync.web.forms import FORM_ERROR, build, field_errors, invalid
 from segmentsync.web.labels import LABELS
+from segmentsync.web.messages import clean_loc
 from segmentsync.web.page import Form, Page, PostedForm, page_for
 from segmentsync.web.routing import web_router
 
@@ -75,16 +77,32 @@ def _describe(segment: Segment) -> str:
 
 
 def _errors(page: Page, error: SegmentSyncError) -> dict[str, str]:
-    """The error beside its field; a rule's error also names the condition (the builder marks it)."""
+    """Each error beside its field; a rule's error also names the condition (the builder marks it)."""
     errors = field_errors(page, error, FIELDS, default="rules")
-    if "rules" in errors and error.field:
-        errors["rules_path"] = error.field
+    paths = [
+        ".".join(str(part) for part in clean_loc(item.get("loc", ())))
+        for item in error.details.get("errors", [])
+    ]
+    paths = [path for path in [*paths, error.field or ""] if path.startswith("rules.")]
+    if "rules" in errors and paths:
+        errors["rules_path"] = paths[0]
     return errors
 
 
+def _rule_data(form: Form) -> Any:
+    """The rule as posted (JSON text from the builder), parsed but not yet checked."""
+    try:
+        return json.loads(form.raw("rules") or json.dumps(EMPTY_RULE))
+    except ValueError:
+        bad = {"loc": ["rules"], "type": "json_invalid", "msg": "Invalid JSON", "ctx": {}}
+        raise Invalid("rules: not valid JSON", field="rules", details={"errors": [bad]}) from None
+
+
 def _rule(form: Form) -> rule_shapes.Group:
-    text = form.raw("rules") or json.dumps(EMPTY_RULE)
-    return rule_shapes.parse(text)
+    try:
+        return rule_shapes.Group.model_validate(_rule_data(form))
+    except ValidationError as exc:
+        raise invalid(exc, prefix=("rules",)) from exc
 
 
 def _editor(page: Page, *, segment: Segment | None, values: dict[str, Any], errors: dict[str, str] | None = None,
@@ -99,7 +117,7 @@ def _editor(page: Page, *, segment: Segment | None, values: dict[str, Any], erro
         "segment.html", status=status, title=segment.name if segment else page._("New segment"), segment=segment,
         values=values, errors=errors or {}, preview=preview, count=count, columns=columns,
         columns_problem=columns_problem, config=builder_config(page, columns), used=used, history=history,
-        can_edit=page.can(Action.SEGMENTS_EDIT),
+        can_edit=page.can(Action.SEGMENTS_EDIT), rule=segment.rules if segment else EMPTY_RULE,
     )  # fmt: skip
 
 
@@ -134,7 +152,7 @@ def create_segment(page: Editor, form: PostedForm) -> Response:
     try:
         data = build(
             SegmentCreate,
-            {"name": form.get("name"), "description": form.get("description"), "rules": _rule(form)},
+            {"name": form.get("name"), "description": form.get("description"), "rules": _rule_data(form)},
         )
         with page.transaction() as session:
             segment = service.create(
@@ -202,7 +220,7 @@ def update_segment(segment_id: int, page: Editor, form: PostedForm) -> Response:
     try:
         data = build(
             SegmentUpdate,
-            {"name": form.get("name"), "description": form.get("description"), "rules": _rule(form)},
+            {"name": form.get("name"), "description": form.get("description"), "rules": _rule_data(form)},
         )
         with page.transaction() as session:
             service.update(
