@@ -67,7 +67,7 @@ FORBIDDEN_NODES: dict[type[exp.Expression], str] = {
     exp.Commit: "COMMIT",
     exp.Rollback: "ROLLBACK",
     exp.Command: "a statement",
-    exp.Into: "SELECT … INTO (it creates a table)",
+    exp.Into: "INTO (SELECT … INTO creates a table)",
     exp.Lock: "FOR UPDATE/FOR SHARE (it takes locks)",
     exp.Cache: "CACHE",
     exp.Uncache: "UNCACHE",
@@ -105,7 +105,9 @@ FORBIDDEN_FUNCTIONS = frozenset(
 )  # fmt: skip
 FORBIDDEN_PREFIXES = ("read_", "pg_", "lo_", "dblink", "sqlite_", "postgres_", "mysql_", "system$")
 FORBIDDEN_SUFFIXES = ("_scan",)
-TABLE_FUNCTIONS = frozenset({"unnest", "generate_series", "range", "explode", "posexplode", "inline"})
+TABLE_FUNCTIONS = frozenset(
+    {"unnest", "generate_series", "exploding_generate_series", "range", "explode", "posexplode", "inline"}
+)
 FILE_LIKE = re.compile(r"[/\\:]|\.(csv|tsv|txt|parquet|pq|json|jsonl|ndjson|gz|zst|xlsx?|db|duckdb|sqlite3?|arrow|avro|orc)$", re.I)
 
 
@@ -144,6 +146,8 @@ def check(text: str, engine: str) -> CheckedQuery:
     except ParseError as exc:
         first = exc.errors[0] if exc.errors else {}
         line, col = first.get("line"), first.get("col")
+        if isinstance(col, int) and first.get("highlight"):  # sqlglot names the token's last column
+            col = max(1, col - len(str(first["highlight"])) + 1)
         place = f"line {line}, column {col}" if line else "the SQL"
         reason = str(first.get("description") or exc).splitlines()[0]
         raise Invalid(
@@ -153,7 +157,16 @@ def check(text: str, engine: str) -> CheckedQuery:
             details={"line": line, "column": col},
         ) from None
     except TokenError as exc:
-        raise Invalid(f"the SQL cannot be read: {exc}", code="invalid_sql", field="sql") from None
+        context = re.search(r"Error tokenizing '(.*)'", str(exc), re.S)
+        offset = text.find(context.group(1)) if context else -1
+        line, col = _line_col(text, offset) if offset >= 0 else (None, None)
+        place = f"line {line}, column {col}" if line else "the SQL"
+        raise Invalid(
+            f"{place}: the SQL cannot be read from about here (a comment or quote that is not closed?)",
+            code="invalid_sql",
+            field="sql",
+            details={"line": line, "column": col},
+        ) from None
     if not statements:
         raise Invalid("the SQL holds no statement: write one SELECT", code="invalid_sql", field="sql")
     if len(statements) > 1:
@@ -171,7 +184,9 @@ def check(text: str, engine: str) -> CheckedQuery:
 def _check_node(text: str, node: exp.Expression) -> None:
     for kind, words in FORBIDDEN_NODES.items():
         if isinstance(node, kind):
-            raise _refused(text, node, f"{words} is not allowed in a segment's query (only reading)")
+            raise _refused(
+                text, node, f"{words} is not allowed in a segment's query (only reading)", keyword=True
+            )
     if isinstance(node, exp.Func):
         name = _function_name(node)
         if _forbidden_function(name):
@@ -223,8 +238,14 @@ def _statement_name(node: exp.Expression) -> str:
     return node.key.upper()
 
 
-def _refused(text: str, node: exp.Expression, reason: str, *, first: bool = False) -> Invalid:
+def _refused(
+    text: str, node: exp.Expression, reason: str, *, first: bool = False, keyword: bool = False
+) -> Invalid:
     start = _start(node)
+    if keyword and start is not None:  # a clause: its keyword, before its first named part
+        word = _statement_name(node).split()[0]
+        found = [m.start() for m in re.finditer(rf"\b{re.escape(word)}\b", text[:start], re.I)]
+        start = found[-1] if found else start
     if first:  # a whole statement: where it begins (after the previous statement's ";")
         end = start if start is not None else len(text)
         begin = text.rfind(";", 0, end) + 1
