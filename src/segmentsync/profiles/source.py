@@ -186,17 +186,21 @@ class ProfileSource:
         if not guarded:
             yield
             return
-        fired = threading.Event()
+        fired, done = threading.Event(), threading.Event()
 
-        def expire() -> None:
+        def watch() -> None:
+            if done.wait(self.sql_timeout):
+                return
             fired.set()
-            if stop is not None:
+            # Again and again until the query gives up: Spark cancels only the jobs already
+            # started, and a query may still be planning when the time is up.
+            while stop is not None and not done.is_set():
                 stop()
+                done.wait(0.25)
 
-        timer = threading.Timer(self.sql_timeout, expire) if timed else None
-        if timer is not None:
-            timer.daemon = True
-            timer.start()
+        watcher = threading.Thread(target=watch, name="sql-timeout", daemon=True) if timed else None
+        if watcher is not None:
+            watcher.start()
         try:
             yield
         except (Invalid, NotFound, ConfigError, Retriable, GeneratorExit):
@@ -208,15 +212,16 @@ class ProfileSource:
                     f"the segment's query ran longer than {self.sql_timeout:g} s and was stopped "
                     "(SEGMENTSYNC_SQL_TIMEOUT_SECONDS); make it cheaper, e.g. join on keys, filter early",
                     code="sql_timeout",
+                    field="sql",
                 ) from None
             raise Invalid(
                 f"the segment's query failed in the engine ({self.engine}): {_first_lines(str(exc))}",
                 code="sql_failed",
+                field="sql",
                 details={"engine_message": str(exc)[:2000]},
             ) from None
         finally:
-            if timer is not None:
-                timer.cancel()
+            done.set()
 
     def _shared_backend(self) -> BaseBackend:
         with self._shared_lock:
