@@ -48,7 +48,9 @@ def error(answer: Any) -> dict[str, Any]:
 
 def test_sql_segment_lifecycle(api: TestClient, runtime: Runtime) -> None:
     editor = token(runtime, "c@example.com", Role.CONTRIBUTOR)
-    created = api.post(SEGMENTS, json={"name": "Big spenders", "kind": "sql", "sql": SEGMENT_SQL}, headers=editor)
+    created = api.post(
+        SEGMENTS, json={"name": "Big spenders", "kind": "sql", "sql": SEGMENT_SQL}, headers=editor
+    )
     assert created.status_code == 201, created.text
     segment = created.json()
     assert (segment["kind"], segment["sql"], segment["rules"]) == ("sql", SEGMENT_SQL, None)
@@ -60,7 +62,10 @@ def test_sql_segment_lifecycle(api: TestClient, runtime: Runtime) -> None:
     history = api.get(f"{SEGMENTS}/{sid}/refreshes", headers=editor).json()
     assert [entry["member_count"] for entry in history["items"]] == [len(BIG_SPENDERS)]
     preview = api.get(f"{SEGMENTS}/{sid}/preview?columns=email", headers=editor).json()
-    assert preview["rows"] == [{"profile_id": 1, "email": "a@x.pl"}, {"profile_id": 12, "email": "ann@gmail.com"}]
+    assert preview["rows"] == [
+        {"profile_id": 1, "email": "a@x.pl"},
+        {"profile_id": 12, "email": "ann@gmail.com"},
+    ]
     assert api.get(f"{SEGMENTS}/{sid}/count", headers=editor).json()["member_count"] == 2
 
     wider = SEGMENT_SQL.replace("> 100", ">= 100")  # profile 2 spent exactly 100
@@ -79,8 +84,13 @@ def test_unsaved_sql_is_checked_counted_and_previewed(api: TestClient, runtime: 
     editor = token(runtime, "c@example.com", Role.CONTRIBUTOR)
     checked = api.post(f"{SEGMENTS}/sql/check", json={"sql": SEGMENT_SQL}, headers=editor)
     assert checked.json() == {"columns": ["profile_id"]}
-    assert api.post(f"{SEGMENTS}/sql/count", json={"sql": SEGMENT_SQL}, headers=editor).json()["member_count"] == 2
-    rows = api.post(f"{SEGMENTS}/sql/preview?columns=country", json={"sql": SEGMENT_SQL}, headers=editor).json()
+    assert (
+        api.post(f"{SEGMENTS}/sql/count", json={"sql": SEGMENT_SQL}, headers=editor).json()["member_count"]
+        == 2
+    )
+    rows = api.post(
+        f"{SEGMENTS}/sql/preview?columns=country", json={"sql": SEGMENT_SQL}, headers=editor
+    ).json()
     assert rows["rows"] == [{"profile_id": 1, "country": "PL"}, {"profile_id": 12, "country": "PL"}]
 
 
@@ -111,7 +121,11 @@ def test_a_bad_query_is_a_clear_422_naming_where(
 
 def test_the_definition_must_fit_the_kind(api: TestClient, runtime: Runtime) -> None:
     editor = token(runtime, "c@example.com", Role.CONTRIBUTOR)
-    both = api.post(SEGMENTS, json={"name": "X", "kind": "sql", "sql": SEGMENT_SQL, "rules": {"items": []}}, headers=editor)
+    both = api.post(
+        SEGMENTS,
+        json={"name": "X", "kind": "sql", "sql": SEGMENT_SQL, "rules": {"items": []}},
+        headers=editor,
+    )
     assert both.status_code == 422
     assert "a sql segment takes sql, not rules" in both.text
     missing = api.post(SEGMENTS, json={"name": "X", "kind": "dbt"}, headers=editor)
@@ -139,7 +153,10 @@ def test_an_admin_may_restrict_sql_segments_to_admins(api: TestClient, runtime: 
     # the contributor may still rename the admin's SQL segment, not change its query
     sid = made.json()["id"]
     assert api.patch(f"{SEGMENTS}/{sid}", json={"name": "A2"}, headers=editor).status_code == 200
-    assert api.patch(f"{SEGMENTS}/{sid}", json={"sql": "SELECT 1 AS profile_id"}, headers=editor).status_code == 403
+    assert (
+        api.patch(f"{SEGMENTS}/{sid}", json={"sql": "SELECT 1 AS profile_id"}, headers=editor).status_code
+        == 403
+    )
 
 
 def test_dbt_segment_follows_the_manifest(
@@ -152,7 +169,9 @@ def test_dbt_segment_follows_the_manifest(
     manifest = tmp_path / "manifest.json"
     manifest.write_bytes(dbt_manifest.read_bytes())
 
-    no_manifest = api.post(SEGMENTS, json={"name": "D", "kind": "dbt", "dbt_model": "big_spenders"}, headers=editor)
+    no_manifest = api.post(
+        SEGMENTS, json={"name": "D", "kind": "dbt", "dbt_model": "big_spenders"}, headers=editor
+    )
     assert no_manifest.status_code == 422
     assert "no dbt manifest is set" in error(no_manifest)["message"]
     assert api.put(f"{SEGMENTS}/dbt", json={"manifest": str(manifest)}, headers=editor).status_code == 403
@@ -212,7 +231,9 @@ def test_cli_creates_sql_and_dbt_segments(runtime: Runtime, dbt_manifest: Path) 
     made = cli.invoke(cli_app, ["segments", "create", "Big", "--sql", "-"], input=SEGMENT_SQL)
     assert made.exit_code == 0, made.output
     assert "Created segment 'Big' (id 1): SQL: -- profiles whose orders" in made.stdout
-    hostile = cli.invoke(cli_app, ["segments", "create", "Bad", "--sql", "-"], input="SELECT 1 AS profile_id; PRAGMA x")
+    hostile = cli.invoke(
+        cli_app, ["segments", "create", "Bad", "--sql", "-"], input="SELECT 1 AS profile_id; PRAGMA x"
+    )
     assert hostile.exit_code == 1
     assert "line 1, column 25: only one statement is allowed" in hostile.stderr
 

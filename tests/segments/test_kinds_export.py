@@ -9,7 +9,7 @@ import duckdb
 import pytest
 
 from engine.test_run import PLATFORMS, make_export, platform_list, run_export
-from exports.conftest import settings, world  # noqa: F401  # the export tests' world (tests/ on sys.path)
+from exports import conftest as export_fixtures  # tests/ is on sys.path (rootdir)
 from exports.world import World
 from segmentsync.db import transaction
 from segmentsync.exports.models import RunStatus
@@ -18,6 +18,9 @@ from segmentsync.segments import kinds
 from segmentsync.segments.models import Segment
 
 from .orders import create_view
+
+# The export tests' world: users, 40 profiles, segments, connections to both sandbox platforms.
+settings, world = export_fixtures.settings, export_fixtures.world
 
 # The world's 40 profiles (person<i>@example.com); orders for a few of them.
 ORDERS_SQL = """

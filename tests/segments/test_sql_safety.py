@@ -18,7 +18,12 @@ HOSTILE = [
     ("postgres", "SELECT 1 AS profile_id; SELECT pg_sleep(100)", (1, 25), "one statement"),
     ("duckdb", "SELECT profile_id FROM profiles /* ; */ ; DROP TABLE profiles", (1, 43), "one statement"),
     # PostgreSQL nests comments: this is one comment to it, and to the check an unclosed one
-    ("postgres", "SELECT profile_id FROM profiles /* /* */ ; DROP TABLE profiles; /* */", (1, 21), "not closed"),
+    (
+        "postgres",
+        "SELECT profile_id FROM profiles /* /* */ ; DROP TABLE profiles; /* */",
+        (1, 21),
+        "not closed",
+    ),
     ("duckdb", "DROP TABLE profiles", (1, 1), "only a SELECT"),
     ("duckdb", "CREATE TABLE x AS SELECT * FROM profiles", (1, 1), "only a SELECT"),
     ("postgres", "UPDATE profiles SET email = NULL", (1, 1), "only a SELECT"),
@@ -30,7 +35,12 @@ HOSTILE = [
     ("duckdb", "LOAD httpfs", (1, 1), "not LOAD"),
     ("duckdb", "SET enable_external_access = true", (1, 1), "not SET"),
     ("duckdb", "-- just a comment\n  SELECT 1 AS profile_id;\nVACUUM", (3, 1), "one statement"),
-    ("postgres", "WITH gone AS (DELETE FROM profiles RETURNING profile_id) SELECT profile_id FROM gone", (1, 15), "DELETE"),
+    (
+        "postgres",
+        "WITH gone AS (DELETE FROM profiles RETURNING profile_id) SELECT profile_id FROM gone",
+        (1, 15),
+        "DELETE",
+    ),
     ("postgres", "SELECT profile_id INTO stolen FROM profiles", (1, 19), "INTO"),
     ("postgres", "SELECT profile_id FROM profiles FOR UPDATE", (1, 33), "FOR UPDATE"),
     ("duckdb", "SELECT * FROM read_csv('/etc/passwd')", (1, 15), "read_csv"),
@@ -39,9 +49,19 @@ HOSTILE = [
     ("duckdb", 'SELECT * FROM "secrets.csv"', (1, 15), "file or URL"),
     ("duckdb", "SELECT profile_id FROM profiles WHERE getenv('HOME') IS NOT NULL", (1, 39), "getenv"),
     ("duckdb", "SELECT * FROM glob('/home/*')", (1, 15), "glob"),
-    ("duckdb", "SELECT *\nFROM profiles\nWHERE profile_id IN (SELECT 1 FROM query('DROP TABLE profiles'))", (3, 36), "query"),
+    (
+        "duckdb",
+        "SELECT *\nFROM profiles\nWHERE profile_id IN (SELECT 1 FROM query('DROP TABLE profiles'))",
+        (3, 36),
+        "query",
+    ),
     ("postgres", "SELECT pg_read_file('/etc/passwd') AS profile_id", (1, 8), "pg_read_file"),
-    ("postgres", "SELECT profile_id FROM profiles WHERE set_config('x', 'y', false) = 'y'", (1, 39), "set_config"),
+    (
+        "postgres",
+        "SELECT profile_id FROM profiles WHERE set_config('x', 'y', false) = 'y'",
+        (1, 39),
+        "set_config",
+    ),
     ("postgres", "SELECT * FROM dblink('host=evil', 'select 1') AS t(profile_id int)", (1, 15), "dblink"),
     ("postgres", "SELECT lo_import('/etc/passwd') AS profile_id", (1, 8), "lo_import"),
     ("postgres", "SELECT nextval('profiles_seq') AS profile_id", (1, 8), "nextval"),
@@ -118,7 +138,11 @@ def test_postgres_runs_a_segment_read_only(postgres_profiles: ProfileSource) -> 
 
 def cross_join(engine: str) -> str:
     """A query that would run for hours: the profiles times 10¹⁰ rows."""
-    numbers = {"duckdb": "range(100000)", "postgres": "generate_series(1, 100000)", "pyspark": "range(100000)"}
+    numbers = {
+        "duckdb": "range(100000)",
+        "postgres": "generate_series(1, 100000)",
+        "pyspark": "range(100000)",
+    }
     series = numbers[engine]
     return f"SELECT p.profile_id FROM profiles p, {series} AS a, {series} AS b"
 

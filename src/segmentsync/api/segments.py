@@ -13,8 +13,8 @@ from segmentsync.api.deps import RuntimeDep, SessionDep, client_ip, require
 from segmentsync.api.pagination import Page, PageDep
 from segmentsync.auth.models import User
 from segmentsync.auth.policy import Action
-from segmentsync.errors import SegmentSyncError
 from segmentsync.dbt import manifest as dbt
+from segmentsync.errors import SegmentSyncError
 from segmentsync.segments import kinds, service
 from segmentsync.segments import sql as sqlcheck
 from segmentsync.segments.models import SegmentRefresh
@@ -134,11 +134,15 @@ def refresh_segments(
 def check_sql(
     body: SqlIn, session: SessionDep, runtime: RuntimeDep, actor: Editor, _sql: SqlWriter
 ) -> SqlCheckOut:
-    return SqlCheckOut(columns=service.check_sql(session=session, source=runtime.profiles, sql=body.sql, actor=actor))
+    return SqlCheckOut(
+        columns=service.check_sql(session=session, source=runtime.profiles, sql=body.sql, actor=actor)
+    )
 
 
 @router.post("/sql/count", summary="Count the members of a SQL query that is not saved")
-def count_sql(body: SqlIn, session: SessionDep, runtime: RuntimeDep, actor: Editor, _sql: SqlWriter) -> CountOut:
+def count_sql(
+    body: SqlIn, session: SessionDep, runtime: RuntimeDep, actor: Editor, _sql: SqlWriter
+) -> CountOut:
     query = service.sql_selection(session=session, source=runtime.profiles, sql=body.sql, actor=actor)
     return CountOut(segment_id=None, member_count=service.count_rule(source=runtime.profiles, rule=query))
 
@@ -194,11 +198,17 @@ def dbt_out(session: sa.orm.Session, engine: str) -> DbtOut:
     dialect = sqlcheck.dialect_of(engine)
     models = [
         DbtModelOut(
-            name=m.name, package=m.package, unique_id=m.unique_id, relation=m.relation(dialect),
-            materialized=m.materialized, description=m.description,
-            columns=[DbtColumnOut(name=c.name, description=c.description, data_type=c.data_type) for c in m.columns],
+            name=m.name,
+            package=m.package,
+            unique_id=m.unique_id,
+            relation=m.relation(dialect),
+            materialized=m.materialized,
+            description=m.description,
+            columns=[
+                DbtColumnOut(name=c.name, description=c.description, data_type=c.data_type) for c in m.columns
+            ],
             tests=m.tests,
-        )  # fmt: skip
+        )
         for m in found.listing()
     ]
     return DbtOut(manifest=location, dbt_version=found.dbt_version, project=found.project, models=models)

@@ -1,9 +1,9 @@
 """``segmentsync dbt …``: set the dbt manifest, list its models, show one (admins set the manifest).
 
-    segmentsync dbt set-manifest path/to/project/target/manifest.json
-    segmentsync dbt models
-    segmentsync dbt show big_spenders
-    segmentsync segments create "Big spenders" --dbt-model big_spenders
+segmentsync dbt set-manifest path/to/project/target/manifest.json
+segmentsync dbt models
+segmentsync dbt show big_spenders
+segmentsync segments create "Big spenders" --dbt-model big_spenders
 """
 
 from __future__ import annotations
@@ -96,6 +96,8 @@ def _model_json(model: dbt.Model, dialect: str) -> dict[str, object]:
         "relation": model.relation(dialect),
         "materialized": model.materialized,
         "description": model.description,
-        "columns": [{"name": c.name, "description": c.description, "data_type": c.data_type} for c in model.columns],
+        "columns": [
+            {"name": c.name, "description": c.description, "data_type": c.data_type} for c in model.columns
+        ],
         "tests": model.tests,
     }

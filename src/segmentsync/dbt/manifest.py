@@ -67,13 +67,11 @@ class Manifest:
     def model(self, name: str) -> Model:
         """The model named ``name`` (or ``package.name``); a clear error if absent or ambiguous."""
         wanted = name.strip()
-        found = [
-            m for m in self.models.values() if wanted in (m.name, f"{m.package}.{m.name}", m.unique_id)
-        ]
+        found = [m for m in self.models.values() if wanted in (m.name, f"{m.package}.{m.name}", m.unique_id)]
         if len(found) > 1:
-            names = ", ".join(sorted(f"{m.package}.{m.name}" for m in found))
+            both = ", ".join(sorted(f"{m.package}.{m.name}" for m in found))
             raise Invalid(
-                f"more than one dbt model is named {wanted!r} ({names}): name it as package.model",
+                f"more than one dbt model is named {wanted!r} ({both}): name it as package.model",
                 code="dbt_model_ambiguous",
                 field="dbt_model",
             )
@@ -116,7 +114,7 @@ def parse(raw: bytes, location: str = "manifest.json") -> Manifest:
             f"{location} is not a dbt manifest (no 'nodes'): use the project's target/manifest.json",
             code="dbt_manifest_invalid",
         )
-    metadata = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
+    metadata: dict[str, Any] = data["metadata"] if isinstance(data.get("metadata"), dict) else {}
     nodes: dict[str, Any] = data["nodes"]
     tests: dict[str, list[str]] = {}
     for node in nodes.values():
@@ -192,7 +190,9 @@ def _read(location: str) -> bytes:
                 code="dbt_manifest_unreadable",
             )
         if len(response.content) > MAX_MANIFEST_BYTES:
-            raise Invalid(f"the dbt manifest at {location} is larger than 200 MB", code="dbt_manifest_invalid")
+            raise Invalid(
+                f"the dbt manifest at {location} is larger than 200 MB", code="dbt_manifest_invalid"
+            )
         return response.content
     path = Path(location)
     try:

@@ -161,10 +161,10 @@ class ProfileSource:
             backend = self._connect()
             try:
                 if guarded and self.engine == "postgres":
-                    backend.con.execute("SET default_transaction_read_only = on")  # type: ignore[attr-defined]
+                    backend.con.execute("SET default_transaction_read_only = on")
                     if timed:
                         ms = max(1, int(self.sql_timeout * 1000))
-                        backend.con.execute(f"SET statement_timeout = {ms}")  # type: ignore[attr-defined]
+                        backend.con.execute(f"SET statement_timeout = {ms}")
                 with self._guard(guarded, timed, None):
                     yield backend
             finally:
@@ -300,7 +300,7 @@ class ProfileSource:
 
         if isinstance(selection, KeyQuery):
             schema = ibis.schema({self.key: table.schema()[self.key]})
-            keys = ops.SQLQueryResult(selection.sql, schema, table.op().source).to_expr()  # type: ignore[attr-defined]
+            keys = ops.SQLQueryResult(selection.sql, schema, table.op().source).to_expr()
             return table[self.key].isin(keys[self.key])
         return compile_filter(selection, table, now=now)
 
@@ -356,14 +356,14 @@ class ProfileSource:
         sql = f"SELECT * FROM ({query.sql}) AS segment_query LIMIT 0"  # noqa: S608  # checked query
         with self._backend(guarded=True, timed=True) as backend:
             if backend.name == "duckdb":
-                return [column[0] for column in backend.con.execute(sql).description]  # type: ignore[attr-defined]
+                return [column[0] for column in backend.con.execute(sql).description]
             if backend.name == "postgres":
-                with backend.con.cursor() as cursor:  # type: ignore[attr-defined]
+                with backend.con.cursor() as cursor:
                     cursor.execute(sql)
                     return [column.name for column in cursor.description]
             if backend.name == "pyspark":
-                return list(backend._session.sql(sql).columns)  # type: ignore[attr-defined]
-            return list(backend._get_schema_using_query(query.sql).names)  # type: ignore[attr-defined]
+                return list(backend._session.sql(sql).columns)
+            return list(backend._get_schema_using_query(query.sql).names)
 
     # -- execution ---------------------------------------------------------------------------
 
@@ -433,7 +433,7 @@ def _first_lines(text: str, limit: int = 600) -> str:
 
 def _spark_job_group(backend: BaseBackend) -> tuple[Any, Any]:
     """(stop, done) for a Spark query: its jobs in a group of their own, cancelled by ``stop()``."""
-    context = backend._session.sparkContext  # type: ignore[attr-defined]
+    context = backend._session.sparkContext
     group = f"segmentsync-{uuid.uuid4().hex}"
     context.setJobGroup(group, "a segment's query", interruptOnCancel=True)
 

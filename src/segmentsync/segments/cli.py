@@ -9,10 +9,9 @@ through the same service and policy table as the API.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Any
-
-import sys
 
 import typer
 from rich.table import Table
@@ -161,7 +160,11 @@ def edit(
     with terminal.open_runtime() as runtime, transaction(runtime.sessions) as session:
         found = service.find(session=session, ref=segment)
         change = SegmentUpdate(
-            name=name, description=description, rules=_rule(rule, rule_file), sql=_sql(sql), dbt_model=dbt_model
+            name=name,
+            description=description,
+            rules=_rule(rule, rule_file),
+            sql=_sql(sql),
+            dbt_model=dbt_model,
         )
         updated = service.update(
             session=session, source=runtime.profiles, segment_id=found.id, segment_in=change,

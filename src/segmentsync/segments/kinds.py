@@ -113,7 +113,7 @@ def check_returns_key(query: KeyQuery, source: ProfileSource) -> list[str]:
     columns = source.query_columns(query)
     if source.key not in columns:
         raise Invalid(
-            f"{query.label} must return the profile key column {source.key!r} (it returns: "
+            f"{query.label} must return the profile key column {source.key!r} (it returns: "  # noqa: S608  # a message
             f"{', '.join(columns) or 'no columns'}); e.g. SELECT p.{source.key} FROM …",
             code="sql_without_key",
             field="sql",

@@ -16,7 +16,7 @@ Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length
 Kind = Literal["rule", "sql", "dbt"]
 Sql = Annotated[str, StringConstraints(min_length=1, max_length=100_000)]
 ModelName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
-WHAT = {"rule": "rules", "sql": "sql", "dbt": "dbt_model"}
+WHAT: dict[Kind, str] = {"rule": "rules", "sql": "sql", "dbt": "dbt_model"}
 
 
 class SegmentCreate(BaseModel):
@@ -34,16 +34,17 @@ class SegmentCreate(BaseModel):
 
     @model_validator(mode="after")
     def _one_definition(self) -> Self:
-        given = [kind for kind, field in WHAT.items() if getattr(self, field) is not None]
+        given: list[Kind] = [kind for kind, field in WHAT.items() if getattr(self, field) is not None]
         if self.kind is None:
             if len(given) > 1:
                 raise ValueError(f"give one of rules, sql or dbt_model, not {' and '.join(given)}")
             self.kind = given[0] if given else "rule"
-        extra = [WHAT[kind] for kind in given if kind != self.kind]
+        kind: Kind = self.kind
+        extra = [WHAT[other] for other in given if other != kind]
         if extra:
-            raise ValueError(f"a {self.kind} segment takes {WHAT[self.kind]}, not {', '.join(extra)}")
-        if self.kind not in given:
-            raise ValueError(f"a {self.kind} segment needs {WHAT[self.kind]}")
+            raise ValueError(f"a {kind} segment takes {WHAT[kind]}, not {', '.join(extra)}")
+        if kind not in given:
+            raise ValueError(f"a {kind} segment needs {WHAT[kind]}")
         return self
 
 

@@ -170,7 +170,8 @@ def update(
     if segment.kind == "rule" and segment.rules is not None:
         current["rules"] = rules_of(segment).model_dump(mode="json")
     if any(
-        current.get(key) != value for key, value in segment_in.model_dump(exclude_none=True, mode="json").items()
+        current.get(key) != value
+        for key, value in segment_in.model_dump(exclude_none=True, mode="json").items()
     ):
         _check_exports_in_reach(session, segment, actor, "change")
     if segment_in.name is not None and segment_in.name != segment.name:
@@ -421,7 +422,9 @@ def _store(
 def count(*, session: Session, source: ProfileSource, segment_id: int, now: datetime | None = None) -> int:
     """The member count now (not stored; see :func:`refresh`)."""
     segment = get(session=session, segment_id=segment_id)
-    return count_rule(source=source, rule=selection_of(session=session, source=source, segment=segment), now=now)
+    return count_rule(
+        source=source, rule=selection_of(session=session, source=source, segment=segment), now=now
+    )
 
 
 def count_rule(*, source: ProfileSource, rule: Group | KeyQuery, now: datetime | None = None) -> int:

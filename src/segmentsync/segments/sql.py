@@ -108,7 +108,10 @@ FORBIDDEN_SUFFIXES = ("_scan",)
 TABLE_FUNCTIONS = frozenset(
     {"unnest", "generate_series", "exploding_generate_series", "range", "explode", "posexplode", "inline"}
 )
-FILE_LIKE = re.compile(r"[/\\:]|\.(csv|tsv|txt|parquet|pq|json|jsonl|ndjson|gz|zst|xlsx?|db|duckdb|sqlite3?|arrow|avro|orc)$", re.I)
+FILE_LIKE = re.compile(
+    r"[/\\:]|\.(csv|tsv|txt|parquet|pq|json|jsonl|ndjson|gz|zst|xlsx?|db|duckdb|sqlite3?|arrow|avro|orc)$",
+    re.I,
+)
 
 
 @dataclass(frozen=True)
@@ -218,7 +221,8 @@ def _check_node(text: str, node: exp.Expression) -> None:
 def _function_name(node: exp.Func) -> str:
     if isinstance(node, exp.Anonymous):
         return str(node.name).lower()
-    return node.sql_name().lower()
+    names: list[str] = type(node).sql_names()  # type: ignore[no-untyped-call]  # sqlglot's, untyped
+    return names[0].lower() if names else str(node.key).lower()
 
 
 def _forbidden_function(name: str) -> bool:
@@ -264,9 +268,7 @@ def _refused(
 
 def _start(node: exp.Expression) -> int | None:
     """The character offset where ``node`` starts, from the positions sqlglot keeps on tokens."""
-    starts = [
-        n.meta["start"] for n in node.walk() if isinstance(n.meta, dict) and "start" in n.meta
-    ]
+    starts = [n.meta["start"] for n in node.walk() if isinstance(n.meta, dict) and "start" in n.meta]
     return min(starts) if starts else None
 
 
