@@ -18,10 +18,7 @@ class Segment(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(sa.String(200), unique=True)
     description: Mapped[str] = mapped_column(sa.Text, default="")
-    kind: Mapped[str] = mapped_column(sa.String(10), default="rule", server_default="rule")  # rule|sql|dbt
     rules: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)  # kind rule: a segments.rules.Group
-    sql: Mapped[str | None] = mapped_column(sa.Text)  # kind sql: the query as written
-    dbt_model: Mapped[str | None] = mapped_column(sa.String(300))  # kind dbt: the model's name
     created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
@@ -29,6 +26,10 @@ class Segment(Base):
     last_refresh_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # last successful one
     last_refresh_ms: Mapped[int | None] = mapped_column()  # how long it took
     last_refresh_error: Mapped[str | None] = mapped_column(sa.Text)  # the latest attempt's, if it failed
+    # (after the older columns: the order migration 0011 adds them in)
+    kind: Mapped[str] = mapped_column(sa.String(10), default="rule", server_default="rule")  # rule|sql|dbt
+    sql: Mapped[str | None] = mapped_column(sa.Text)  # kind sql: the query as written
+    dbt_model: Mapped[str | None] = mapped_column(sa.String(300))  # kind dbt: the model's name
 
 
 class SegmentRefresh(Base):
