@@ -12,11 +12,10 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from api.test_segments_api import token  # tests/ is on sys.path (rootdir)
 from segmentsync.api.app import create_app
-from segmentsync.auth import service as auth_service
 from segmentsync.auth.models import Role
 from segmentsync.cli import app as cli_app
-from segmentsync.db import transaction
 from segmentsync.profiles import store
 from segmentsync.runtime import Runtime
 
@@ -30,15 +29,6 @@ SEGMENTS = "/api/v1/segments"
 def api(runtime: Runtime) -> TestClient:
     add_orders(duckdb_source(store.embedded_path(runtime.settings)))
     return TestClient(create_app(runtime))
-
-
-def token(runtime: Runtime, email: str, role: Role) -> dict[str, str]:
-    with transaction(runtime.sessions) as session:
-        user = auth_service.create_user(session=session, email=email, role=role, actor=None)
-        _, raw = auth_service.create_api_token(
-            session=session, user=user, name="t", actor=None, now=runtime.clock()
-        )
-    return {"Authorization": f"Bearer {raw}"}
 
 
 def error(answer: Any) -> dict[str, Any]:

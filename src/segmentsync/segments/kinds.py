@@ -56,12 +56,7 @@ def set_sql_admins_only(*, session: Session, actor: User, value: bool, ip: str |
     row = options(session)
     before = row.sql_admins_only
     row.sql_admins_only = value
-    session.flush()
-    audit.record(
-        session, actor=actor, action="segments.sql_admins_only", object_type="segment_options",
-        object_id=1, object_label="segment options", before={"sql_admins_only": before},
-        after={"sql_admins_only": value}, ip=ip,
-    )  # fmt: skip
+    _audit(session, actor, "sql_admins_only", before, value, ip)
 
 
 def set_manifest(
@@ -76,13 +71,16 @@ def set_manifest(
         location = dbt.check_location(location)
         manifest = dbt.load(location)
     row.dbt_manifest = location
+    _audit(session, actor, "dbt_manifest", before, location, ip)
+    return manifest
+
+
+def _audit(session: Session, actor: User, option: str, before: object, after: object, ip: str | None) -> None:
     session.flush()
     audit.record(
-        session, actor=actor, action="segments.dbt_manifest", object_type="segment_options",
-        object_id=1, object_label="segment options", before={"dbt_manifest": before},
-        after={"dbt_manifest": location}, ip=ip,
+        session, actor=actor, action=f"segments.{option}", object_type="segment_options", object_id=1,
+        object_label="segment options", before={option: before}, after={option: after}, ip=ip,
     )  # fmt: skip
-    return manifest
 
 
 def manifest(session: Session) -> dbt.Manifest:
