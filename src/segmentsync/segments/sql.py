@@ -27,8 +27,8 @@ import re
 from dataclasses import dataclass
 
 import sqlglot
-from sqlglot import exp
-from sqlglot.errors import ParseError, TokenError
+from sqlglot import ErrorLevel, exp
+from sqlglot.errors import ParseError, SqlglotError, TokenError
 
 from segmentsync.errors import Invalid
 
@@ -159,6 +159,8 @@ def check(text: str, engine: str) -> CheckedQuery:
             field="sql",
             details={"line": line, "column": col},
         ) from None
+    except RecursionError:
+        raise Invalid("the SQL is nested too deeply to be checked", code="invalid_sql", field="sql") from None
     except TokenError as exc:
         context = re.search(r"Error tokenizing '(.*)'", str(exc), re.S)
         offset = text.find(context.group(1)) if context else -1
@@ -170,6 +172,8 @@ def check(text: str, engine: str) -> CheckedQuery:
             field="sql",
             details={"line": line, "column": col},
         ) from None
+    except SqlglotError as exc:  # any other of sqlglot's refusals
+        raise Invalid(f"the SQL cannot be read ({dialect}): {exc}", code="invalid_sql", field="sql") from None
     if not statements:
         raise Invalid("the SQL holds no statement: write one SELECT", code="invalid_sql", field="sql")
     if len(statements) > 1:
@@ -181,7 +185,15 @@ def check(text: str, engine: str) -> CheckedQuery:
         raise _refused(text, tree, f"only a SELECT is allowed, not {_statement_name(tree)}", first=True)
     for node in tree.walk():
         _check_node(text, node)
-    return CheckedQuery(sql=tree.sql(dialect=dialect, comments=False), dialect=dialect)
+    try:
+        regenerated = tree.sql(dialect=dialect, comments=False, unsupported_level=ErrorLevel.RAISE)
+    except (SqlglotError, RecursionError) as exc:
+        raise Invalid(
+            f"the SQL cannot be checked ({dialect}): {str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__}",
+            code="invalid_sql",
+            field="sql",
+        ) from None
+    return CheckedQuery(sql=regenerated, dialect=dialect)
 
 
 def _check_node(text: str, node: exp.Expression) -> None:
