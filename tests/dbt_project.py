@@ -4,11 +4,14 @@ dbt-core pins ``pathspec<0.13`` and mypy (a dev tool of ours) needs ``pathspec>=
 share the project's environment. So dbt lives in a virtualenv of its own, made once per machine
 (``~/.cache/segmentsync/dbt-venv-1.11``, or ``SEGMENTSYNC_TEST_DBT``: a ``dbt`` executable) and
 kept; where it cannot be made (no network, no index), the dbt tests are skipped, saying why.
-``dbt parse`` needs no database, so the manifest is built once per test session.
+``dbt parse`` needs no database; its manifest is kept (``~/.cache/segmentsync/dbt-manifests/``,
+named by a hash of the project and the dbt pins) and parsed again only when the project changes:
+dbt takes 10-25 s to parse even this project.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -78,6 +81,22 @@ def dbt_command() -> list[str] | str:
         detail = getattr(exc, "stderr", b"") or b""
         return f"dbt could not be installed in {building}: {exc} {detail.decode(errors='replace')[-300:]}"
     return [str(python), "-m", "dbt.cli.main"]
+
+
+MANIFESTS = VENV.parent / "dbt-manifests"
+
+
+def cached_manifest(directory: Path, dbt: list[str]) -> Path:
+    """dbt's manifest of the project, parsed once per machine (per version of the project)."""
+    digest = hashlib.sha256("\0".join([MODEL_SQL, SCHEMA_YML, *DBT_PINS]).encode()).hexdigest()[:16]
+    kept = MANIFESTS / f"shop-{digest}.json"
+    if not kept.exists():
+        built = build_manifest(directory, dbt)
+        MANIFESTS.mkdir(parents=True, exist_ok=True)
+        partial = kept.with_name(f"{kept.name}.{uuid.uuid4().hex[:8]}")
+        shutil.copyfile(built, partial)
+        partial.replace(kept)  # atomic: a reader never sees half a file
+    return kept
 
 
 def build_manifest(directory: Path, dbt: list[str], *, database_file: str = "profiles.duckdb") -> Path:

@@ -112,8 +112,8 @@ def engine_source(request: pytest.FixtureRequest) -> ProfileSource:
 
 @pytest.fixture(scope="session")
 def dbt_manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """dbt's own manifest.json of a tiny project (``tests/dbt_project.py``), parsed once per session."""
+    """dbt's own manifest.json of a tiny project (``tests/dbt_project.py``), parsed once and kept."""
     command = dbt_project.dbt_command()
     if isinstance(command, str):
         pytest.skip(command)
-    return dbt_project.build_manifest(tmp_path_factory.mktemp("dbt-project"), command)
+    return dbt_project.cached_manifest(tmp_path_factory.mktemp("dbt-project"), command)
