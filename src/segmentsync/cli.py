@@ -37,6 +37,7 @@ SUBCOMMANDS: tuple[tuple[str, str | None], ...] = (
     ("segmentsync.sandbox.cli", None),  # sandbox
     ("segmentsync.profiles.cli", "profiles"),
     ("segmentsync.segments.cli", "segments"),
+    ("segmentsync.dbt.cli", "dbt"),
     ("segmentsync.auth.cli", "users"),
     ("segmentsync.connections.cli", "connections"),
     ("segmentsync.exports.cli", "exports"),

@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     profiles_url: str | None = None  # default: DuckDB file in data_dir
     profiles_table: str = "profiles"
     profiles_key: str = "profile_id"
+    # A SQL or dbt segment's query is stopped after this long (counting, preview, a run's count).
+    sql_timeout_seconds: float = Field(default=30.0, gt=0, le=24 * 3600)
     secret_key: SecretStr | None = None  # Fernet key(s), comma-separated, newest first
 
     host: str = "127.0.0.1"

@@ -18,6 +18,7 @@ import ibis
 import pytest
 import sqlalchemy as sa
 
+import dbt_project  # tests/ is on sys.path (rootdir)
 from segmentsync.db import create_engine
 from segmentsync.errors import NotFound
 from segmentsync.profiles.source import ProfileSource
@@ -107,3 +108,12 @@ def engine_source(request: pytest.FixtureRequest) -> ProfileSource:
     """The test profiles on DuckDB, PostgreSQL and Spark."""
     source: ProfileSource = request.getfixturevalue(f"{request.param}_profiles")
     return source
+
+
+@pytest.fixture(scope="session")
+def dbt_manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """dbt's own manifest.json of a tiny project (``tests/dbt_project.py``), parsed once and kept."""
+    command = dbt_project.dbt_command()
+    if isinstance(command, str):
+        pytest.skip(command)
+    return dbt_project.cached_manifest(tmp_path_factory.mktemp("dbt-project"), command)

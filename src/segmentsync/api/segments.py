@@ -1,4 +1,5 @@
-"""Data > Segments: create, edit, delete, list, refresh (with history), preview, count."""
+"""Data > Segments: create, edit, delete, list, refresh (with history), preview, count; a SQL
+segment's query checked and previewed before it is saved; the dbt manifest and its models."""
 
 from __future__ import annotations
 
@@ -6,13 +7,16 @@ from typing import Annotated
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Query, Request, Response, status
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from segmentsync.api.deps import RuntimeDep, SessionDep, client_ip, require
 from segmentsync.api.pagination import Page, PageDep
 from segmentsync.auth.models import User
 from segmentsync.auth.policy import Action
-from segmentsync.segments import service
+from segmentsync.dbt import manifest as dbt
+from segmentsync.errors import SegmentSyncError
+from segmentsync.segments import kinds, service
+from segmentsync.segments import sql as sqlcheck
 from segmentsync.segments.models import SegmentRefresh
 from segmentsync.segments.rules import Group
 from segmentsync.segments.schemas import (
@@ -27,11 +31,58 @@ from segmentsync.segments.schemas import (
 router = APIRouter(prefix="/segments", tags=["segments"])
 Viewer = Annotated[User, Depends(require(Action.SEGMENTS_VIEW))]
 Editor = Annotated[User, Depends(require(Action.SEGMENTS_EDIT))]
+SqlWriter = Annotated[User, Depends(require(Action.SEGMENTS_SQL))]
+Admin = Annotated[User, Depends(require(Action.SEGMENTS_SETTINGS))]
 Columns = Annotated[list[str] | None, Query(description="profile columns to show (default: all)")]
 
 
 class RuleIn(BaseModel):
     rules: Group
+
+
+class SqlIn(BaseModel):
+    sql: str = Field(min_length=1, max_length=100_000)
+
+
+class SqlCheckOut(BaseModel):
+    columns: list[str] = Field(description="the columns the query returns (the profile key among them)")
+
+
+class DbtColumnOut(BaseModel):
+    name: str
+    description: str
+    data_type: str | None
+
+
+class DbtModelOut(BaseModel):
+    name: str
+    package: str
+    unique_id: str
+    relation: str
+    materialized: str
+    description: str
+    columns: list[DbtColumnOut]
+    tests: list[str]
+
+
+class DbtSettingsIn(BaseModel):
+    manifest: str | None = Field(default=None, description="a path or http(s) URL; null: none")
+
+
+class DbtOut(BaseModel):
+    manifest: str | None
+    dbt_version: str | None = None
+    project: str | None = None
+    models: list[DbtModelOut] = []
+    error: str | None = Field(default=None, description="why the manifest could not be read")
+
+
+class SqlPolicyIn(BaseModel):
+    admins_only: bool
+
+
+class SqlPolicyOut(BaseModel):
+    admins_only: bool = Field(description="only admins may write SQL segments (else contributors too)")
 
 
 class RefreshIn(BaseModel):
@@ -77,6 +128,90 @@ def refresh_segments(
         session=session, source=runtime.profiles, segment_ids=body.segment_ids, actor=actor,
         ip=client_ip(request),
     )  # fmt: skip
+
+
+@router.post("/sql/check", summary="Check a SQL segment's query as saving would: its columns")
+def check_sql(
+    body: SqlIn, session: SessionDep, runtime: RuntimeDep, actor: Editor, _sql: SqlWriter
+) -> SqlCheckOut:
+    return SqlCheckOut(
+        columns=service.check_sql(session=session, source=runtime.profiles, sql=body.sql, actor=actor)
+    )
+
+
+@router.post("/sql/count", summary="Count the members of a SQL query that is not saved")
+def count_sql(
+    body: SqlIn, session: SessionDep, runtime: RuntimeDep, actor: Editor, _sql: SqlWriter
+) -> CountOut:
+    query = service.sql_selection(session=session, source=runtime.profiles, sql=body.sql, actor=actor)
+    return CountOut(segment_id=None, member_count=service.count_rule(source=runtime.profiles, rule=query))
+
+
+@router.post("/sql/preview", summary="The first members of a SQL query that is not saved")
+def preview_sql(
+    body: SqlIn,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    actor: Editor,
+    _sql: SqlWriter,
+    columns: Columns = None,
+    limit: int = 20,
+) -> PreviewOut:
+    query = service.sql_selection(session=session, source=runtime.profiles, sql=body.sql, actor=actor)
+    return service.preview_rule(source=runtime.profiles, rule=query, columns=columns, limit=limit)
+
+
+@router.get("/sql/policy", summary="Who may write SQL segments")
+def sql_policy(session: SessionDep, actor: Viewer) -> SqlPolicyOut:
+    return SqlPolicyOut(admins_only=kinds.options(session).sql_admins_only)
+
+
+@router.put("/sql/policy", summary="Restrict SQL segments to admins, or open them to contributors")
+def set_sql_policy(body: SqlPolicyIn, session: SessionDep, actor: Admin, request: Request) -> SqlPolicyOut:
+    kinds.set_sql_admins_only(session=session, actor=actor, value=body.admins_only, ip=client_ip(request))
+    return SqlPolicyOut(admins_only=body.admins_only)
+
+
+@router.get("/dbt", summary="The dbt manifest and its models (description, columns, tests)")
+def dbt_models(session: SessionDep, runtime: RuntimeDep, actor: Viewer) -> DbtOut:
+    return dbt_out(session, runtime.profiles.engine)
+
+
+@router.put("/dbt", summary="Set the dbt manifest (a path or URL of target/manifest.json)")
+def set_dbt_manifest(
+    body: DbtSettingsIn, session: SessionDep, runtime: RuntimeDep, actor: Admin, request: Request
+) -> DbtOut:
+    kinds.set_manifest(session=session, actor=actor, location=body.manifest, ip=client_ip(request))
+    return dbt_out(session, runtime.profiles.engine)
+
+
+def dbt_out(session: sa.orm.Session, engine: str) -> DbtOut:
+    """The manifest's models as the API and the dbt tab show them; a manifest that cannot be read
+    is an ``error`` in the answer, not a failure."""
+    location = kinds.options(session).dbt_manifest
+    if not location:
+        return DbtOut(manifest=None)
+    try:
+        found = dbt.load(location)
+    except SegmentSyncError as exc:
+        return DbtOut(manifest=location, error=exc.message)
+    dialect = sqlcheck.dialect_of(engine)
+    models = [
+        DbtModelOut(
+            name=m.name,
+            package=m.package,
+            unique_id=m.unique_id,
+            relation=m.relation(dialect),
+            materialized=m.materialized,
+            description=m.description,
+            columns=[
+                DbtColumnOut(name=c.name, description=c.description, data_type=c.data_type) for c in m.columns
+            ],
+            tests=m.tests,
+        )
+        for m in found.listing()
+    ]
+    return DbtOut(manifest=location, dbt_version=found.dbt_version, project=found.project, models=models)
 
 
 @router.get("/{segment_id}", summary="One segment")

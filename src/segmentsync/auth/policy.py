@@ -22,6 +22,8 @@ class Action(StrEnum):
     PROFILES_VIEW = "profiles.view"
     SEGMENTS_VIEW = "segments.view"
     SEGMENTS_EDIT = "segments.edit"
+    SEGMENTS_SQL = "segments.sql"  # write a segment's SQL (an admin may narrow it to admins)
+    SEGMENTS_SETTINGS = "segments.settings"  # the dbt manifest; who may write SQL segments
     CONNECTIONS_LIST = "connections.list"  # display name and type only (contributors: shared ones)
     CONNECTIONS_MANAGE = "connections.manage"  # settings, create, edit, remove, authenticate
     EXPORTS_VIEW = "exports.view"
@@ -42,6 +44,8 @@ POLICY: dict[Action, frozenset[Role]] = {
     Action.PROFILES_VIEW: EVERYONE,
     Action.SEGMENTS_VIEW: EVERYONE,
     Action.SEGMENTS_EDIT: CONTRIBUTORS,
+    Action.SEGMENTS_SQL: CONTRIBUTORS,
+    Action.SEGMENTS_SETTINGS: ADMINS,
     Action.CONNECTIONS_LIST: CONTRIBUTORS,
     Action.CONNECTIONS_MANAGE: ADMINS,
     Action.EXPORTS_VIEW: EVERYONE,
@@ -64,6 +68,8 @@ HELP: dict[Action, str] = {
     Action.PROFILES_VIEW: "see the profile source's columns and sample profiles",
     Action.SEGMENTS_VIEW: "see segments, their rules and member counts",
     Action.SEGMENTS_EDIT: "create, edit, refresh and remove segments",
+    Action.SEGMENTS_SQL: "write a SQL segment's query (an admin may restrict this to admins)",
+    Action.SEGMENTS_SETTINGS: "set the dbt manifest and whether only admins may write SQL segments",
     Action.CONNECTIONS_LIST: "see connections' display name and type (contributors: shared ones only)",
     Action.CONNECTIONS_MANAGE: "create, edit, authenticate and remove connections; see their settings",
     Action.EXPORTS_VIEW: "see exports",

@@ -19,6 +19,7 @@ from segmentsync.auth.models import User
 from segmentsync.auth.policy import Action, check
 from segmentsync.config.document import SECRET_FIELDS, VERSION
 from segmentsync.connections.models import Connection
+from segmentsync.errors import Invalid
 from segmentsync.exports.models import Export, ExportSegment
 from segmentsync.scheduling import schedule
 from segmentsync.segments.models import Segment
@@ -45,6 +46,12 @@ def rules_of(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def segment_doc(segment: Segment) -> dict[str, Any]:
+    if segment.rules is None:  # a SQL or dbt segment: not in configuration files (yet)
+        raise Invalid(
+            f"segment {segment.name!r} is a {segment.kind} segment; configuration as code covers rule "
+            "segments only so far",
+            code="not_a_rule",
+        )
     return {"name": segment.name, "description": segment.description or "", "rules": rules_of(segment.rules)}
 
 

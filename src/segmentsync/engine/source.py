@@ -17,6 +17,8 @@ from segmentsync.engine.context import Context
 from segmentsync.engine.snapshot import Mapping
 from segmentsync.errors import Fatal, Invalid
 from segmentsync.exports.models import Export, ExportSegment
+from segmentsync.profiles.source import KeyQuery
+from segmentsync.segments import kinds
 from segmentsync.segments.models import Segment
 from segmentsync.segments.rules import Group
 from segmentsync.segments.service import record_refresh
@@ -55,7 +57,8 @@ def members_query(ctx: Context, segments: list[Segment], mapping: Mapping) -> An
     counted within the export limit."""
     source = ctx.runtime.profiles
     mapping.check(list(source.columns()))
-    rules = [Group.model_validate(segment.rules) for segment in segments]
+    with ctx.runtime.sessions() as session:  # a dbt segment's relation: from the manifest, read now
+        rules = kinds.selections(session, source, segments)
     members = source.members(rules, [source.key, *mapping.source_columns()])
     total = _count_and_refresh(ctx, segments, rules)
     limit = ctx.runtime.settings.export_limit
@@ -68,14 +71,22 @@ def members_query(ctx: Context, segments: list[Segment], mapping: Mapping) -> An
     return members
 
 
-def _count_and_refresh(ctx: Context, segments: list[Segment], rules: list[Group]) -> int:
+def _count_and_refresh(ctx: Context, segments: list[Segment], rules: list[Group | KeyQuery]) -> int:
     """The segments' union's member count; each run also refreshes its segments (their counts
-    are stored with a history entry). One scan of the profiles counts them all."""
+    are stored with a history entry). One scan of the profiles counts all the rules; a SQL or
+    dbt segment is counted on its own, under the SQL timeout, before anything is read."""
     started = time.perf_counter()
-    union = [Group(op="or", items=rules)] if len(rules) > 1 else []
-    counts = ctx.runtime.profiles.counts([*union, *rules])
+    source = ctx.runtime.profiles
+    plain = [rule for rule in rules if isinstance(rule, Group)]
+    if len(plain) == len(rules):
+        union = [Group(op="or", items=plain)] if len(rules) > 1 else []
+        counts = source.counts([*union, *plain])
+        total, each = counts[0], counts[len(union) :]
+    else:
+        each = source.counts(rules)
+        total = each[0] if len(rules) == 1 else source.count(source.members(rules, [source.key]))
     elapsed_ms = int((time.perf_counter() - started) * 1000)
-    for segment, count in zip(segments, counts[len(union) :], strict=True):
+    for segment, count in zip(segments, each, strict=True):
         with ctx.runtime.sessions() as session, session.begin():
             record_refresh(
                 session=session,
@@ -83,4 +94,4 @@ def _count_and_refresh(ctx: Context, segments: list[Segment], rules: list[Group]
                 segment_id=segment.id,
                 counted=(count, elapsed_ms),
             )
-    return counts[0]
+    return total

@@ -25,6 +25,7 @@ from segmentsync.exports.schemas import AttributeMap, ExportCreate
 from segmentsync.profiles.columns import ColumnType
 from segmentsync.runtime import Runtime
 from segmentsync.scheduling import schedule
+from segmentsync.segments import kinds
 from segmentsync.segments.models import Segment
 
 CM, CC = ConnectionType.CAMPAIGN_MONITOR, ConnectionType.CONSTANT_CONTACT
@@ -230,14 +231,10 @@ def _segments(session: Session, segment_ids: list[int]) -> list[int]:
 
 def count_members(session: Session, runtime: Runtime, result: Draft) -> None:
     """Profiles in the selected segments, counted now, and a warning over the export limit."""
-    from segmentsync.segments.rules import Group
-
-    rules = [
-        Group.model_validate(raw)
-        for raw in session.scalars(sa.select(Segment.rules).where(Segment.id.in_(result.segment_ids)))
-    ]
     source = runtime.profiles
     try:
+        segments = list(session.scalars(sa.select(Segment).where(Segment.id.in_(result.segment_ids))))
+        rules = kinds.selections(session, source, segments)
         result.members = source.count(source.members(rules, [source.key]))
     except SegmentSyncError as exc:
         result.warnings.append(f"the segments' members could not be counted: {exc.message}")

@@ -15,6 +15,14 @@ What the run engine and the segment service call (keep these names):
 * ``source.stream(expr, batch_rows=...)`` — Arrow record batches of at most ``batch_rows`` rows;
 * ``source.count(expr)`` — the number of rows of a table expression; ``source.close()``.
 
+A segment is a rule (:class:`~segmentsync.segments.rules.Group`, compiled to a filter) or a
+:class:`KeyQuery` (a SQL segment's checked query, or a dbt model's relation): the profiles whose
+key the query returns, ``key IN (SELECT key FROM (query))``, pushed down to the engine like a rule.
+A query runs on a locked-down connection — DuckDB: read-only, no file or network access, no
+Python replacement scans; PostgreSQL: ``default_transaction_read_only``; Spark offers no read-only
+session — and counting, previewing and reading its columns are stopped after ``sql_timeout``
+seconds (DuckDB: interrupted; PostgreSQL: ``statement_timeout``; Spark: its job group cancelled).
+
 Expressions must be executed through ``stream``/``count`` (not ``expr.execute()``): for DuckDB
 files and PostgreSQL every query runs on its own short-lived connection (DuckDB: read-only), so
 that a ``profiles load`` in another process can take the write lock between queries and
@@ -25,6 +33,7 @@ from __future__ import annotations
 
 import threading
 import urllib.parse
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 import ibis
 import ibis.common.exceptions as ibis_errors
+import ibis.expr.operations as ops
 import pyarrow as pa
 
 from segmentsync.errors import ConfigError, Invalid, NotFound, Retriable
@@ -49,7 +59,7 @@ if TYPE_CHECKING:
 
     from segmentsync.segments.rules import Group
 
-__all__ = ["Attachable", "ColumnType", "ProfileSource"]
+__all__ = ["Attachable", "ColumnType", "KeyQuery", "ProfileSource"]
 
 # Engines cheap to connect to: one connection per query (see the module docstring).
 PER_QUERY_ENGINES = frozenset({"duckdb", "postgres"})
@@ -72,6 +82,16 @@ def engine_name(url: str) -> str:
 
 
 @dataclass(frozen=True)
+class KeyQuery:
+    """A segment given as a query returning profile keys: a SQL segment's query (checked by
+    :func:`segmentsync.segments.sql.check`, in the engine's dialect) or ``SELECT key FROM`` a dbt
+    model's relation. ``label`` names it in messages."""
+
+    sql: str
+    label: str = "the segment's query"
+
+
+@dataclass(frozen=True)
 class Attachable:
     """A query over a DuckDB profile file (see :meth:`ProfileSource.attachable`); its table names
     are the file's own, unqualified."""
@@ -89,8 +109,10 @@ class ProfileSource:
         table: str = "profiles",
         key: str = "profile_id",
         lock_wait: float = store.LOCK_WAIT_SECONDS,
+        sql_timeout: float = 30.0,
     ) -> None:
         self.url = url
+        self.sql_timeout = sql_timeout
         self.engine = engine_name(url)
         self.table_name = table
         self.key = key
@@ -101,7 +123,12 @@ class ProfileSource:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ProfileSource:
-        return cls(settings.resolved_profiles_url, table=settings.profiles_table, key=settings.profiles_key)
+        return cls(
+            settings.resolved_profiles_url,
+            table=settings.profiles_table,
+            key=settings.profiles_key,
+            sql_timeout=settings.sql_timeout_seconds,
+        )
 
     def __repr__(self) -> str:
         return f"ProfileSource({redact(self.url)!r}, table={self.table_name!r}, key={self.key!r})"
@@ -114,21 +141,87 @@ class ProfileSource:
         getattr(ibis, "duckdb" if self._file is not None else self.engine)
 
     @contextmanager
-    def _backend(self) -> Iterator[BaseBackend]:
+    def _backend(self, *, guarded: bool = False, timed: bool = False) -> Iterator[BaseBackend]:
+        """A connection for one query. ``guarded``: the query holds a segment's SQL, so the
+        connection is locked down (see the module docstring) and the engine's errors are the
+        query's (:class:`Invalid`); ``timed``: also stopped after ``sql_timeout`` seconds."""
         if self._file is not None:
             con = store.connect(self._file, read_only=True, lock_wait=self.lock_wait)
             try:
-                yield ibis.duckdb.from_connection(con)
+                backend = ibis.duckdb.from_connection(con)
+                if guarded:
+                    for setting in ("enable_external_access", "python_enable_replacements"):
+                        con.execute(f"SET {setting} = false")
+                    con.execute("SET lock_configuration = true")  # after Ibis's own settings
+                with self._guard(guarded, timed, con.interrupt):
+                    yield backend
             finally:
                 con.close()
         elif self.engine in PER_QUERY_ENGINES:
             backend = self._connect()
             try:
-                yield backend
+                if guarded and self.engine == "postgres":
+                    backend.con.execute("SET default_transaction_read_only = on")
+                    if timed:
+                        ms = max(1, int(self.sql_timeout * 1000))
+                        backend.con.execute(f"SET statement_timeout = {ms}")
+                with self._guard(guarded, timed, None):
+                    yield backend
             finally:
                 backend.disconnect()
         else:
-            yield self._shared_backend()
+            backend = self._shared_backend()
+            stop, done = _spark_job_group(backend) if guarded and timed else (None, None)
+            try:
+                with self._guard(guarded, timed, stop):
+                    yield backend
+            finally:
+                if done is not None:
+                    done()
+
+    @contextmanager
+    def _guard(self, guarded: bool, timed: bool, stop: Any) -> Iterator[None]:
+        """Turn the engine's error of a segment's query into :class:`Invalid`, and stop the query
+        (``stop()``) once ``sql_timeout`` seconds have passed."""
+        if not guarded:
+            yield
+            return
+        fired, done = threading.Event(), threading.Event()
+
+        def watch() -> None:
+            if done.wait(self.sql_timeout):
+                return
+            fired.set()
+            # Again and again until the query gives up: Spark cancels only the jobs already
+            # started, and a query may still be planning when the time is up.
+            while stop is not None and not done.is_set():
+                stop()
+                done.wait(0.25)
+
+        watcher = threading.Thread(target=watch, name="sql-timeout", daemon=True) if timed else None
+        if watcher is not None:
+            watcher.start()
+        try:
+            yield
+        except (Invalid, NotFound, ConfigError, Retriable, GeneratorExit):
+            raise
+        except Exception as exc:
+            text = f"{exc.__class__.__name__}: {exc}"
+            if fired.is_set() or "statement timeout" in text:
+                raise Invalid(
+                    f"the segment's query ran longer than {self.sql_timeout:g} s and was stopped "
+                    "(SEGMENTSYNC_SQL_TIMEOUT_SECONDS); make it cheaper, e.g. join on keys, filter early",
+                    code="sql_timeout",
+                    field="sql",
+                ) from None
+            raise Invalid(
+                f"the segment's query failed in the engine ({self.engine}): {_first_lines(str(exc))}",
+                code="sql_failed",
+                field="sql",
+                details={"engine_message": str(exc)[:2000]},
+            ) from None
+        finally:
+            done.set()
 
     def _shared_backend(self) -> BaseBackend:
         with self._shared_lock:
@@ -195,19 +288,26 @@ class ProfileSource:
 
     # -- segments ------------------------------------------------------------------------------
 
-    def segment(self, rule: Group, *, now: datetime | None = None) -> ir.Table:
-        """The profiles one rule selects (all columns)."""
+    def segment(self, selection: Group | KeyQuery, *, now: datetime | None = None) -> ir.Table:
+        """The profiles one segment selects (all columns)."""
+        table = self.table()
+        return table.filter(self._condition(selection, table, now))
+
+    def _condition(
+        self, selection: Group | KeyQuery, table: ir.Table, now: datetime | None
+    ) -> ir.BooleanValue:
         from segmentsync.segments.compile import compile_filter
 
-        table = self.table()
-        return table.filter(compile_filter(rule, table, now=now))
+        if isinstance(selection, KeyQuery):
+            schema = ibis.schema({self.key: table.schema()[self.key]})
+            keys = ops.SQLQueryResult(selection.sql, schema, table.op().source).to_expr()
+            return table[self.key].isin(keys[self.key])
+        return compile_filter(selection, table, now=now)
 
     def members(
-        self, rules: Sequence[Group], columns: Sequence[str], *, now: datetime | None = None
+        self, rules: Sequence[Group | KeyQuery], columns: Sequence[str], *, now: datetime | None = None
     ) -> ir.Table:
         """The union of several segments as one table: key + ``columns``, each profile once."""
-        from segmentsync.segments.compile import compile_filter
-
         if not rules:
             raise Invalid("members of no segment were asked for: give at least one segment rule")
         table = self.table()
@@ -219,11 +319,12 @@ class ProfileSource:
                 code="unknown_column",
             )
         wanted = list(dict.fromkeys([self.key, *columns]))
-        condition = reduce(or_, (compile_filter(rule, table, now=now) for rule in rules))
+        condition = reduce(or_, (self._condition(rule, table, now) for rule in rules))
         return table.filter(condition).select(*wanted)
 
-    def counts(self, rules: Sequence[Group], *, now: datetime | None = None) -> list[int]:
-        """The member count of each rule, all in one scan of the profile table."""
+    def counts(self, rules: Sequence[Group | KeyQuery], *, now: datetime | None = None) -> list[int]:
+        """The member count of each segment: the rules all in one scan of the profile table, each
+        query on its own (Spark takes no ``IN (subquery)`` inside an aggregate)."""
         from segmentsync.segments.compile import compile_filter
 
         if not rules:
@@ -238,10 +339,31 @@ class ProfileSource:
                 value = table[self.key].isnull().ifelse(value, value)
             return value
 
-        sums = {f"c{i}": flag(rule).sum().fill_null(0) for i, rule in enumerate(rules)}
-        with self._backend() as backend:
-            row = _arrow(backend, table.aggregate(**sums)).to_pylist()[0]
-        return [int(row[f"c{i}"]) for i in range(len(rules))]
+        found: dict[int, int] = {}
+        plain = [(i, rule) for i, rule in enumerate(rules) if not isinstance(rule, KeyQuery)]
+        if plain:
+            sums = {f"c{i}": flag(rule).sum().fill_null(0) for i, rule in plain}
+            with self._backend() as backend:
+                row = _arrow(backend, table.aggregate(**sums)).to_pylist()[0]
+            found = {i: int(row[f"c{i}"]) for i, _ in plain}
+        for i, rule in enumerate(rules):
+            if isinstance(rule, KeyQuery):
+                found[i] = self.count(table.filter(self._condition(rule, table, now)))
+        return [found[i] for i in range(len(rules))]
+
+    def query_columns(self, query: KeyQuery) -> list[str]:
+        """The names of the columns a segment's query returns (nothing is read; timed)."""
+        sql = f"SELECT * FROM ({query.sql}) AS segment_query LIMIT 0"  # noqa: S608  # checked query
+        with self._backend(guarded=True, timed=True) as backend:
+            if backend.name == "duckdb":
+                return [column[0] for column in backend.con.execute(sql).description]
+            if backend.name == "postgres":
+                with backend.con.cursor() as cursor:
+                    cursor.execute(sql)
+                    return [column.name for column in cursor.description]
+            if backend.name == "pyspark":
+                return list(backend._session.sql(sql).columns)
+            return list(backend._get_schema_using_query(query.sql).names)
 
     # -- execution ---------------------------------------------------------------------------
 
@@ -253,7 +375,7 @@ class ProfileSource:
         """
         if batch_rows < 1:
             raise Invalid("batch_rows must be at least 1", field="batch_rows")
-        with self._backend() as backend:
+        with self._backend(guarded=_has_query(expr)) as backend:
             reader = backend.to_pyarrow_batches(expr, chunk_size=batch_rows)
             for batch in reader:
                 for offset in range(0, batch.num_rows, batch_rows):
@@ -263,18 +385,20 @@ class ProfileSource:
         """For a DuckDB file: the file and ``expr`` as DuckDB SQL, for a DuckDB of our own that
         attaches the file and runs the query itself (a run's workspace: no second engine, no Arrow
         through Python). None for any other engine: use :meth:`stream`."""
-        if self._file is None:
+        if self._file is None or _has_query(expr):  # a segment's SQL: on the locked-down connection
             return None
         return Attachable(self._file, str(ibis.to_sql(expr, dialect="duckdb")), self.lock_wait)
 
     def count(self, expr: ir.Table) -> int:
         """The number of rows of a table expression."""
-        with self._backend() as backend:
+        query = _has_query(expr)
+        with self._backend(guarded=query, timed=query) as backend:
             return int(_arrow(backend, expr.count().name("n").as_table()).column(0)[0].as_py())
 
     def preview(self, expr: ir.Table, *, limit: int) -> pa.Table:
         """The first ``limit`` rows of ``expr`` (ordered by the key, so the answer is stable)."""
-        with self._backend() as backend:
+        query = _has_query(expr)
+        with self._backend(guarded=query, timed=query) as backend:
             return _arrow(backend, expr.order_by(self.key).limit(limit))
 
     def row_count(self) -> int:
@@ -294,6 +418,32 @@ def _arrow(backend: BaseBackend, expr: ir.Table) -> pa.Table:
     sql = backend.compile(expr)
     table: pa.Table = backend.con.sql(sql).to_arrow_table()
     return table.cast(expr.schema().to_pyarrow())
+
+
+def _has_query(expr: ir.Table) -> bool:
+    """Whether the expression holds a segment's SQL (a :class:`KeyQuery`)."""
+    return bool(expr.op().find(ops.SQLQueryResult))
+
+
+def _first_lines(text: str, limit: int = 600) -> str:
+    """An engine's message without its prefix noise, short enough for a form."""
+    text = text.strip()
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _spark_job_group(backend: BaseBackend) -> tuple[Any, Any]:
+    """(stop, done) for a Spark query: its jobs in a group of their own, cancelled by ``stop()``."""
+    context = backend._session.sparkContext
+    group = f"segmentsync-{uuid.uuid4().hex}"
+    context.setJobGroup(group, "a segment's query", interruptOnCancel=True)
+
+    def stop() -> None:
+        context.cancelJobGroup(group)
+
+    def done() -> None:
+        context.setLocalProperty("spark.jobGroup.id", None)
+
+    return stop, done
 
 
 def _listing(backend: BaseBackend) -> str:

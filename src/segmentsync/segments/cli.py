@@ -1,11 +1,15 @@
 """``segmentsync segments …``: create, list, show, edit, delete, refresh, preview and count segments.
 
+A segment is a rule (``--rule``/``--rule-file``), a SQL query (``--sql FILE``, ``-`` for standard
+input) or a dbt model (``--dbt-model NAME``, from the manifest set with ``segmentsync dbt set-manifest``).
+
 Commands that change something act as ``--as EMAIL`` (default: the first active admin) and go
 through the same service and policy table as the API.
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,7 +28,22 @@ app = typer.Typer(no_args_is_help=True, help="Segments: named rules over profile
 SegmentRef = Annotated[str, typer.Argument(help="the segment's name or id")]
 RuleJson = Annotated[str | None, typer.Option("--rule", help="the rule as JSON")]
 RuleFile = Annotated[Path | None, typer.Option("--rule-file", help="a file holding the rule as JSON")]
+SqlFile = Annotated[
+    str | None, typer.Option("--sql", help="a file holding the segment's SQL query ('-': standard input)")
+]
+DbtModel = Annotated[str | None, typer.Option("--dbt-model", help="the dbt model's name (in the manifest)")]
 AsJson = terminal.Json
+
+
+def _sql(file: str | None) -> str | None:
+    if file is None:
+        return None
+    if file == "-":
+        return sys.stdin.read()
+    try:
+        return Path(file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise Invalid(f"cannot read {file}: {exc}", field="sql") from None
 
 
 def _rule(text: str | None, file: Path | None) -> Group | None:
@@ -51,23 +70,33 @@ def create(
     name: Annotated[str, typer.Argument(help="the segment's name (unique)")],
     rule: RuleJson = None,
     rule_file: RuleFile = None,
+    sql: SqlFile = None,
+    dbt_model: DbtModel = None,
     description: Annotated[str, typer.Option(help="what the segment is for")] = "",
     as_user: AsUser = None,
     as_json: AsJson = False,
 ) -> None:
-    """Create a segment from a rule (JSON), checked against the profile table's columns."""
+    """Create a segment from a rule (JSON), a SQL query or a dbt model, checked before it is saved."""
     with terminal.open_runtime() as runtime, transaction(runtime.sessions) as session:
-        group = _rule(rule, rule_file)
-        if group is None:
-            raise Invalid("give the rule with --rule JSON or --rule-file FILE", field="rules")
+        group, query = _rule(rule, rule_file), _sql(sql)
+        given = [option for option, value in (("a rule", group), ("--sql", query), ("--dbt-model", dbt_model))
+                 if value is not None]  # fmt: skip
+        if len(given) != 1:
+            raise Invalid(
+                "give the segment as one of --rule JSON, --rule-file FILE, --sql FILE (or -) or "
+                "--dbt-model NAME" + (f", not {' and '.join(given)}" if given else ""),
+                field="rules",
+            )
         segment = service.create(
             session=session, source=runtime.profiles, actor=terminal.actor(session, as_user),
-            segment_in=SegmentCreate(name=name, description=description, rules=group),
+            segment_in=SegmentCreate(name=name, description=description, rules=group, sql=query,
+                                     dbt_model=dbt_model),
         )  # fmt: skip
         if as_json:
             _print_json(_segment_json(segment))
             return
-        out.print(f"Created segment {segment.name!r} (id {segment.id}): {group.describe()}", highlight=False)
+        text = SegmentOut.model_validate(segment).rule_text
+        out.print(f"Created segment {segment.name!r} (id {segment.id}): {text}", highlight=False)
 
 
 @app.command("list")
@@ -101,7 +130,11 @@ def show(segment: SegmentRef, as_json: AsJson = False) -> None:
             _print_json(found.model_dump(mode="json") | {"exports": exports})
             return
         out.print(f"[bold]{found.name}[/bold] (id {found.id}) {found.description}")
-        out.print(f"Rule: {found.rule_text}", highlight=False)
+        if found.kind == "sql":
+            out.print("SQL:", highlight=False)
+            out.print(found.sql or "", highlight=False, markup=False)
+        else:
+            out.print(f"Rule: {found.rule_text}", highlight=False)
         out.print(f"Members: {found.member_count if found.member_count is not None else 'not refreshed yet'}")
         if found.last_refresh_error:
             out.print(f"[red]Last refresh failed:[/red] {found.last_refresh_error}", highlight=False)
@@ -118,13 +151,21 @@ def edit(
     description: Annotated[str | None, typer.Option(help="new description")] = None,
     rule: RuleJson = None,
     rule_file: RuleFile = None,
+    sql: SqlFile = None,
+    dbt_model: DbtModel = None,
     as_user: AsUser = None,
     as_json: AsJson = False,
 ) -> None:
-    """Change a segment's name, description or rule."""
+    """Change a segment's name, description, rule, SQL or dbt model."""
     with terminal.open_runtime() as runtime, transaction(runtime.sessions) as session:
         found = service.find(session=session, ref=segment)
-        change = SegmentUpdate(name=name, description=description, rules=_rule(rule, rule_file))
+        change = SegmentUpdate(
+            name=name,
+            description=description,
+            rules=_rule(rule, rule_file),
+            sql=_sql(sql),
+            dbt_model=dbt_model,
+        )
         updated = service.update(
             session=session, source=runtime.profiles, segment_id=found.id, segment_in=change,
             actor=terminal.actor(session, as_user),
@@ -132,7 +173,8 @@ def edit(
         if as_json:
             _print_json(_segment_json(updated))
             return
-        out.print(f"Saved segment {updated.name!r}: {service.rules_of(updated).describe()}", highlight=False)
+        text = SegmentOut.model_validate(updated).rule_text
+        out.print(f"Saved segment {updated.name!r}: {text}", highlight=False)
 
 
 @app.command()

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, computed_field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, computed_field, model_validator
 
 from segmentsync.segments.rules import Group
 
@@ -13,22 +13,59 @@ Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
 
 
+Kind = Literal["rule", "sql", "dbt"]
+Sql = Annotated[str, StringConstraints(min_length=1, max_length=100_000)]
+ModelName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
+WHAT: dict[Kind, str] = {"rule": "rules", "sql": "sql", "dbt": "dbt_model"}
+
+
 class SegmentCreate(BaseModel):
+    """``kind`` rule (the default) takes ``rules``; sql takes ``sql``; dbt takes ``dbt_model``.
+    Without ``kind``, the one of the three given says it."""
+
     model_config = ConfigDict(extra="forbid")
 
     name: Name
     description: Description = ""
-    rules: Group
+    kind: Kind | None = None
+    rules: Group | None = None
+    sql: Sql | None = None
+    dbt_model: ModelName | None = None
+
+    @model_validator(mode="after")
+    def _one_definition(self) -> Self:
+        given: list[Kind] = [kind for kind, field in WHAT.items() if getattr(self, field) is not None]
+        if self.kind is None:
+            if len(given) > 1:
+                raise ValueError(f"give one of rules, sql or dbt_model, not {' and '.join(given)}")
+            self.kind = given[0] if given else "rule"
+        kind: Kind = self.kind
+        extra = [WHAT[other] for other in given if other != kind]
+        if extra:
+            raise ValueError(f"a {kind} segment takes {WHAT[kind]}, not {', '.join(extra)}")
+        if kind not in given:
+            raise ValueError(f"a {kind} segment needs {WHAT[kind]}")
+        return self
 
 
 class SegmentUpdate(BaseModel):
-    """Only the fields given change."""
+    """Only the fields given change; giving ``sql`` (or ``rules``, ``dbt_model``) makes the
+    segment of that kind."""
 
     model_config = ConfigDict(extra="forbid")
 
     name: Name | None = None
     description: Description | None = None
     rules: Group | None = None
+    sql: Sql | None = None
+    dbt_model: ModelName | None = None
+
+    @model_validator(mode="after")
+    def _one_definition(self) -> Self:
+        given = [field for field in WHAT.values() if getattr(self, field) is not None]
+        if len(given) > 1:
+            raise ValueError(f"give one of rules, sql or dbt_model, not {' and '.join(given)}")
+        return self
 
 
 class SegmentOut(BaseModel):
@@ -37,7 +74,10 @@ class SegmentOut(BaseModel):
     id: int
     name: str
     description: str
-    rules: Group
+    kind: Kind = "rule"
+    rules: Group | None = Field(default=None, description="kind rule: the rule")
+    sql: str | None = Field(default=None, description="kind sql: the query, as written")
+    dbt_model: str | None = Field(default=None, description="kind dbt: the model's name")
     created_by_id: int | None
     created_at: datetime
     updated_at: datetime
@@ -49,8 +89,14 @@ class SegmentOut(BaseModel):
     @computed_field  # type: ignore[prop-decorator]  # pydantic's documented way to expose a property
     @property
     def rule_text(self) -> str:
-        """The rule in words, e.g. ``country in ('PL', 'LV') AND total_spend > 100``."""
-        return self.rules.describe()
+        """The rule in words, e.g. ``country in ('PL', 'LV') AND total_spend > 100``; for the other
+        kinds, ``SQL: <first line>`` or ``dbt model <name>``."""
+        if self.kind == "sql":
+            first = next((line.strip() for line in (self.sql or "").splitlines() if line.strip()), "")
+            return f"SQL: {first[:117] + '…' if len(first) > 120 else first}"
+        if self.kind == "dbt":
+            return f"dbt model {self.dbt_model}"
+        return self.rules.describe() if self.rules is not None else ""
 
 
 class RefreshOut(BaseModel):

@@ -2,7 +2,10 @@
 
 Every function is keyword-only and takes the session, the profile source and the acting user
 explicitly; changes are recorded in the audit log in the caller's transaction. Rules are checked
-against the profile table's columns when saved (unknown columns, type mismatches → Invalid).
+against the profile table's columns when saved (unknown columns, type mismatches → Invalid); a
+SQL segment's query is checked (:mod:`segmentsync.segments.sql`) and must return the profile key;
+a dbt segment's model must be in the manifest and its relation must hold the profile key. Every
+kind is counted, previewed, refreshed and exported alike (:mod:`segmentsync.segments.kinds`).
 """
 
 from __future__ import annotations
@@ -23,8 +26,9 @@ from segmentsync.db import id_from_text, same_name
 from segmentsync.errors import Conflict, Forbidden, Invalid, NotFound, SegmentSyncError
 from segmentsync.exports.grants import permission
 from segmentsync.exports.models import Export, ExportSegment
-from segmentsync.profiles.source import ProfileSource
+from segmentsync.profiles.source import KeyQuery, ProfileSource
 from segmentsync.segments import compile as compiler
+from segmentsync.segments import kinds
 from segmentsync.segments.models import Segment, SegmentRefresh
 from segmentsync.segments.rules import Group
 from segmentsync.segments.schemas import PreviewOut, RefreshOut, SegmentCreate, SegmentUpdate
@@ -57,7 +61,15 @@ def find(*, session: Session, ref: str) -> Segment:
 
 
 def rules_of(segment: Segment) -> Group:
+    """A rule segment's rule (Invalid for the other kinds)."""
+    if segment.kind != "rule" or segment.rules is None:
+        raise Invalid(f"segment {segment.name!r} is a {segment.kind} segment, not a rule", code="not_a_rule")
     return Group.model_validate(segment.rules)
+
+
+def selection_of(*, session: Session, source: ProfileSource, segment: Segment) -> Group | KeyQuery:
+    """What the profile source runs for this segment (its rule, or its query)."""
+    return kinds.selections(session, source, [segment])[0]
 
 
 def exports_using_each(*, session: Session, segment_ids: list[int]) -> dict[int, list[str]]:
@@ -129,13 +141,9 @@ def create(
 ) -> Segment:
     check(actor, Action.SEGMENTS_EDIT)
     _check_name_free(session, segment_in.name)
-    compiler.check(segment_in.rules, source.table())
-    segment = Segment(
-        name=segment_in.name,
-        description=segment_in.description,
-        rules=segment_in.rules.model_dump(mode="json"),
-        created_by_id=actor.id,
-    )
+    segment = Segment(name=segment_in.name, description=segment_in.description, created_by_id=actor.id)
+    _define(session, source, segment, actor, rules=segment_in.rules, sql=segment_in.sql,
+            dbt_model=segment_in.dbt_model)  # fmt: skip
     session.add(segment)
     session.flush()
     audit.record(
@@ -158,9 +166,12 @@ def update(
     check(actor, Action.SEGMENTS_EDIT)
     segment = get(session=session, segment_id=segment_id)
     before = _snapshot(segment)
-    current = {**before, "rules": rules_of(segment).model_dump(mode="json")}
+    current = {**before}
+    if segment.kind == "rule" and segment.rules is not None:
+        current["rules"] = rules_of(segment).model_dump(mode="json")
     if any(
-        current[key] != value for key, value in segment_in.model_dump(exclude_none=True, mode="json").items()
+        current.get(key) != value
+        for key, value in segment_in.model_dump(exclude_none=True, mode="json").items()
     ):
         _check_exports_in_reach(session, segment, actor, "change")
     if segment_in.name is not None and segment_in.name != segment.name:
@@ -168,11 +179,11 @@ def update(
         segment.name = segment_in.name
     if segment_in.description is not None:
         segment.description = segment_in.description
-    if segment_in.rules is not None:
-        new_rules = segment_in.rules.model_dump(mode="json")
-        if new_rules != segment.rules:
-            compiler.check(segment_in.rules, source.table())
-            segment.rules = new_rules
+    if segment_in.rules is not None or segment_in.sql is not None or segment_in.dbt_model is not None:
+        definition = _definition(segment)
+        _define(session, source, segment, actor, rules=segment_in.rules, sql=segment_in.sql,
+                dbt_model=segment_in.dbt_model)  # fmt: skip
+        if _definition(segment) != definition:
             segment.member_count = segment.last_refresh_at = segment.last_refresh_ms = None
             segment.last_refresh_error = None
     after = _snapshot(segment)
@@ -214,8 +225,49 @@ def _check_name_free(session: Session, name: str, *, other_than: int | None = No
         raise Conflict(f"a segment named {name!r} exists already", code="name_taken", field="name")
 
 
+def _define(
+    session: Session,
+    source: ProfileSource,
+    segment: Segment,
+    actor: User,
+    *,
+    rules: Group | None,
+    sql: str | None,
+    dbt_model: str | None,
+) -> None:
+    """Make the segment the kind given by the one definition given, checked."""
+    if sql is not None:
+        if not (segment.kind == "sql" and segment.sql == sql):
+            kinds.check_may_write_sql(session, actor)
+            kinds.check_returns_key(kinds.sql_query(sql, source), source)
+        segment.kind, segment.sql, segment.rules, segment.dbt_model = "sql", sql, None, None
+    elif dbt_model is not None:
+        query = kinds.dbt_query(dbt_model, source, kinds.manifest(session))
+        try:
+            kinds.check_returns_key(query, source)
+        except Invalid as exc:
+            raise Invalid(exc.message, code=exc.code, field="dbt_model", details=exc.details) from None
+        segment.kind, segment.dbt_model, segment.rules, segment.sql = "dbt", dbt_model, None, None
+    elif rules is not None:
+        new_rules = rules.model_dump(mode="json")
+        if not (segment.kind == "rule" and segment.rules == new_rules):
+            compiler.check(rules, source.table())
+        segment.kind, segment.rules, segment.sql, segment.dbt_model = "rule", new_rules, None, None
+
+
+def _definition(segment: Segment) -> tuple[Any, ...]:
+    return (segment.kind, segment.rules, segment.sql, segment.dbt_model)
+
+
 def _snapshot(segment: Segment) -> dict[str, Any]:
-    return {"name": segment.name, "description": segment.description, "rules": segment.rules}
+    kind = segment.kind or "rule"
+    found: dict[str, Any] = {"name": segment.name, "description": segment.description}
+    if kind == "rule":
+        found["rules"] = segment.rules
+    else:
+        found["kind"] = kind
+        found["sql" if kind == "sql" else "dbt_model"] = segment.sql if kind == "sql" else segment.dbt_model
+    return found
 
 
 # ---------------------------------------------------------------- refreshing
@@ -259,7 +311,7 @@ def refresh_many(
         segments = [get(session=session, segment_id=segment_id) for segment_id in segment_ids]
     moment = now or datetime.now(UTC)
     started = time.perf_counter()
-    counts, errors = _count_all(source, segments, moment)
+    counts, errors = _count_all(session, source, segments, moment)
     elapsed_ms = int((time.perf_counter() - started) * 1000)
     results = [
         _store(session, segment, moment, elapsed_ms, counts.get(segment.id), errors.get(segment.id))
@@ -293,7 +345,7 @@ def record_refresh(
     segment = get(session=session, segment_id=segment_id)
     moment = now or datetime.now(UTC)
     if counted is None:
-        rule = rules or rules_of(segment)
+        rule = rules or selection_of(session=session, source=source, segment=segment)
         started = time.perf_counter()
         (count,) = source.counts([rule], now=moment)
         counted = count, int((time.perf_counter() - started) * 1000)
@@ -301,31 +353,43 @@ def record_refresh(
 
 
 def _count_all(
-    source: ProfileSource, segments: list[Segment], now: datetime
+    session: Session, source: ProfileSource, segments: list[Segment], now: datetime
 ) -> tuple[dict[int, int], dict[int, str]]:
     """Counts by segment id, and errors by segment id for the segments that could not be counted."""
     errors: dict[int, str] = {}
-    good: list[tuple[Segment, Group]] = []
+    good: list[tuple[Segment, Group | KeyQuery]] = []
     try:
         table = source.table()
     except SegmentSyncError as exc:
         return {}, {segment.id: exc.message for segment in segments}
     for segment in segments:
         try:
-            rule = rules_of(segment)
-            compiler.check(rule, table)
+            rule = selection_of(session=session, source=source, segment=segment)
+            if isinstance(rule, Group):
+                compiler.check(rule, table)
         except (SegmentSyncError, ValueError) as exc:
             errors[segment.id] = exc.message if isinstance(exc, SegmentSyncError) else str(exc)
         else:
             good.append((segment, rule))
     if not good:
         return {}, errors
+    rules = [(segment, rule) for segment, rule in good if isinstance(rule, Group)]
+    queries = [(segment, rule) for segment, rule in good if isinstance(rule, KeyQuery)]
+    found: dict[int, int] = {}
+    for segment, query in queries:  # each on its own: one failing query fails only its segment
+        try:
+            (found[segment.id],) = source.counts([query], now=now)
+        except SegmentSyncError as exc:
+            errors[segment.id] = exc.message
+    good = list(rules)
+    if not good:
+        return found, errors
     try:
         counts = source.counts([rule for _, rule in good], now=now)
     except Exception as exc:  # the engine's own error (down, table changed): stored, not raised
         message = exc.message if isinstance(exc, SegmentSyncError) else f"{exc.__class__.__name__}: {exc}"
-        return {}, errors | {segment.id: message for segment, _ in good}
-    return {segment.id: count for (segment, _), count in zip(good, counts, strict=True)}, errors
+        return found, errors | {segment.id: message for segment, _ in good}
+    return found | {segment.id: count for (segment, _), count in zip(good, counts, strict=True)}, errors
 
 
 def _store(
@@ -358,10 +422,12 @@ def _store(
 def count(*, session: Session, source: ProfileSource, segment_id: int, now: datetime | None = None) -> int:
     """The member count now (not stored; see :func:`refresh`)."""
     segment = get(session=session, segment_id=segment_id)
-    return count_rule(source=source, rule=rules_of(segment), now=now)
+    return count_rule(
+        source=source, rule=selection_of(session=session, source=source, segment=segment), now=now
+    )
 
 
-def count_rule(*, source: ProfileSource, rule: Group, now: datetime | None = None) -> int:
+def count_rule(*, source: ProfileSource, rule: Group | KeyQuery, now: datetime | None = None) -> int:
     """The member count of a rule that need not be saved (the rule builder's live count)."""
     return source.count(source.segment(rule, now=now))
 
@@ -377,14 +443,15 @@ def preview(
 ) -> PreviewOut:
     """The first ``limit`` members (by key) with ``columns`` (default: all)."""
     segment = get(session=session, segment_id=segment_id)
-    out = preview_rule(source=source, rule=rules_of(segment), columns=columns, limit=limit, now=now)
+    selection = selection_of(session=session, source=source, segment=segment)
+    out = preview_rule(source=source, rule=selection, columns=columns, limit=limit, now=now)
     return out.model_copy(update={"segment_id": segment.id})
 
 
 def preview_rule(
     *,
     source: ProfileSource,
-    rule: Group,
+    rule: Group | KeyQuery,
     columns: Sequence[str] | None = None,
     limit: int = 20,
     now: datetime | None = None,
@@ -394,3 +461,17 @@ def preview_rule(
     selected = source.members([rule], list(columns or source.columns()), now=now)
     rows = source.preview(selected, limit=limit).to_pylist()
     return PreviewOut(segment_id=None, columns=list(selected.columns), rows=rows, limit=limit)
+
+
+def check_sql(*, session: Session, source: ProfileSource, sql: str, actor: User) -> list[str]:
+    """Check a SQL segment's query as saving would (the SQL tab's "Check"): its columns."""
+    kinds.check_may_write_sql(session, actor)
+    return kinds.check_returns_key(kinds.sql_query(sql, source), source)
+
+
+def sql_selection(*, session: Session, source: ProfileSource, sql: str, actor: User) -> KeyQuery:
+    """A query not saved yet, checked, for its count and preview (the SQL tab's "Run preview")."""
+    kinds.check_may_write_sql(session, actor)
+    query = kinds.sql_query(sql, source)
+    kinds.check_returns_key(query, source)
+    return query

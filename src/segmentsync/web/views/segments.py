@@ -1,4 +1,9 @@
-"""Data > Segments: the list, the rule builder (new and edit), preview members, refresh, delete."""
+"""Data > Segments: the list, the segment page (new and edit) with its three tabs — the rule
+builder, a SQL query, a dbt model — preview members, refresh, delete.
+
+The SQL tab shows the query highlighted by Pygments on the server (line numbers, the line of an
+error marked): no script and no stylesheet from elsewhere, so the page keeps its strict CSP.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +11,22 @@ import json
 from typing import Annotated, Any
 
 from fastapi import Response
+from markupsafe import Markup
 from pydantic import ValidationError
+from pygments import highlight
+from pygments.formatters import HtmlFormatter
+from pygments.lexers import SqlLexer
 
 from segmentsync.auth.policy import Action
+from segmentsync.dbt import manifest as dbt
 from segmentsync.errors import Invalid, SegmentSyncError
+from segmentsync.profiles.source import KeyQuery
+from segmentsync.segments import kinds, service
 from segmentsync.segments import rules as rule_shapes
-from segmentsync.segments import service
+from segmentsync.segments import sql as sqlcheck
 from segmentsync.segments.compile import ALLOWED
 from segmentsync.segments.models import Segment
-from segmentsync.segments.schemas import PreviewOut, SegmentCreate, SegmentUpdate
+from segmentsync.segments.schemas import PreviewOut, SegmentCreate, SegmentOut, SegmentUpdate
 from segmentsync.web.forms import FORM_ERROR, build, field_errors, invalid
 from segmentsync.web.labels import LABELS
 from segmentsync.web.messages import clean_loc
@@ -24,7 +36,13 @@ from segmentsync.web.routing import web_router
 router = web_router()
 Viewer = Annotated[Page, page_for(Action.SEGMENTS_VIEW)]
 Editor = Annotated[Page, page_for(Action.SEGMENTS_EDIT)]
-FIELDS = {"name": "name", "description": "description", "rules": "rules"}
+FIELDS = {
+    "name": "name",
+    "description": "description",
+    "rules": "rules",
+    "sql": "sql",
+    "dbt_model": "dbt_model",
+}
 PREVIEW_ROWS = 20
 EMPTY_RULE = {"op": "and", "negate": False, "items": []}
 
@@ -71,14 +89,15 @@ def segments(page: Viewer) -> Response:
 
 def _describe(segment: Segment) -> str:
     try:
-        return service.rules_of(segment).describe()
+        return SegmentOut.model_validate(segment).rule_text
     except ValueError:
         return "?"
 
 
-def _errors(page: Page, error: SegmentSyncError) -> dict[str, str]:
+def _errors(page: Page, error: SegmentSyncError, kind: str = "rule") -> dict[str, str]:
     """Each error beside its field; a rule's error also names the condition (the builder marks it)."""
-    errors = field_errors(page, error, FIELDS, default="rules")
+    default = {"sql": "sql", "dbt": "dbt_model"}.get(kind, "rules")
+    errors = field_errors(page, error, FIELDS, default=default)
     paths = [
         ".".join(str(part) for part in clean_loc(item.get("loc", ())))
         for item in error.details.get("errors", [])
@@ -86,6 +105,8 @@ def _errors(page: Page, error: SegmentSyncError) -> dict[str, str]:
     paths = [path for path in [*paths, error.field or ""] if path.startswith("rules.")]
     if "rules" in errors and paths:
         errors["rules_path"] = paths[0]
+    if "sql" in errors and isinstance(error.details.get("line"), int):
+        errors["sql_line"] = str(error.details["line"])
     return errors
 
 
@@ -105,6 +126,56 @@ def _rule(form: Form) -> rule_shapes.Group:
         raise invalid(exc, prefix=("rules",)) from exc
 
 
+def _kind(form: Form) -> str:
+    kind = form.get("kind") or "rule"
+    return kind if kind in kinds.KINDS else "rule"
+
+
+def _definition(form: Form) -> dict[str, Any]:
+    """The one definition the chosen tab gives (the other tabs' fields are ignored)."""
+    kind = _kind(form)
+    if kind == "sql":
+        return {"sql": form.raw("sql") or ""}
+    if kind == "dbt":
+        return {"dbt_model": form.get("dbt_model") or ""}
+    return {"rules": _rule_data(form)}  # checked by the schema: every problem at once
+
+
+def sql_view(text: str, error_line: int | None) -> Markup | None:
+    """The query highlighted, with line numbers and the line of an error marked."""
+    if not text.strip():
+        return None
+    lines = [error_line] if error_line else []
+    formatter = HtmlFormatter(linenos="inline", hl_lines=lines, nowrap=False, cssclass="highlight")
+    return Markup(highlight(text, SqlLexer(), formatter))  # noqa: S704  # Pygments escapes the text
+
+
+def _dbt_listing(page: Page) -> dict[str, Any]:
+    """The dbt tab: the manifest's models with their relation, description, columns and tests."""
+    with page.transaction() as session:
+        location = kinds.options(session).dbt_manifest
+    if not location:
+        return {"models": [], "error": None, "location": None, "version": None}
+    try:
+        found = dbt.load(location)
+    except SegmentSyncError as error:
+        return {"models": [], "error": page.error_text(error), "location": location, "version": None}
+    dialect = sqlcheck.dialect_of(page.runtime.profiles.engine)
+    models = [
+        {"name": m.name, "relation": m.relation(dialect), "materialized": m.materialized,
+         "description": m.description, "columns": m.columns, "tests": m.tests}
+        for m in found.listing()
+    ]  # fmt: skip
+    return {"models": models, "error": None, "location": location, "version": found.dbt_version}
+
+
+def _may_write_sql(page: Page) -> bool:
+    if not page.can(Action.SEGMENTS_SQL):
+        return False
+    with page.transaction() as session:
+        return not kinds.options(session).sql_admins_only or page.me.role.value == "admin"
+
+
 def _editor(page: Page, *, segment: Segment | None, values: dict[str, Any], errors: dict[str, str] | None = None,
             preview: PreviewOut | None = None, count: int | None = None, status: int = 200) -> Response:  # fmt: skip
     columns, columns_problem = profile_columns(page)
@@ -118,11 +189,17 @@ def _editor(page: Page, *, segment: Segment | None, values: dict[str, Any], erro
         values=values, errors=errors or {}, preview=preview, count=count, columns=columns,
         columns_problem=columns_problem, config=builder_config(page, columns), used=used, history=history,
         can_edit=page.can(Action.SEGMENTS_EDIT), rule=segment.rules if segment else EMPTY_RULE,
+        can_write_sql=_may_write_sql(page), dbt=_dbt_listing(page), key_column=page.runtime.profiles.key,
+        sql_view=sql_view(values.get("sql") or "", int((errors or {}).get("sql_line") or 0) or None),
     )  # fmt: skip
 
 
 def _values(segment: Segment) -> dict[str, Any]:
-    return {"name": segment.name, "description": segment.description, "rules": json.dumps(segment.rules)}
+    return {
+        "name": segment.name, "description": segment.description, "kind": segment.kind or "rule",
+        "rules": json.dumps(segment.rules if segment.rules is not None else EMPTY_RULE),
+        "sql": segment.sql or "", "dbt_model": segment.dbt_model or "",
+    }  # fmt: skip
 
 
 @router.get("/segments/new")
@@ -133,14 +210,24 @@ def new_segment(page: Editor) -> Response:
 
 
 def _preview(page: Page, form: Form, segment: Segment | None) -> Response:
-    """Preview members of the rule as typed (nothing is saved)."""
+    """Preview members of the rule, query or model as chosen (nothing is saved)."""
+    kind = _kind(form)
     try:
-        rule = _rule(form)
         source = page.runtime.profiles
+        rule: rule_shapes.Group | KeyQuery
+        with page.transaction() as session:
+            if kind == "sql":
+                rule = service.sql_selection(
+                    session=session, source=source, sql=form.raw("sql") or "", actor=page.me
+                )
+            elif kind == "dbt":
+                rule = kinds.dbt_query(form.get("dbt_model") or "", source, kinds.manifest(session))
+            else:
+                rule = _rule(form)
         preview = service.preview_rule(source=source, rule=rule, limit=PREVIEW_ROWS, now=page.runtime.clock())
         count = service.count_rule(source=source, rule=rule, now=page.runtime.clock())
     except SegmentSyncError as error:
-        errors = _errors(page, error)
+        errors = _errors(page, error, kind)
         return _editor(page, segment=segment, values=form.values(), errors=errors, status=error.status)
     return _editor(page, segment=segment, values=form.values(), preview=preview, count=count)
 
@@ -152,7 +239,7 @@ def create_segment(page: Editor, form: PostedForm) -> Response:
     try:
         data = build(
             SegmentCreate,
-            {"name": form.get("name"), "description": form.get("description"), "rules": _rule_data(form)},
+            {"name": form.get("name"), "description": form.get("description"), **_definition(form)},
         )
         with page.transaction() as session:
             segment = service.create(
@@ -162,7 +249,7 @@ def create_segment(page: Editor, form: PostedForm) -> Response:
             service.refresh(session=session, source=page.runtime.profiles, segment_id=segment_id, actor=page.me, ip=page.ip,
                             now=page.runtime.clock())  # fmt: skip
     except SegmentSyncError as error:
-        errors = _errors(page, error)
+        errors = _errors(page, error, _kind(form))
         return _editor(page, segment=None, values=form.values(), errors=errors, status=error.status)
     page.flash(page._("The segment %(name)s is saved.", name=data.name))
     return page.redirect(f"/segments/{segment_id}")
@@ -220,7 +307,7 @@ def update_segment(segment_id: int, page: Editor, form: PostedForm) -> Response:
     try:
         data = build(
             SegmentUpdate,
-            {"name": form.get("name"), "description": form.get("description"), "rules": _rule_data(form)},
+            {"name": form.get("name"), "description": form.get("description"), **_definition(form)},
         )
         with page.transaction() as session:
             service.update(
@@ -236,7 +323,7 @@ def update_segment(segment_id: int, page: Editor, form: PostedForm) -> Response:
                 now=page.runtime.clock(),
             )  # fmt: skip
     except SegmentSyncError as error:
-        errors = _errors(page, error)
+        errors = _errors(page, error, _kind(form))
         return _editor(page, segment=segment, values=form.values(), errors=errors, status=error.status)
     page.flash(page._("The segment is saved."))
     return page.redirect(f"/segments/{segment_id}")

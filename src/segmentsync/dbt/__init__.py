@@ -1,0 +1,1 @@
+"""dbt models as segments: reading a dbt project's ``target/manifest.json`` (no dbt needed)."""
