@@ -29,7 +29,7 @@ from segmentsync.engine.context import (
     prepare,
     set_phase,
 )
-from segmentsync.engine.lease import Cancelled, LeaseLost
+from segmentsync.engine.lease import Cancelled, CancelWatch, LeaseLost
 from segmentsync.engine.overlap import SendWhilePlanning, job_for, overlaps
 from segmentsync.engine.send import REMOVE_BATCH, send
 from segmentsync.engine.workspace import SENDING_MEMORY_LIMIT, Workspace
@@ -55,7 +55,8 @@ def execute(
     stop = stop or threading.Event()
     try:
         ctx = prepare(runtime, run_id, lease_owner, stop, destination_factory or default_destination)
-        return _phases(ctx)
+        with CancelWatch(runtime.readers, run_id, ctx.cancel):
+            return _phases(ctx)
     except LeaseLost:
         log.info("run %s: lease lost or worker stopping; another worker will resume it", run_id)
         return None

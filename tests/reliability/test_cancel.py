@@ -1,0 +1,104 @@
+"""Cancel means stop: a cancelled run starts no new batch from the moment its worker sees the
+request (within ``CANCEL_POLL_SECONDS``, whatever the batches in flight are doing), shows
+"Cancelling…" until those come back, records them, and ends "Cancelled".
+
+The platform is made to hold the batches in flight (it answers no import after the first few,
+``outage_after``) while the run is cancelled: the run cannot learn of the cancel from a
+checkpoint (none comes back), only from its own watch. Once the worker says how many batches it
+waits for, the platform answers again; then the platform's own count of what it received tells
+what was sent after the cancel.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+
+import pytest
+
+from exports.world import World, outage_after, outage_over
+from segmentsync.db import transaction
+from segmentsync.exports import runs
+from segmentsync.exports.models import RunStatus
+from segmentsync.scheduling.worker import Worker
+
+from .scenario import (
+    PLATFORMS,
+    count_received,
+    load_run,
+    make_export,
+    platform_list,
+    received,
+    start_run,
+    write_profiles,
+)
+
+PROFILES = 6_000
+BATCH_ROWS = {"campaign_monitor": 200, "constant_contact": 500}
+LET_THROUGH = 4  # imports the platform answers before it holds the rest
+NOTICED = re.compile(r"run (\d+): cancelled: no new batch is sent; (\d+) batch\(es\) in flight")
+
+
+def _wait(what: str, condition: object, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {timeout:.0f} s for {what}")
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_a_cancelled_run_starts_no_new_batch_and_ends_cancelled(
+    world: World, platform: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="segmentsync.engine.send")
+    runtime = world.runtime
+    write_profiles(runtime, PROFILES)
+    runtime.settings.max_batch_rows = BATCH_ROWS[platform]
+    export_id = make_export(world, platform)
+    count_received(world, platform)
+    outage_after(world, platform, imports=LET_THROUGH)
+    run_id = start_run(world, export_id)
+    worker = threading.Thread(target=Worker(runtime).run_once, name="worker")
+    worker.start()
+    try:
+        batch = BATCH_ROWS[platform]
+        _wait("the first imports", lambda: received(world, platform).addresses >= LET_THROUGH * batch)
+        _wait("the batches held by the platform", lambda: load_run(runtime, run_id).batches_done >= 1)
+        at_cancel = received(world, platform).addresses
+        with transaction(runtime.sessions) as session:
+            runs.cancel_run(session=session, run_id=run_id, actor=world.admin.load(runtime))
+        cancelling = load_run(runtime, run_id)
+        assert (cancelling.status, runs.cancelling(cancelling)) == (RunStatus.RUNNING, True)
+
+        def noticed() -> re.Match[str] | None:
+            return next(
+                (m for r in caplog.records if (m := NOTICED.search(r.getMessage())) and int(m[1]) == run_id),
+                None,
+            )
+
+        _wait("the worker to see the cancel while no batch comes back", noticed)
+        match = noticed()
+        assert match is not None
+        in_flight = int(match[2])
+        assert received(world, platform).addresses == at_cancel  # the platform still holds them
+        outage_over(world, platform)  # the batches in flight are answered now
+        worker.join(timeout=120)
+        assert not worker.is_alive()
+    finally:
+        outage_over(world, platform)
+        worker.join(timeout=120)
+
+    run = load_run(runtime, run_id)
+    assert run.status is RunStatus.CANCELLED, run.error
+    assert not runs.cancelling(run)
+    after = received(world, platform)
+    sent_after_cancel = after.addresses - at_cancel
+    # Only the batches in flight when the worker saw the cancel went out after it (none new).
+    assert sent_after_cancel <= in_flight * batch
+    assert after.most_times == 1  # the held requests were not processed twice
+    on_list = platform_list(world, platform)
+    assert len(on_list) == after.addresses < PROFILES
+    assert run.new == len(on_list)  # every batch that came back was recorded
