@@ -17,12 +17,18 @@ import threading
 import time
 
 import pytest
+from fastapi.testclient import TestClient
 
 from exports.world import World, outage_after, outage_over
+from segmentsync.api.app import create_app
+from segmentsync.auth.models import Role
+from segmentsync.auth.service import create_user
 from segmentsync.db import transaction
 from segmentsync.exports import runs
 from segmentsync.exports.models import RunStatus
 from segmentsync.scheduling.worker import Worker
+
+from web.pages import Pages  # tests/ is on sys.path (rootdir)
 
 from .scenario import (
     PLATFORMS,
@@ -84,6 +90,8 @@ def test_a_cancelled_run_starts_no_new_batch_and_ends_cancelled(
         assert match is not None
         in_flight = int(match[2])
         assert received(world, platform).addresses == at_cancel  # the platform still holds them
+        if platform == "campaign_monitor":  # the state as people see it (the same on both)
+            _shows_cancelling(world, run_id)
         outage_over(world, platform)  # the batches in flight are answered now
         worker.join(timeout=120)
         assert not worker.is_alive()
@@ -102,3 +110,25 @@ def test_a_cancelled_run_starts_no_new_batch_and_ends_cancelled(
     on_list = platform_list(world, platform)
     assert len(on_list) == after.addresses < PROFILES
     assert run.new == len(on_list)  # every batch that came back was recorded
+
+
+def _shows_cancelling(world: World, run_id: int) -> None:
+    """The API says ``cancelling``; the run page (here in Polish) says "Cancelling…", says what
+    cannot be taken back, and offers Cancel no more."""
+    api = TestClient(create_app(world.runtime)).get(f"/api/v1/runs/{run_id}", headers=world.admin.auth)
+    assert (api.json()["status"], api.json()["cancelling"]) == ("running", True)
+    with transaction(world.runtime.sessions) as session:
+        create_user(session=session, email="ola@example.com", role=Role.ADMIN, actor=None,
+                    password=PASSWORD, language="pl")  # fmt: skip
+    pages = Pages(world.runtime, language="pl")
+    assert pages.sign_in("ola@example.com", PASSWORD).status_code == 303
+    live = pages.get(f"/runs/{run_id}/live").json()
+    assert (live["statusLabel"], live["cancelling"], live["active"]) == ("Anulowanie…", True, True)
+    page = pages.get(f"/runs/{run_id}").text
+    assert "Anulowanie…" in page
+    assert "importu przyjętego już przez platformę nie można cofnąć" in page
+    assert 'data-testid="run-cancelling" hidden' not in page
+    assert 'data-testid="cancel-run"' not in page
+
+
+PASSWORD = "correct horse battery"
