@@ -54,6 +54,18 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def database_now(session: Session) -> datetime:
+    """The metadata store's clock, in UTC: leases, retries and schedules are timed by it, so that
+    workers whose own clocks disagree still agree on when a lease expires or a run is due.
+    PostgreSQL: ``clock_timestamp()`` (the server's clock, not the transaction's start);
+    SQLite: ``strftime('now')`` (the clock of the machine that holds the file)."""
+    if session.get_bind().dialect.name == "postgresql":
+        value: datetime = session.scalar(sa.text("SELECT clock_timestamp()"))
+        return value.astimezone(UTC)
+    text = session.scalar(sa.text("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')"))
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
 class UTCDateTime(sa.TypeDecorator[datetime]):
     """Timezone-aware UTC datetimes on every backend (SQLite keeps no zone)."""
 
