@@ -66,6 +66,12 @@ def database_now(session: Session) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
+def store_away(exc: sa.exc.DBAPIError) -> bool:
+    """The metadata store dropped the connection (restarted, terminated it) or stayed locked past
+    the busy timeout (SQLite): the store is briefly away, nothing is wrong with the work itself."""
+    return bool(exc.connection_invalidated) or "database is locked" in str(exc.orig)
+
+
 class UTCDateTime(sa.TypeDecorator[datetime]):
     """Timezone-aware UTC datetimes on every backend (SQLite keeps no zone)."""
 

@@ -27,7 +27,6 @@ from segmentsync.db import transaction
 from segmentsync.exports import runs
 from segmentsync.exports.models import RunStatus
 from segmentsync.scheduling.worker import Worker
-
 from web.pages import Pages  # tests/ is on sys.path (rootdir)
 
 from .scenario import (

@@ -14,11 +14,13 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import duckdb
 import sqlalchemy as sa
 
+from segmentsync.db import database_now, store_away
 from segmentsync.destinations.base import Limits
 from segmentsync.engine import bulk, end, plan, resume, snapshot, source
 from segmentsync.engine.context import (
@@ -64,11 +66,43 @@ def execute(
         return end.end(runtime, run_id, lease_owner, RunStatus.CANCELLED, None, "cancelled by a user")
     except SegmentSyncError as exc:
         return end.failed(runtime, run_id, lease_owner, exc)
+    except sa.exc.DBAPIError as exc:
+        if store_away(exc):
+            return _store_failed(runtime, run_id, lease_owner, exc)
+        return _unexpected(runtime, run_id, lease_owner, exc)
     except Exception as exc:  # a bug or an unexpected outage: retried, then reported
-        log.exception("run %s: unexpected error", run_id)
-        return end.failed(
-            runtime, run_id, lease_owner, Retriable(f"unexpected error: {exc.__class__.__name__}: {exc}")
-        )
+        return _unexpected(runtime, run_id, lease_owner, exc)
+
+
+# A run whose store failed is tried again this soon (the attempt is not counted).
+STORE_RETRY = timedelta(seconds=5)
+
+
+def _store_failed(
+    runtime: Runtime, run_id: int, lease_owner: str, exc: sa.exc.DBAPIError
+) -> RunStatus | None:
+    """Every checkpoint before the failure is committed: the run resumes from the last one, soon,
+    without spending one of its attempts; if the store cannot take even that, the lease expires
+    and another claim resumes it."""
+    log.warning(
+        "run %s: the metadata store failed: %s; the run resumes from its last checkpoint", run_id, exc.orig
+    )
+    message = f"the metadata store failed ({type(exc.orig).__name__}); resumes from its last checkpoint"
+    try:
+        with runtime.readers() as session:
+            retry_at = database_now(session) + STORE_RETRY
+        return end.end(runtime, run_id, lease_owner, RunStatus.FAILED_RETRY, "store_unavailable", message,
+                       retry_at=retry_at)  # fmt: skip
+    except sa.exc.DBAPIError:
+        log.warning("run %s: the store is still away; the run is resumed once its lease expires", run_id)
+        return None
+
+
+def _unexpected(runtime: Runtime, run_id: int, lease_owner: str, exc: Exception) -> RunStatus | None:
+    log.exception("run %s: unexpected error", run_id)
+    return end.failed(
+        runtime, run_id, lease_owner, Retriable(f"unexpected error: {exc.__class__.__name__}: {exc}")
+    )
 
 
 def warm_up(runtime: Runtime) -> None:
