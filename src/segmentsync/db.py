@@ -66,6 +66,21 @@ def database_now(session: Session) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
+# A transaction of the run engine that holds the run's row (a claim, a heartbeat, a checkpoint) and
+# then hears nothing from its worker this long is ended by PostgreSQL: a worker cut off from the
+# store mid-transaction (no reset, just silence) would otherwise keep the row locked, and no other
+# worker could claim the run once the lease expired.
+IDLE_IN_TRANSACTION_SECONDS = 5
+
+
+def release_locks_if_cut(session: Session) -> None:
+    """In this transaction (PostgreSQL): end it if the client goes silent mid-way."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            sa.text(f"SET LOCAL idle_in_transaction_session_timeout = '{IDLE_IN_TRANSACTION_SECONDS}s'")
+        )
+
+
 def store_away(exc: sa.exc.DBAPIError) -> bool:
     """The metadata store dropped the connection (restarted, terminated it) or stayed locked past
     the busy timeout (SQLite): the store is briefly away, nothing is wrong with the work itself."""

@@ -20,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from segmentsync.db import store_away
+from segmentsync.db import release_locks_if_cut, store_away
 from segmentsync.destinations.base import RowResult
 from segmentsync.engine.bulk import insert_members
 from segmentsync.engine.lease import LeaseLost
@@ -214,16 +214,9 @@ def record(job: Checkpoints, acknowledged: Sequence[Acknowledged]) -> bool:
     with job.write_lock or nullcontext(), job.sessions() as session, session.begin():
         if session.get_bind().dialect.name == "postgresql":
             session.execute(_NO_FLUSH_WAIT)
-        if job.from_feed:
-            insert_sent(session, acknowledged)
-        else:
-            if tally.exceptions:
-                session.execute(_EXCEPTION, tally.exceptions)
-            session.execute(_EXPECTED, tally.spans)
-        if tally.delivered:
-            session.execute(_DELIVERED, tally.delivered)
-        if tally.undelivered:
-            session.execute(_UNDELIVER, tally.undelivered)
+        release_locks_if_cut(session)
+        # The fence first: a worker that lost the lease writes nothing (and takes the run's row lock
+        # before the rows': the rows a resuming worker stored are never touched).
         progress = session.execute(
             _PROGRESS,
             {
@@ -240,6 +233,16 @@ def record(job: Checkpoints, acknowledged: Sequence[Acknowledged]) -> bool:
         )
         if progress.rowcount != 1:  # type: ignore[attr-defined]  # CursorResult of an UPDATE
             raise LeaseLost(f"run {job.run_id} is no longer leased to {job.lease_owner}")
+        if job.from_feed:
+            insert_sent(session, acknowledged)
+        else:
+            if tally.exceptions:
+                session.execute(_EXCEPTION, tally.exceptions)
+            session.execute(_EXPECTED, tally.spans)
+        if tally.delivered:
+            session.execute(_DELIVERED, tally.delivered)
+        if tally.undelivered:
+            session.execute(_UNDELIVER, tally.undelivered)
         cancel = session.scalar(
             sa.text("SELECT cancel_requested FROM runs WHERE id = :run"), {"run": job.run_id}
         )

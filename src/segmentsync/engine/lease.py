@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
+from segmentsync.db import release_locks_if_cut
 from segmentsync.exports.models import Run, RunStatus
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ class Cancelled(Exception):
 
 def update_run(session: Session, run_id: int, lease_owner: str, **values: Any) -> None:
     """Set ``values`` on the run, only while it is running under ``lease_owner``."""
+    release_locks_if_cut(session)
     result = session.execute(
         sa.update(Run)
         .where(Run.id == run_id, Run.lease_owner == lease_owner, Run.status == RunStatus.RUNNING)

@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from segmentsync.db import database_now
+from segmentsync.db import database_now, release_locks_if_cut
 from segmentsync.engine.run import DestinationFactory, execute, warm_up
 from segmentsync.exports import runs
 from segmentsync.exports.models import Run, RunStatus
@@ -66,6 +66,7 @@ class Worker:
         lasts at least ``self.lease`` from then."""
         before = time.monotonic()
         with self.runtime.sessions() as session, session.begin():
+            release_locks_if_cut(session)
             now = database_now(session)
             run_id = self._claim_in(session, now, run_id)
         if run_id is not None:
@@ -110,6 +111,12 @@ class Worker:
         run_id, claimed = self._claim()
         if run_id is None:
             return None
+        self.execute_claimed(run_id, claimed, shutdown)
+        return run_id
+
+    def execute_claimed(self, run_id: int, claimed: float, shutdown: threading.Event | None = None) -> None:
+        """Execute a run this worker claimed (``claimed``: the monotonic time before the claim),
+        renewing its lease meanwhile."""
         stop = threading.Event()
         beat = threading.Thread(
             target=self._heartbeat,
@@ -129,7 +136,6 @@ class Worker:
         finally:
             stop.set()
             beat.join()
-        return run_id
 
     def run_forever(self, shutdown: threading.Event) -> None:
         log.info("worker %s started", self.name)
@@ -194,6 +200,7 @@ class Worker:
         def renew() -> None:
             try:
                 with self.runtime.sessions() as session, session.begin():
+                    release_locks_if_cut(session)
                     result = session.execute(
                         sa.update(Run)
                         .where(Run.id == run_id, Run.lease_owner == self.name)
