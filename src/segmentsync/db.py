@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import partial
 from importlib import import_module
 from pathlib import Path
 from typing import Any
@@ -149,16 +150,20 @@ def import_models() -> sa.MetaData:
     return Base.metadata
 
 
-def create_engine(url: str, **kwargs: Any) -> Engine:
+# How long a SQLite writer waits for another's lock before "database is locked".
+SQLITE_BUSY_MS = 30_000
+
+
+def create_engine(url: str, *, sqlite_busy_ms: int = SQLITE_BUSY_MS, **kwargs: Any) -> Engine:
     if url.startswith(("postgresql://", "postgres://")):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
     if url.startswith("sqlite"):
-        kwargs.setdefault("connect_args", {"timeout": 30, "check_same_thread": False})
+        kwargs.setdefault("connect_args", {"timeout": sqlite_busy_ms / 1000, "check_same_thread": False})
         engine = sa.create_engine(url, **kwargs)
         path = sqlite_file(engine.url)
         if path is not None and path.parent.is_dir():
             files.private_file(path, create=True)  # before SQLite creates it (and its WAL) world-readable
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", partial(_sqlite_pragmas, busy_ms=sqlite_busy_ms))
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
@@ -173,14 +178,14 @@ def sqlite_file(url: sa.URL) -> Path | None:
     return Path(name)
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any, *, busy_ms: int = SQLITE_BUSY_MS) -> None:
     # Let SQLAlchemy issue BEGIN itself (see _sqlite_begin) so that transactions are real.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
     for _, name, path in cursor.execute("PRAGMA database_list").fetchall():
         if name == "main" and path:  # a store made before files were private: its WAL and SHM too
             files.private_files(*(Path(path + suffix) for suffix in ("", "-wal", "-shm")))
