@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import re
 import threading
-import time
 
 import pytest
 from fastapi.testclient import TestClient
@@ -43,6 +42,7 @@ from .scenario import (
     platform_list,
     received,
     start_run,
+    until,
     write_profiles,
 )
 
@@ -57,14 +57,6 @@ PROFILES = 6_000
 BATCH_ROWS = {"campaign_monitor": 200, "constant_contact": 500}
 LET_THROUGH = 4  # imports the platform answers before it holds the rest
 NOTICED = re.compile(r"run (\d+): cancelled: no new batch is sent; (\d+) batch\(es\) in flight")
-
-
-def _wait(what: str, condition: object, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"waited {timeout:.0f} s for {what}")
-        time.sleep(0.02)
 
 
 @pytest.mark.parametrize("platform", PLATFORMS)
@@ -84,8 +76,8 @@ def test_a_cancelled_run_starts_no_new_batch_and_ends_cancelled(
     worker.start()
     try:
         batch = BATCH_ROWS[platform]
-        _wait("the first imports", lambda: received(world, platform).addresses >= LET_THROUGH * batch)
-        _wait("the batches held by the platform", lambda: load_run(runtime, run_id).batches_done >= 1)
+        until("the first imports", lambda: received(world, platform).addresses >= LET_THROUGH * batch)
+        until("the batches held by the platform", lambda: load_run(runtime, run_id).batches_done >= 1)
         at_cancel = received(world, platform).addresses
         with transaction(runtime.sessions) as session:
             runs.cancel_run(session=session, run_id=run_id, actor=world.admin.load(runtime))
@@ -98,7 +90,7 @@ def test_a_cancelled_run_starts_no_new_batch_and_ends_cancelled(
                 None,
             )
 
-        _wait("the worker to see the cancel while no batch comes back", noticed)
+        until("the worker to see the cancel while no batch comes back", noticed)
         match = noticed()
         assert match is not None
         in_flight = int(match[2])

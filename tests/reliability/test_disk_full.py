@@ -10,7 +10,6 @@ import os
 import shutil
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,6 +32,7 @@ from .scenario import (
     profile_emails,
     received,
     start_run,
+    until,
     write_profiles,
 )
 
@@ -94,10 +94,7 @@ def test_a_full_data_folder_stops_the_run_with_its_name_and_it_resumes_when_ther
     run_id = start_run(world, export_id)
     worker = threading.Thread(target=Worker(runtime).run_once, name="worker")
     worker.start()
-    deadline = time.monotonic() + 60
-    while load_run(runtime, run_id).batches_done < 2:
-        assert time.monotonic() < deadline, "the run did not start sending"
-        time.sleep(0.02)
+    until("the first checkpoints", lambda: load_run(runtime, run_id).batches_done >= 2)
     filler = _fill(folder)
     done_when_full = load_run(runtime, run_id).batches_done
     worker.join(timeout=120)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 
 import pytest
 
@@ -30,6 +29,7 @@ from .scenario import (
     profile_emails,
     received,
     start_run,
+    until,
     write_profiles,
 )
 
@@ -38,14 +38,6 @@ BATCH_ROWS = 100
 LEASE_SECONDS = 6  # a heartbeat every 2 s; a worker that cannot renew stops 2 s before expiry
 WINDOW = 16  # Campaign Monitor's most batches in flight
 BACKLOG = 32  # acknowledged batches that may wait for their checkpoint (checkpoint.RECORD_BACKLOG)
-
-
-def _wait_for(what: str, condition: object, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"waited {timeout:.0f} s for {what}")
-        time.sleep(0.02)
 
 
 @ON_POSTGRESQL
@@ -71,9 +63,9 @@ def test_a_worker_cut_off_from_the_store_stops_before_its_lease_expires(
     first = threading.Thread(target=cut_off.run_once, name="cut-off-worker")
     first.start()
     try:
-        _wait_for("the first checkpoints", lambda: load_run(runtime, run_id).batches_done >= 3)
+        until("the first checkpoints", lambda: load_run(runtime, run_id).batches_done >= 3)
         link.cut()
-        _wait_for(
+        until(
             "the cut-off worker to give up its lease",
             lambda: any("cannot renew the lease of run" in r.getMessage() for r in caplog.records),
         )
@@ -90,7 +82,7 @@ def test_a_worker_cut_off_from_the_store_stops_before_its_lease_expires(
                 claimed.append(before)
             return found is not None
 
-        _wait_for("the lease to expire", taken_over)
+        until("the lease to expire", taken_over)
         # After the cut-off worker stopped, only its batches in flight reached the platform.
         assert received(world, "campaign_monitor").addresses - at_stop <= WINDOW * BATCH_ROWS
         world.sandbox.cm_faults(latency_ms=0)

@@ -12,7 +12,6 @@ import logging
 import subprocess
 import sys
 import threading
-import time
 
 import pytest
 
@@ -34,6 +33,7 @@ from .scenario import (
     profile_emails,
     received,
     start_run,
+    until,
     write_profiles,
 )
 
@@ -75,10 +75,7 @@ def test_sqlite_locked_past_the_busy_timeout_loses_no_checkpoint(
     worker = threading.Thread(target=Worker(impatient).run_once, name="worker")
     worker.start()
     try:
-        deadline = time.monotonic() + 60
-        while load_run(runtime, run_id).batches_done < 2:
-            assert time.monotonic() < deadline, "the run did not start sending"
-            time.sleep(0.02)
+        until("the first checkpoints", lambda: load_run(runtime, run_id).batches_done >= 2)
         before = load_run(runtime, run_id).batches_done
         holder = subprocess.Popen(
             [sys.executable, "-c", HOLD, str(path), str(LOCKED_SECONDS)], stdout=subprocess.PIPE, text=True
