@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import partial
 from importlib import import_module
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,39 @@ def str_enum(cls: type[StrEnum]) -> sa.Enum:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def database_now(session: Session) -> datetime:
+    """The metadata store's clock, in UTC: leases, retries and schedules are timed by it, so that
+    workers whose own clocks disagree still agree on when a lease expires or a run is due.
+    PostgreSQL: ``clock_timestamp()`` (the server's clock, not the transaction's start);
+    SQLite: ``strftime('now')`` (the clock of the machine that holds the file)."""
+    if session.get_bind().dialect.name == "postgresql":
+        value: datetime = session.scalar(sa.text("SELECT clock_timestamp()"))
+        return value.astimezone(UTC)
+    text = session.scalar(sa.text("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')"))
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+# A transaction of the run engine that holds the run's row (a claim, a heartbeat, a checkpoint) and
+# then hears nothing from its worker this long is ended by PostgreSQL: a worker cut off from the
+# store mid-transaction (no reset, just silence) would otherwise keep the row locked, and no other
+# worker could claim the run once the lease expired.
+IDLE_IN_TRANSACTION_SECONDS = 5
+
+
+def release_locks_if_cut(session: Session) -> None:
+    """In this transaction (PostgreSQL): end it if the client goes silent mid-way."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            sa.text(f"SET LOCAL idle_in_transaction_session_timeout = '{IDLE_IN_TRANSACTION_SECONDS}s'")
+        )
+
+
+def store_away(exc: sa.exc.DBAPIError) -> bool:
+    """The metadata store dropped the connection (restarted, terminated it) or stayed locked past
+    the busy timeout (SQLite): the store is briefly away, nothing is wrong with the work itself."""
+    return bool(exc.connection_invalidated) or "database is locked" in str(exc.orig)
 
 
 class UTCDateTime(sa.TypeDecorator[datetime]):
@@ -117,16 +151,20 @@ def import_models() -> sa.MetaData:
     return Base.metadata
 
 
-def create_engine(url: str, **kwargs: Any) -> Engine:
+# How long a SQLite writer waits for another's lock before "database is locked".
+SQLITE_BUSY_MS = 30_000
+
+
+def create_engine(url: str, *, sqlite_busy_ms: int = SQLITE_BUSY_MS, **kwargs: Any) -> Engine:
     if url.startswith(("postgresql://", "postgres://")):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
     if url.startswith("sqlite"):
-        kwargs.setdefault("connect_args", {"timeout": 30, "check_same_thread": False})
+        kwargs.setdefault("connect_args", {"timeout": sqlite_busy_ms / 1000, "check_same_thread": False})
         engine = sa.create_engine(url, **kwargs)
         path = sqlite_file(engine.url)
         if path is not None and path.parent.is_dir():
             files.private_file(path, create=True)  # before SQLite creates it (and its WAL) world-readable
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", partial(_sqlite_pragmas, busy_ms=sqlite_busy_ms))
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
@@ -141,14 +179,14 @@ def sqlite_file(url: sa.URL) -> Path | None:
     return Path(name)
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any, *, busy_ms: int = SQLITE_BUSY_MS) -> None:
     # Let SQLAlchemy issue BEGIN itself (see _sqlite_begin) so that transactions are real.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
     for _, name, path in cursor.execute("PRAGMA database_list").fetchall():
         if name == "main" and path:  # a store made before files were private: its WAL and SHM too
             files.private_files(*(Path(path + suffix) for suffix in ("", "-wal", "-shm")))

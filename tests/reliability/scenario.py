@@ -8,6 +8,7 @@ The world (users, connections to the sandbox, lists, segments) is the one of the
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -154,6 +155,15 @@ def drive(runtime: Runtime, run_id: int, *, attempts: int = 10) -> tuple[Run, li
             return run, seen
         make_due(runtime, run_id)
     raise AssertionError(f"run {run_id} did not finish in {attempts} attempts: {seen}")
+
+
+def until(what: str, condition: Callable[[], object], timeout: float = 60) -> None:
+    """Wait for ``condition`` to be true (polled every 20 ms); fail naming ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {timeout:.0f} s for {what}")
+        time.sleep(0.02)
 
 
 def wait_for(runtime: Runtime, run_id: int, statuses: frozenset[RunStatus], timeout: float) -> Run:

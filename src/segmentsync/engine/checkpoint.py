@@ -9,7 +9,9 @@ transaction.
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
@@ -18,6 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
+from segmentsync.db import release_locks_if_cut, store_away
 from segmentsync.destinations.base import RowResult
 from segmentsync.engine.bulk import insert_members
 from segmentsync.engine.lease import LeaseLost
@@ -25,6 +28,7 @@ from segmentsync.engine.rows import EXPECTED, PlanRow, literal
 from segmentsync.exports.models import MemberAction, Outcome, RunStatus
 from segmentsync.observe.context import carry
 
+log = logging.getLogger(__name__)
 Acknowledged = tuple[list[PlanRow], dict[int, RowResult]]  # a batch, and its rows that did not go as planned
 
 
@@ -95,7 +99,7 @@ class Recorder:
                 taken, self._waiting = self._waiting, []
                 self._changed.notify_all()
             try:
-                if record(self.checkpoints, taken):
+                if _record_again_while_away(self.checkpoints, taken):
                     self.cancelled.set()
             except BaseException as exc:  # raised by the sending thread (send._drive)
                 with self._changed:
@@ -104,6 +108,24 @@ class Recorder:
                     self._waiting.clear()
                     self._changed.notify_all()
                 return
+
+
+# A checkpoint the store dropped (a connection terminated or restarted, SQLite locked past its busy
+# timeout) is written again this many times, waiting 0.1, 0.2, 0.4 ... s (at most 2 s) between:
+# the batches it records were acknowledged by the platform, and dropping them would send them again.
+CHECKPOINT_TRIES = 8
+
+
+def _record_again_while_away(job: Checkpoints, acknowledged: Sequence[Acknowledged]) -> bool:
+    for attempt in range(CHECKPOINT_TRIES):
+        try:
+            return record(job, acknowledged)  # one transaction: a failed one left nothing behind
+        except sa.exc.DBAPIError as exc:
+            if attempt + 1 == CHECKPOINT_TRIES or not store_away(exc):
+                raise
+            log.warning("run %s: checkpoint failed (%s); writing it again", job.run_id, exc.orig)
+            time.sleep(min(0.1 * 2**attempt, 2.0))
+    raise AssertionError("unreachable")
 
 
 # One acknowledged batch is a contiguous range of seq among the rows still to send: its rows
@@ -193,16 +215,9 @@ def record(job: Checkpoints, acknowledged: Sequence[Acknowledged]) -> bool:
     with job.write_lock or nullcontext(), job.sessions() as session, session.begin():
         if session.get_bind().dialect.name == "postgresql":
             session.execute(_NO_FLUSH_WAIT)
-        if job.from_feed:
-            insert_sent(session, acknowledged)
-        else:
-            if tally.exceptions:
-                session.execute(_EXCEPTION, tally.exceptions)
-            session.execute(_EXPECTED, tally.spans)
-        if tally.delivered:
-            session.execute(_DELIVERED, tally.delivered)
-        if tally.undelivered:
-            session.execute(_UNDELIVER, tally.undelivered)
+        release_locks_if_cut(session)
+        # The fence first: a worker that lost the lease writes nothing (and takes the run's row lock
+        # before the rows': the rows a resuming worker stored are never touched).
         progress = session.execute(
             _PROGRESS,
             {
@@ -219,6 +234,16 @@ def record(job: Checkpoints, acknowledged: Sequence[Acknowledged]) -> bool:
         )
         if progress.rowcount != 1:  # type: ignore[attr-defined]  # CursorResult of an UPDATE
             raise LeaseLost(f"run {job.run_id} is no longer leased to {job.lease_owner}")
+        if job.from_feed:
+            insert_sent(session, acknowledged)
+        else:
+            if tally.exceptions:
+                session.execute(_EXCEPTION, tally.exceptions)
+            session.execute(_EXPECTED, tally.spans)
+        if tally.delivered:
+            session.execute(_DELIVERED, tally.delivered)
+        if tally.undelivered:
+            session.execute(_UNDELIVER, tally.undelivered)
         cancel = session.scalar(
             sa.text("SELECT cancel_requested FROM runs WHERE id = :run"), {"run": job.run_id}
         )

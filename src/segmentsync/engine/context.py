@@ -19,7 +19,7 @@ from segmentsync.auth.service import export_user_problem
 from segmentsync.connections.destination import destination_for
 from segmentsync.connections.models import Connection
 from segmentsync.destinations.base import Destination
-from segmentsync.engine.lease import LeaseLost, update_run
+from segmentsync.engine.lease import Cancelled, LeaseLost, update_run
 from segmentsync.errors import ConfigError, Fatal
 from segmentsync.exports.models import Export, Run, RunPhase, RunStatus
 from segmentsync.observe import runs as observe_runs
@@ -65,6 +65,7 @@ class Context:
     # On SQLite the plan's writer and the sender's recorder take turns through this lock instead
     # of waiting in SQLite's busy loop; PostgreSQL needs none.
     write_lock: AbstractContextManager[Any] = field(default_factory=nullcontext)
+    cancel: threading.Event = field(default_factory=threading.Event)  # set by lease.CancelWatch
 
     def update(self, session: Session, **values: Any) -> None:
         """Set ``values`` on the run, fenced by the lease."""
@@ -107,13 +108,17 @@ def _check_export_user(session: Session, connection: Connection) -> None:
         )
 
 
-def check_stop(ctx: Context) -> None:
+def check_stop(ctx: Context, *, cancellable: bool = True) -> None:
+    """Between pieces of work: stop if the lease is lost or the worker stops (nothing more is
+    written), or if a user cancelled the run (it ends "Cancelled")."""
     if ctx.stop.is_set():
         raise LeaseLost("the worker is stopping")
+    if cancellable and ctx.cancel.is_set():
+        raise Cancelled
 
 
 def set_phase(ctx: Context, phase: RunPhase) -> None:
-    check_stop(ctx)
+    check_stop(ctx, cancellable=phase is not RunPhase.FINISH)  # all was sent: it finishes
     with ctx.runtime.sessions() as session, session.begin():
         values: dict[str, Any] = {"phase": phase}
         if phase is RunPhase.SEND:

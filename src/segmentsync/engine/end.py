@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from segmentsync.connections.access import is_auth_failure
 from segmentsync.connections.models import Connection
 from segmentsync.connections.service import mark_needs_attention
+from segmentsync.db import database_now
 from segmentsync.engine import resume
 from segmentsync.engine.context import Context, set_phase
 from segmentsync.errors import ConfigError, QuotaExceeded, Retriable, SegmentSyncError
@@ -65,7 +66,9 @@ def failed(runtime: Runtime, run_id: int, lease_owner: str, exc: SegmentSyncErro
     if isinstance(exc, Retriable) and attempt < MAX_ATTEMPTS:
         delay = RETRY_DELAYS[min(attempt, len(RETRY_DELAYS)) - 1]
         message = f"{exc.message} (attempt {attempt} of {MAX_ATTEMPTS}; will retry)"
-        return ended(RunStatus.FAILED_RETRY, exc.code, message, retry_at=runtime.clock() + delay)
+        with runtime.readers() as session:  # claims compare it with the store's clock
+            retry_at = database_now(session) + delay
+        return ended(RunStatus.FAILED_RETRY, exc.code, message, retry_at=retry_at)
     return ended(RunStatus.FAILED, exc.code, exc.message)
 
 

@@ -41,6 +41,7 @@ def job_for(ctx: Context, destination: Destination, **more: Any) -> SendJob:
         resubscribe=ctx.export.resubscribe,
         removal_mode=ctx.export.removal_mode.value,
         stop=ctx.stop,
+        cancel=ctx.cancel,
         max_batch_rows=ctx.runtime.settings.max_batch_rows,
         **more,
     )

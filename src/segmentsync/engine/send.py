@@ -17,12 +17,13 @@ all, it keeps its snapshot: a resumed run plans what it did not record again fro
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -32,12 +33,13 @@ from segmentsync.destinations.batching import ENVELOPE_BYTES, chunk
 from segmentsync.engine.bulk import raw_rows
 from segmentsync.engine.checkpoint import Checkpoints, Recorder
 from segmentsync.engine.in_flight import InFlight
-from segmentsync.engine.lease import Cancelled, LeaseLost
+from segmentsync.engine.lease import CANCEL_POLL_SECONDS, Cancelled, LeaseLost
 from segmentsync.engine.rows import COLUMNS, UPSERTS, PlanRow, one_of
 from segmentsync.errors import Fatal
 from segmentsync.exports.models import MemberAction, Outcome
 from segmentsync.observe.context import carry
 
+log = logging.getLogger(__name__)
 PAGE_ROWS = 20_000
 REMOVE_BATCH = 500
 ROW_OVERHEAD_BYTES = 24  # JSON punctuation and the email key around each member (the destination re-splits a batch that is still too big)
@@ -54,6 +56,7 @@ class SendJob:
     resubscribe: bool
     removal_mode: str
     stop: threading.Event  # set by the worker on shutdown or when the lease is lost
+    cancel: threading.Event = field(default_factory=threading.Event)  # a user cancelled the run
     max_batch_rows: int | None = None  # an operator's cap below the platform's batch size
     feed: Feed | None = None  # the rows as the runner stores them; None: read the stored plan
     write_lock: AbstractContextManager[Any] | None = None  # shared with the plan's writer (SQLite)
@@ -232,13 +235,21 @@ def _drive(
     in_flight: dict[Future[dict[int, RowResult]], list[PlanRow]] = {}
     failure: BaseException | None = None
     recorder = Recorder(job.checkpoints())
+    told = False
     try:
         with ThreadPoolExecutor(max_workers=window.ceiling, thread_name_prefix=f"run{job.run_id}") as pool:
             while True:
+                if job.cancel.is_set() and not told:  # said once, with what it waits for
+                    log.info(
+                        "run %s: cancelled: no new batch is sent; %d batch(es) in flight are recorded "
+                        "when they come back", job.run_id, len(in_flight),
+                    )  # fmt: skip
+                    told = True
                 while (
                     failure is None
                     and not recorder.stopped()
                     and not job.stop.is_set()
+                    and not job.cancel.is_set()
                     and len(in_flight) < window.size
                 ):
                     try:
@@ -252,7 +263,8 @@ def _drive(
                     in_flight[pool.submit(carry(action), job, batch)] = batch
                 if not in_flight:
                     break
-                done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                # Wakes to look at ``cancel`` too: a batch may take minutes (an import).
+                done, _ = wait(in_flight, timeout=CANCEL_POLL_SECONDS, return_when=FIRST_COMPLETED)
                 for future in done:
                     batch = in_flight.pop(future)
                     error = future.exception()
@@ -270,7 +282,7 @@ def _drive(
         raise failure
     if job.stop.is_set():
         raise LeaseLost("the worker is stopping or lost the lease")
-    if recorder.cancelled.is_set():
+    if recorder.cancelled.is_set() or job.cancel.is_set():
         raise Cancelled
 
 

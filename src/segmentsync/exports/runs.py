@@ -137,7 +137,9 @@ def _check_can_change(session: Session, run: Run, actor: User) -> None:
 
 
 def cancel_run(*, session: Session, run_id: int, actor: User) -> Run:
-    """Queued or waiting runs end at once; a running one stops after its batches in flight."""
+    """Queued or waiting runs end at once; a running one is "cancelling": it starts no new batch
+    (its worker sees the flag within ``engine.lease.CANCEL_POLL_SECONDS``) and ends cancelled once
+    its batches in flight are back and recorded. What the platform already accepted stays."""
     run = get_run(session, run_id)
     _check_can_change(session, run, actor)
     if run.status is RunStatus.RUNNING:
@@ -157,6 +159,11 @@ def cancel_run(*, session: Session, run_id: int, actor: User) -> Run:
         object_label=run.export_name,
     )
     return run
+
+
+def cancelling(run: Run) -> bool:
+    """Cancel was asked while the run runs: it sends nothing new and waits for its batches in flight."""
+    return run.status is RunStatus.RUNNING and run.cancel_requested
 
 
 def confirm_removals(*, session: Session, run_id: int, actor: User) -> Run:

@@ -153,7 +153,12 @@ def cancel(run_id: RunId, as_user: AsUser = None, as_json: Json = False) -> None
     if as_json:
         print_json(run)
         return
-    note = "stops after its batches in flight" if run.cancel_requested else run.status.value
+    note = (
+        "cancelling: no new batch is sent; it ends cancelled once its batches in flight are back "
+        "(an import the platform accepted cannot be taken back)"
+        if run.cancel_requested
+        else run.status.value
+    )
     out.print(f"run #{run.id}: {note}", highlight=False)
 
 

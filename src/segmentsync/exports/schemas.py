@@ -223,6 +223,10 @@ class RunOut(BaseModel):
     full_resync: bool
     status: RunStatus
     cancel_requested: bool
+    cancelling: bool = Field(
+        description="cancel was asked while it runs: no new batch is sent; it ends cancelled once the "
+        "batches in flight are back (an import the platform accepted cannot be taken back)"
+    )
     attempt: int
     next_attempt_at: datetime | None
     created_at: datetime

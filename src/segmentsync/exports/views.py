@@ -300,6 +300,7 @@ def run_out(run: Run, *, now: datetime, triggered_by: str | None) -> RunOut:
         full_resync=run.full_resync,
         status=run.status,
         cancel_requested=run.cancel_requested,
+        cancelling=runs.cancelling(run),
         attempt=run.attempt,
         next_attempt_at=run.next_attempt_at,
         created_at=run.created_at,

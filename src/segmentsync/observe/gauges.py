@@ -16,6 +16,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy.orm import Session
 
+from segmentsync.db import database_now
 from segmentsync.exports.models import Export, Run, RunStatus
 from segmentsync.runtime import Runtime
 from segmentsync.scheduling.models import WorkerBeat
@@ -57,9 +58,9 @@ class StoreCollector(Collector):
 
 
 def _store_families(runtime: Runtime) -> Iterator[Metric]:
-    now = runtime.clock()
-    alive_since = now - timedelta(seconds=runtime.settings.worker_lease_seconds)
     with runtime.readers() as session:
+        now = database_now(session)  # the clock heartbeats and leases are written with
+        alive_since = now - timedelta(seconds=runtime.settings.worker_lease_seconds)
         by_status = {
             status: (count, oldest)
             for status, count, oldest in session.execute(

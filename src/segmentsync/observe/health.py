@@ -28,7 +28,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from segmentsync.db import SCHEMA_HEAD
+from segmentsync.db import SCHEMA_HEAD, database_now
 from segmentsync.errors import NotFound
 from segmentsync.logs import redact
 from segmentsync.observe import gauges
@@ -93,8 +93,8 @@ def _profiles(runtime: Runtime) -> dict[str, Any]:
 
 
 def _workers(runtime: Runtime) -> dict[str, Any]:
-    since = runtime.clock() - timedelta(seconds=runtime.settings.worker_lease_seconds)
     with runtime.readers() as session:
+        since = database_now(session) - timedelta(seconds=runtime.settings.worker_lease_seconds)
         alive = session.scalar(sa.select(sa.func.count()).where(WorkerBeat.heartbeat_at > since)) or 0
     if alive:
         return {"ok": True, "alive": alive}

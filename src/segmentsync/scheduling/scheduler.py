@@ -27,7 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from segmentsync.auth import audit
-from segmentsync.db import transaction
+from segmentsync.db import database_now, transaction
 from segmentsync.errors import Conflict, SegmentSyncError
 from segmentsync.exports import runs
 from segmentsync.exports.models import Export, ExportSegment, Run, RunStatus, ScheduleMode, Trigger
@@ -306,11 +306,17 @@ class Scheduler:
         self.interval = interval if interval is not None else runtime.settings.scheduler_interval_seconds
         self.grace = grace
 
+    def now(self) -> datetime:
+        """The store's clock (``db.database_now``), not this process's: schedulers on machines
+        whose clocks disagree queue each due time once, on time."""
+        with self.runtime.readers() as session:
+            return database_now(session)
+
     def run_forever(self, stop: threading.Event) -> None:
         log.info("scheduler started (every %.0f s)", self.interval)
         while not stop.is_set():
             try:
-                done = tick(self.runtime, self.runtime.clock(), grace=self.grace)
+                done = tick(self.runtime, self.now(), grace=self.grace)
                 if done.refreshes or done.queued or done.skipped:
                     log.info(
                         "scheduler: %d refresh(es), %d run(s) queued, %d skipped",

@@ -5,6 +5,13 @@ running under a lease that expired (its worker died: the run is resumed from its
 PostgreSQL skips rows another worker is claiming (``FOR UPDATE SKIP LOCKED``); SQLite takes its
 write lock up front (``BEGIN IMMEDIATE``), which serialises claims just as well. Every write of
 the run engine is fenced by ``lease_owner``, so a worker that lost its lease cannot write.
+
+Leases are timed by the store's clock (``db.database_now``), never the worker's: a worker whose
+clock runs hours ahead or behind neither takes over a healthy run nor lets its own lease lapse.
+A worker that cannot renew its lease (the store is unreachable, or answers too slowly) stops
+sending one heartbeat before the lease could expire, measured on its own monotonic clock from
+the last renewal it is sure of; another worker resumes the run after the expiry, and the old
+worker's late writes are refused by the fence.
 """
 
 from __future__ import annotations
@@ -15,13 +22,14 @@ import socket
 import threading
 import time
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
+from segmentsync.db import database_now, release_locks_if_cut
 from segmentsync.engine.run import DestinationFactory, execute, warm_up
 from segmentsync.exports import runs
-from segmentsync.exports.models import Run, RunStatus
+from segmentsync.exports.models import Run, RunPhase, RunStatus
 from segmentsync.runtime import Runtime
 from segmentsync.scheduling.models import WorkerBeat
 
@@ -54,7 +62,39 @@ class Worker:
 
     def claim(self, run_id: int | None = None) -> int | None:
         """Take the next claimable run (or only ``run_id``); returns its id, now RUNNING under our lease."""
-        now = self.runtime.clock()
+        return self._claim(run_id)[0]
+
+    def _claim(self, run_id: int | None = None) -> tuple[int | None, float]:
+        """The claimed run's id (or None), and the monotonic time before the claim: the lease
+        lasts at least ``self.lease`` from then."""
+        before = time.monotonic()
+        with self.runtime.sessions() as session, session.begin():
+            release_locks_if_cut(session)
+            now = database_now(session)
+            found = self._claim_in(session, now, run_id)
+        if found is None:
+            return None, before
+        run_id, status, previous_owner, phase = found
+        extra = {
+            "event": "run.claimed",
+            "worker": self.name,
+            "run_id": run_id,
+            "previous_status": status.value,
+        }
+        if status is RunStatus.RUNNING:  # its worker's lease expired: resumed from its checkpoint
+            log.warning(
+                "worker %s resumed run %s from phase %s (the lease of %s expired)",
+                self.name, run_id, phase.value if phase else "start", previous_owner,
+                extra={**extra, "event": "run.resumed", "previous_owner": previous_owner},
+            )  # fmt: skip
+        else:
+            log.info("worker %s claimed run %s (%s)", self.name, run_id, status.value, extra=extra)
+        return run_id, before
+
+    def _claim_in(
+        self, session: sa.orm.Session, now: datetime, run_id: int | None
+    ) -> tuple[int, RunStatus, str | None, RunPhase | None] | None:
+        """The run claimed, with its status, owner and phase before the claim (for the log)."""
         claimable = (
             sa.select(Run.id, Run.status, Run.lease_owner, Run.phase)
             .where(
@@ -71,46 +111,40 @@ class Worker:
             claimable = claimable.where(Run.id == run_id)
         if self.runtime.engine.dialect.name == "postgresql":
             claimable = claimable.with_for_update(skip_locked=True)
-        with self.runtime.sessions() as session, session.begin():
-            found = session.execute(claimable).first()
-            if found is None:
-                return None
-            run_id, status, previous_owner, phase = found
-            session.execute(
-                sa.update(Run)
-                .where(Run.id == run_id)
-                .values(
-                    status=RunStatus.RUNNING,
-                    lease_owner=self.name,
-                    lease_expires_at=now + self.lease,
-                    next_attempt_at=None,
-                    started_at=sa.func.coalesce(Run.started_at, now),
-                )
+        found = session.execute(claimable).first()
+        if found is None:
+            return None
+        run_id, status, previous_owner, phase = found
+        session.execute(
+            sa.update(Run)
+            .where(Run.id == run_id)
+            .values(
+                status=RunStatus.RUNNING,
+                lease_owner=self.name,
+                lease_expires_at=now + self.lease,
+                next_attempt_at=None,
+                started_at=sa.func.coalesce(Run.started_at, now),
             )
-        extra = {
-            "event": "run.claimed",
-            "worker": self.name,
-            "run_id": run_id,
-            "previous_status": status.value,
-        }
-        if status is RunStatus.RUNNING:  # its worker's lease expired: resumed from its checkpoint
-            log.warning(
-                "worker %s resumed run %s from phase %s (the lease of %s expired)",
-                self.name, run_id, phase.value if phase else "start", previous_owner,
-                extra={**extra, "event": "run.resumed", "previous_owner": previous_owner},
-            )  # fmt: skip
-        else:
-            log.info("worker %s claimed run %s (%s)", self.name, run_id, status.value, extra=extra)
-        return int(run_id)
+        )
+        return int(run_id), status, previous_owner, phase
 
     def run_once(self, shutdown: threading.Event | None = None) -> int | None:
         """Claim one run and execute it to its next resting state; returns its id."""
-        run_id = self.claim()
+        run_id, claimed = self._claim()
         if run_id is None:
             return None
+        self.execute_claimed(run_id, claimed, shutdown)
+        return run_id
+
+    def execute_claimed(self, run_id: int, claimed: float, shutdown: threading.Event | None = None) -> None:
+        """Execute a run this worker claimed (``claimed``: the monotonic time before the claim),
+        renewing its lease meanwhile."""
         stop = threading.Event()
         beat = threading.Thread(
-            target=self._heartbeat, args=(run_id, stop, shutdown), name=f"heartbeat-run{run_id}", daemon=True
+            target=self._heartbeat,
+            args=(run_id, stop, shutdown, claimed),
+            name=f"heartbeat-run{run_id}",
+            daemon=True,
         )
         beat.start()
         self.current_run = run_id
@@ -126,7 +160,6 @@ class Worker:
             self.current_run = None
             stop.set()
             beat.join()
-        return run_id
 
     def run_forever(self, shutdown: threading.Event) -> None:
         extra = {"worker": self.name}
@@ -165,8 +198,8 @@ class Worker:
 
     def beat(self) -> None:
         """Say this worker is alive (its row in ``workers``), with the run it executes."""
-        now = self.runtime.clock()
         with self.runtime.sessions() as session, session.begin():
+            now = database_now(session)  # the store's clock, like the leases: ages agree everywhere
             result = session.execute(
                 sa.update(WorkerBeat)
                 .where(WorkerBeat.name == self.name)
@@ -184,7 +217,7 @@ class Worker:
             with self.runtime.sessions() as session, session.begin():  # rows of workers long gone
                 session.execute(
                     sa.delete(WorkerBeat).where(
-                        WorkerBeat.heartbeat_at < self.runtime.clock() - FORGET_WORKERS
+                        WorkerBeat.heartbeat_at < database_now(session) - FORGET_WORKERS
                     )
                 )
         except Exception:
@@ -204,30 +237,63 @@ class Worker:
         except Exception:  # its heartbeat ages out instead
             log.warning("worker %s: could not remove its heartbeat", self.name, exc_info=True)
 
-    def _heartbeat(self, run_id: int, stop: threading.Event, shutdown: threading.Event | None) -> None:
-        interval = max(self.lease.total_seconds() / 3, 0.05)
-        while not stop.wait(interval):
+    def _heartbeat(
+        self, run_id: int, stop: threading.Event, shutdown: threading.Event | None, claimed: float
+    ) -> None:
+        """Renew the lease every third of it; stop the run if it is lost, or one beat before it
+        could expire when it cannot be renewed (``claimed``: the monotonic time before the claim)."""
+        lease = self.lease.total_seconds()
+        interval = max(lease / 3, 0.05)
+        sure_until = claimed + lease  # the lease lasts at least until then (monotonic)
+        while not stop.wait(min(interval, max(sure_until - interval - time.monotonic(), 0.0))):
             if shutdown is not None and shutdown.is_set():
                 stop.set()  # finish the batches in flight, record them, and let another worker resume
                 return
+            started = time.monotonic()
+            renewed = self._renew_within(run_id, sure_until - interval - started)
+            if renewed is None:  # failed or too slow: the lease still has time left, or not
+                if time.monotonic() >= sure_until - interval:
+                    log.warning(
+                        "worker %s cannot renew the lease of run %s: stops sending before it can "
+                        "expire; another worker will resume the run", self.name, run_id,
+                        extra={"event": "run.lease_unrenewable", "worker": self.name, "run_id": run_id},
+                    )  # fmt: skip
+                    stop.set()
+                    return
+                continue
+            if renewed:
+                sure_until = started + lease
+                continue
+            if not stop.is_set() and self._taken_over(run_id):  # not merely ended by us
+                log.warning(
+                    "worker %s lost the lease of run %s: it stops, the new owner goes on", self.name, run_id,
+                    extra={"event": "run.lease_lost", "worker": self.name, "run_id": run_id},
+                )  # fmt: skip
+            stop.set()
+            return
+
+    def _renew_within(self, run_id: int, seconds: float) -> bool | None:
+        """Renew the lease, waiting at most ``seconds`` for the store (a cut link may hang rather
+        than fail): True if renewed, False if the run is no longer ours, None if not known."""
+        answer: list[bool] = []
+
+        def renew() -> None:
             try:
                 with self.runtime.sessions() as session, session.begin():
+                    release_locks_if_cut(session)
                     result = session.execute(
                         sa.update(Run)
                         .where(Run.id == run_id, Run.lease_owner == self.name)
-                        .values(lease_expires_at=self.runtime.clock() + self.lease)
+                        .values(lease_expires_at=database_now(session) + self.lease)
                     )
-            except Exception:  # a missed beat is not fatal; the lease still has time left
+                answer.append(result.rowcount == 1)  # type: ignore[attr-defined]  # CursorResult of an UPDATE
+            except Exception:  # a missed beat is not fatal while the lease has time left
                 log.warning("worker %s: heartbeat for run %s failed", self.name, run_id, exc_info=True)
-                continue
-            if result.rowcount != 1:  # type: ignore[attr-defined]  # CursorResult of an UPDATE
-                if not stop.is_set() and self._taken_over(run_id):  # not merely ended by us
-                    log.warning(
-                        "worker %s lost the lease of run %s: it stops, the new owner goes on", self.name, run_id,
-                        extra={"event": "run.lease_lost", "worker": self.name, "run_id": run_id},
-                    )  # fmt: skip
-                stop.set()
-                return
+
+        thread = threading.Thread(target=renew, name=f"renew-run{run_id}", daemon=True)
+        thread.start()
+        thread.join(max(seconds, 0.0))
+        return answer[0] if answer else None
 
     def _taken_over(self, run_id: int) -> bool:
         """Is the run running under another worker (rather than ended by this one)?"""

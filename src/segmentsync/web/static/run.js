@@ -45,6 +45,9 @@ document.addEventListener("DOMContentLoaded", () => {
       const node = panel.querySelector(`[data-live-count="${name}"]`);
       if (node) node.textContent = value;
     }
+    // Cancelling: the note says what cannot be taken back, and Cancel is not offered again.
+    panel.querySelector("[data-live-cancelling]").hidden = !data.cancelling;
+    if (data.cancelling) for (const form of document.querySelectorAll("[data-live-cancel]")) form.hidden = true;
     const error = panel.querySelector('[data-live="error"]');
     error.hidden = !data.error;
     error.textContent = data.error || "";

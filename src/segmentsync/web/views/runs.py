@@ -90,11 +90,13 @@ def rows_note(page: Page, run: Run, progress: dict[str, Any]) -> str:
 def live(page: Page, run: Run) -> dict[str, Any]:
     """What the page's script shows without reloading: status, phase, progress, counts."""
     progress = runs.progress(run, page.runtime.clock())
+    cancelling = runs.cancelling(run)
     return {
         "phases": phases(page, run),
         "rowsNote": rows_note(page, run, progress),
         "status": run.status.value,
-        "statusLabel": page.label("run_status", run.status),
+        "statusLabel": page._("Cancelling…") if cancelling else page.label("run_status", run.status),
+        "cancelling": cancelling,
         "phase": progress["phase"],
         "phaseLabel": page.label("phase", run.phase) if run.phase else "—",
         "active": run.status in ACTIVE_STATUSES,
