@@ -8,6 +8,7 @@ import io
 import json
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -120,7 +121,7 @@ def test_claim_resume_and_lease_loss_are_logged(world: World, log_lines: io.Stri
     assert Worker(runtime, name="second").claim() == run_id
     first.lease = timedelta(seconds=0.15)  # its heartbeat comes back, and finds the run taken
     stop = threading.Event()
-    first._heartbeat(run_id, stop, None)
+    first._heartbeat(run_id, stop, None, time.monotonic())
     assert stop.is_set()
     by_event = {line["event"]: line for line in lines(log_lines) if "event" in line}
     assert by_event["run.claimed"]["message"] == f"worker first claimed run {run_id} (queued)"
