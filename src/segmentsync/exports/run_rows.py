@@ -33,7 +33,10 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from segmentsync.errors import Invalid
 from segmentsync.exports.models import (
@@ -128,8 +131,7 @@ def members_query(run_id: int, where: Filter) -> sa.Select[Any]:
     """The run's ``run_members`` rows matching ``where``, in seq order (no payload, no hash)."""
     query: sa.Select[Any] = sa.select(*_COLUMNS).where(RunMember.run_id == run_id).order_by(RunMember.seq)
     if where.email:
-        escaped = where.email.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        query = query.where(sa.func.lower(RunMember.email).like(f"%{escaped}%", escape="\\"))
+        query = query.where(Holds(RunMember.email, sa.literal(where.email)))
     if where.outcome == "pending":
         query = query.where(RunMember.outcome.is_(None))
     elif where.outcome in RARE:  # the index's own condition, word for word: SQLite then uses it
@@ -137,6 +139,29 @@ def members_query(run_id: int, where: Filter) -> sa.Select[Any]:
     elif where.outcome:
         query = query.where(RunMember.outcome == where.outcome)
     return query
+
+
+class Holds(FunctionElement[bool]):
+    """``text`` holds ``part`` (literally, case-sensitive): ``instr`` on SQLite, ``strpos`` on
+    PostgreSQL. The stored emails are lower case — the snapshot lower-cases every address, valid
+    or not — and the search text is lower-cased (:meth:`Filter.of`), so this finds what
+    ``lower(email) LIKE '%part%'`` found, without lower-casing a million values per search (half
+    the time of a search) nor escaping LIKE's wildcards."""
+
+    type = sa.Boolean()
+    inherit_cache = True
+
+
+@compiles(Holds)
+def _holds_sqlite(element: Holds, compiler: SQLCompiler, **kw: Any) -> str:
+    text, part = (compiler.process(arg, **kw) for arg in element.clauses)
+    return f"instr({text}, {part}) > 0"
+
+
+@compiles(Holds, "postgresql")
+def _holds_postgresql(element: Holds, compiler: SQLCompiler, **kw: Any) -> str:
+    text, part = (compiler.process(arg, **kw) for arg in element.clauses)
+    return f"strpos({text}, {part}) > 0"
 
 
 def _rows(session: Session, query: sa.Select[Any]) -> list[Row]:
@@ -430,6 +455,10 @@ def page_at(session: Session, run: Run, where: Filter, offset: int, limit: int) 
     base = members_query(run.id, where)
     keep = kept(session, run.id)
     if keep is None:
+        if where.email:
+            searched = _search_members(session, base, offset, limit)
+            if searched is not None:
+                return searched
         rows = _rows(session, base.limit(limit).offset(offset))
         return rows, stored if stored is not None else _count(session, base)
     before_q = base.where(RunMember.seq < keep.first_seq)
@@ -455,6 +484,24 @@ def page_at(session: Session, run: Run, where: Filter, offset: int, limit: int) 
     if stored is not None:
         return found, stored
     return found, before + middle + _count(session, after_q)
+
+
+SEARCH_SEQS = 20_000  # matches of a search collected in one scan, at most (else: page, then count)
+
+
+def _search_members(
+    session: Session, base: sa.Select[Any], offset: int, limit: int
+) -> tuple[list[Row], int] | None:
+    """A search's page and total in one scan of the run's rows: the matching seqs (a search
+    rarely matches many), then the page's rows by key. None when over SEARCH_SEQS match: then
+    the page is read in seq order (it fills fast) and the matches counted."""
+    seqs = list(session.scalars(base.order_by(None).with_only_columns(RunMember.seq).limit(SEARCH_SEQS + 1)))
+    if len(seqs) > SEARCH_SEQS:
+        return None
+    seqs.sort()
+    wanted = seqs[offset : offset + limit]
+    rows = _rows(session, base.where(RunMember.seq.in_(wanted))) if wanted else []
+    return rows, len(seqs)
 
 
 def _stored_before(where: Filter, stored: int | None) -> int | None:
