@@ -5,13 +5,16 @@ literal (``%``, ``_`` and ``\\`` find themselves) and case-insensitive for the r
 
 from __future__ import annotations
 
+import csv
+import io
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
 from engine.test_run import make_export, run_export
-from segmentsync.exports import run_rows, runs
+from segmentsync.db import transaction
+from segmentsync.exports import run_rows, runs, views
 from segmentsync.exports.models import Run, RunMember, RunUnchanged
 
 from .world import World
@@ -66,3 +69,50 @@ def test_a_search_finds_what_a_plain_scan_finds(
                     after = page[-1].seq
             assert by_offset == wanted, (needle, limit)
             assert by_cursor == wanted, (needle, limit)
+
+
+HOSTILE = [
+    "=1+2",
+    "+x",
+    "-3",
+    "@SUM(1)",
+    "\tTab",
+    "\rReturn",
+    'say "hi"',
+    "a,b",
+    "two\nlines",
+    "",
+    None,
+    "plain",
+]
+
+
+def test_the_csv_cells_made_by_the_database_are_the_csv_modules(world: World, first_run: Run) -> None:
+    """Codes, messages and keys that need quoting or defusing come out byte for byte as the csv
+    module writes them after defusing — unfiltered (the driver's cursor) and searched."""
+    with transaction(world.runtime.sessions) as session:
+        seqs = list(session.scalars(sa.select(RunMember.seq).where(RunMember.run_id == first_run.id)))
+        for at, seq in enumerate(seqs):
+            value = HOSTILE[at % len(HOSTILE)]
+            session.execute(
+                sa.update(RunMember)
+                .where(RunMember.run_id == first_run.id, RunMember.seq == seq)
+                .values(code=value, message=HOSTILE[(at + 3) % len(HOSTILE)], profile_key=value,
+                        outcome=None if at % 5 == 0 else RunMember.outcome)
+            )  # fmt: skip
+    with world.runtime.readers() as session:
+        members = list(
+            session.scalars(
+                sa.select(RunMember).where(RunMember.run_id == first_run.id).order_by(RunMember.seq)
+            )
+        )
+    for needle in (None, "person1"):
+        expected = io.StringIO()
+        writer = csv.writer(expected)
+        writer.writerow(runs.CSV_COLUMNS)
+        for m in members:
+            if needle is None or needle in m.email:
+                cells = (m.email, m.profile_key, m.action.value, m.outcome.value if m.outcome else "pending")
+                writer.writerow([*map(run_rows.defused, cells), *map(run_rows.defused, (m.code, m.message))])
+        made = "".join(views.csv_chunks(world.runtime, first_run.id, email=needle, outcome=None))
+        assert made == expected.getvalue(), needle
