@@ -385,7 +385,11 @@ def load(stack: ExitStack, env: dict[str, str], base: str, store: year.Store, to
 
             async def runs_over() -> None:
                 while True:
-                    statuses = [(await api.get(f"/api/v1/runs/{r}")).json()["status"] for r in run_ids]
+                    try:
+                        statuses = [(await api.get(f"/api/v1/runs/{r}")).json()["status"] for r in run_ids]
+                    except (httpx.TransportError, ValueError, KeyError):  # a closed keep-alive; a 5xx
+                        await asyncio.sleep(0.5)
+                        continue
                     if all(s in bench_load.FINAL for s in statuses):
                         outcome.update(seconds=time.perf_counter() - started, statuses=sorted(set(statuses)))
                         return
