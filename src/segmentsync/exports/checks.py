@@ -17,7 +17,9 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from segmentsync.auth.models import Role, User
+from segmentsync.connections import access, lists
 from segmentsync.connections.models import Connection, ConnectionType
+from segmentsync.connections.service import destination_for
 from segmentsync.destinations.base import Destination, FieldInfo, FieldType
 from segmentsync.errors import ConfigError, Forbidden, Invalid, NotFound, SegmentSyncError
 from segmentsync.exports.models import RemovalMode, ScheduleMode
@@ -26,6 +28,7 @@ from segmentsync.profiles.columns import ColumnType
 from segmentsync.runtime import Runtime
 from segmentsync.scheduling import schedule
 from segmentsync.segments.models import Segment
+from segmentsync.segments.rules import Group
 
 CM, CC = ConnectionType.CAMPAIGN_MONITOR, ConnectionType.CONSTANT_CONTACT
 TITLES = {CM: "Campaign Monitor", CC: "Constant Contact"}
@@ -230,8 +233,6 @@ def _segments(session: Session, segment_ids: list[int]) -> list[int]:
 
 def count_members(session: Session, runtime: Runtime, result: Draft) -> None:
     """Profiles in the selected segments, counted now, and a warning over the export limit."""
-    from segmentsync.segments.rules import Group
-
     rules = [
         Group.model_validate(raw)
         for raw in session.scalars(sa.select(Segment.rules).where(Segment.id.in_(result.segment_ids)))
@@ -255,9 +256,6 @@ def count_members(session: Session, runtime: Runtime, result: Draft) -> None:
 
 def check_platform(*, runtime: Runtime, draft: Draft) -> None:
     """The list exists (its name is stored) and so do the mapped custom fields (or are created)."""
-    from segmentsync.connections import access, lists
-    from segmentsync.connections.service import destination_for
-
     connection = draft.connection
     destination = destination_for(runtime=runtime, connection=connection)
     list_id = draft.values["list_id"]

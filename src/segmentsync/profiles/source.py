@@ -36,15 +36,16 @@ from typing import TYPE_CHECKING, Any
 
 import ibis
 import ibis.common.exceptions as ibis_errors
+import ibis.expr.types as ir
 import pyarrow as pa
 
 from segmentsync.errors import ConfigError, Invalid, NotFound, Retriable
 from segmentsync.profiles import store
 from segmentsync.profiles.columns import ColumnType, column_type
+from segmentsync.segments.compile import compile_filter
 from segmentsync.settings import Settings
 
 if TYPE_CHECKING:
-    import ibis.expr.types as ir
     from ibis.backends import BaseBackend
 
     from segmentsync.segments.rules import Group
@@ -224,8 +225,6 @@ class ProfileSource:
 
     def segment(self, rule: Group, *, now: datetime | None = None) -> ir.Table:
         """The profiles one rule selects (all columns)."""
-        from segmentsync.segments.compile import compile_filter
-
         table = self.table()
         return table.filter(compile_filter(rule, table, now=now))
 
@@ -233,8 +232,6 @@ class ProfileSource:
         self, rules: Sequence[Group], columns: Sequence[str], *, now: datetime | None = None
     ) -> ir.Table:
         """The union of several segments as one table: key + ``columns``, each profile once."""
-        from segmentsync.segments.compile import compile_filter
-
         if not rules:
             raise Invalid("members of no segment were asked for: give at least one segment rule")
         table = self.table()
@@ -251,11 +248,8 @@ class ProfileSource:
 
     def counts(self, rules: Sequence[Group], *, now: datetime | None = None) -> list[int]:
         """The member count of each rule, all in one scan of the profile table."""
-        from segmentsync.segments.compile import compile_filter
-
         if not rules:
             return []
-        import ibis.expr.types as ir
 
         table = self.table()
 
@@ -338,6 +332,7 @@ def _connect_pyspark(url: str) -> BaseBackend:
     after the session exists, which Spark 4 refuses; so the session is built here, options first.
     """
     try:
+        # lazy: pyspark is an optional extra (spark), imported only for a Spark source
         from pyspark.sql import SparkSession
     except ModuleNotFoundError as exc:
         raise ConfigError(
