@@ -15,6 +15,9 @@ outcome); the unchanged stretch by reading its stream a megabyte at a time from 
 (``substr``/``substring`` of the blob) and decompressing only up to the page's lines — counting the
 lines of the blocks before them with ``bytes.count`` — or, to search by part of an email, by
 looking for it in the decompressed bytes (``bytes.find``), line by line only where it occurs.
+A search of ``run_members`` (a million rows of a first run) is one scan: ``instr``/``strpos`` on
+the stored, lower-case emails collects the matching seqs (up to SEARCH_SEQS), which give the total
+and the page's keys.
 
 Pages come by cursor (the last ``seq`` seen: an indexed read at any depth) or by offset. An
 offset without filters is turned into a ``seq`` directly when the run's rows fill their ``seq``
