@@ -337,6 +337,16 @@ def rows_of(label: str, latencies: Latencies) -> list[list[object]]:
     return rows
 
 
+def table_of(idle: Latencies, busy: Latencies, busy_label: str) -> list[list[object]]:
+    """The table's rows: each kind of read idle and busy, then all reads while busy."""
+    every = [v for values in busy.by_kind.values() for v in values]
+    rows = rows_of("idle", idle) + rows_of(busy_label, busy)
+    rows.append([busy_label, "all reads", f"{len(every):,}",
+                 *(f"{percentile(every, q) * 1000:.0f}" for q in (0.5, 0.95, 0.99)),
+                 f"{max(every) * 1000:.0f}", sum(busy.errors.values())])  # fmt: skip
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--exports", type=int, default=20)
@@ -345,12 +355,7 @@ def main() -> None:
     args = parser.parse_args()
     plan = Plan(exports=args.exports, rows_per_export=args.rows, readers=args.readers)
     idle, busy, outcome = measure(plan)
-    all_busy = [v for values in busy.by_kind.values() for v in values]
-    busy_label = f"{plan.exports} exports running"
-    rows = rows_of("idle", idle) + rows_of(busy_label, busy)
-    rows.append([busy_label, "all reads", f"{len(all_busy):,}",
-                 *(f"{percentile(all_busy, q) * 1000:.0f}" for q in (0.5, 0.95, 0.99)),
-                 f"{max(all_busy) * 1000:.0f}", sum(busy.errors.values())])  # fmt: skip
+    rows = table_of(idle, busy, f"{plan.exports} exports running")
     notes = (
         f"{plan.exports} exports of {plan.rows_per_export:,} profiles each (half Campaign Monitor, half Constant "
         f"Contact, one list each) run by {plan.worker_processes} `segmentsync worker --count "

@@ -407,12 +407,7 @@ def load(stack: ExitStack, env: dict[str, str], base: str, store: year.Store, to
         return idle, busy
 
     idle, busy = asyncio.run(phases())
-    label = f"{LOAD_EXPORTS} exports running"
-    every = [v for values in busy.by_kind.values() for v in values]
-    rows = bench_load.rows_of("idle", idle) + bench_load.rows_of(label, busy)
-    rows.append([label, "all reads", f"{len(every):,}",
-                 *(f"{bench_load.percentile(every, q) * 1000:.0f}" for q in (0.5, 0.95, 0.99)),
-                 f"{max(every) * 1000:.0f}", sum(busy.errors.values())])  # fmt: skip
+    rows = bench_load.table_of(idle, busy, f"{LOAD_EXPORTS} exports running")
     note = (
         f"{LOAD_EXPORTS} of the store's exports (add/update, about 5,000 profiles each, half Campaign Monitor, half "
         f"Constant Contact) run by {processes} `segmentsync worker --count {per}` process(es); all ended in "
