@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -163,7 +164,26 @@ def _world(runtime: Runtime, sandbox: Sandbox, plan: Plan) -> str:
 # ---------------------------------------------------------------- readers
 
 
-async def _reader(base: str, token: str, cookie: dict[str, str], run_ids: list[int], stop: asyncio.Event,
+Choose = Callable[[random.Random, bool], tuple[str, str, bool]]  # (kind, URL, with the token?)
+
+
+def _runs_reads(run_ids: list[int]) -> Choose:
+    """This benchmark's mix: the runs list, one run, a page of its rows (API token); the UI run
+    page for a page reader (session cookie)."""
+
+    def choose(rng: random.Random, page_reader: bool) -> tuple[str, str, bool]:
+        if page_reader and run_ids:
+            return "UI run page", f"/runs/{rng.choice(run_ids)}", False
+        if run_ids and rng.random() < 0.6:
+            run_id = rng.choice(run_ids)
+            return rng.choice([("GET run", f"/api/v1/runs/{run_id}", True),
+                               ("GET run rows", f"/api/v1/runs/{run_id}/rows?limit=50", True)])  # fmt: skip
+        return "GET runs", "/api/v1/runs?limit=50", True
+
+    return choose
+
+
+async def _reader(base: str, token: str, cookie: dict[str, str], choose: Choose, stop: asyncio.Event,
                   latencies: Latencies, page_reader: bool) -> None:  # fmt: skip
     rng = random.Random()
     headers = {"Authorization": f"Bearer {token}"}
@@ -171,18 +191,10 @@ async def _reader(base: str, token: str, cookie: dict[str, str], run_ids: list[i
         base_url=base, timeout=60, cookies=cookie if page_reader else None
     ) as client:
         while not stop.is_set():
-            if page_reader and run_ids:
-                kind, url, hdrs = "UI run page", f"/runs/{rng.choice(run_ids)}", {}
-            elif run_ids and rng.random() < 0.6:
-                run_id = rng.choice(run_ids)
-                kind, url = rng.choice([("GET run", f"/api/v1/runs/{run_id}"),
-                                        ("GET run rows", f"/api/v1/runs/{run_id}/rows?limit=50")])  # fmt: skip
-                hdrs = headers
-            else:
-                kind, url, hdrs = "GET runs", "/api/v1/runs?limit=50", headers
+            kind, url, with_token = choose(rng, page_reader)
             started = time.perf_counter()
             try:
-                answer = await client.get(url, headers=hdrs)
+                answer = await client.get(url, headers=headers if with_token else {})
                 ok = answer.status_code == 200
             except httpx.HTTPError:
                 ok = False
@@ -192,13 +204,15 @@ async def _reader(base: str, token: str, cookie: dict[str, str], run_ids: list[i
                 latencies.errors[kind] += 1
 
 
-async def _read_while(base: str, token: str, cookie: dict[str, str], run_ids: list[int], plan: Plan,
-                      until: Any) -> Latencies:  # fmt: skip
+async def read_while(base: str, token: str, cookie: dict[str, str], choose: Choose, readers: int,
+                     until: Any) -> Latencies:  # fmt: skip
+    """``readers`` clients (one in five a page reader) reading what ``choose`` picks until
+    ``until()`` returns."""
     latencies = Latencies()
     stop = asyncio.Event()
     tasks = [
-        asyncio.create_task(_reader(base, token, cookie, run_ids, stop, latencies, page_reader=n % 5 == 0))
-        for n in range(plan.readers)
+        asyncio.create_task(_reader(base, token, cookie, choose, stop, latencies, page_reader=n % 5 == 0))
+        for n in range(readers)
     ]
     await until()
     stop.set()
@@ -206,7 +220,7 @@ async def _read_while(base: str, token: str, cookie: dict[str, str], run_ids: li
     return latencies
 
 
-def _percentile(values: list[float], share: float) -> float:
+def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else float("nan")
 
@@ -227,7 +241,7 @@ def _env(settings: Settings, database_url: str, port: int) -> dict[str, str]:
     return env
 
 
-def _start(stack: ExitStack, args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+def start(stack: ExitStack, args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     handle = stack.enter_context(log.open("wb"))
     process = subprocess.Popen([CLI, *args], env=env, stdout=handle, stderr=subprocess.STDOUT)
 
@@ -262,12 +276,12 @@ def measure(plan: Plan) -> tuple[Latencies, Latencies, dict[str, Any]]:
         port = free_port()
         env = _env(settings, database_url, port)
         base = f"http://127.0.0.1:{port}"
-        _start(stack, ["serve", "--no-scheduler", "--workers", "0"], env, Path(tmp) / "serve.log")
+        start(stack, ["serve", "--no-scheduler", "--workers", "0"], env, Path(tmp) / "serve.log")
         wait_ready(base)
         cookie = dict(httpx.post(f"{base}/api/v1/session", json={"email": "admin@example.com",
                                                                    "password": PASSWORD}).cookies)  # fmt: skip
         for n in range(plan.worker_processes):
-            _start(
+            start(
                 stack,
                 ["worker", "--count", str(plan.exports // plan.worker_processes)],
                 env,
@@ -286,7 +300,7 @@ async def _phases(
         async def baseline_over() -> None:
             await asyncio.sleep(plan.baseline_seconds)
 
-        idle = await _read_while(base, token, cookie, [], plan, baseline_over)
+        idle = await read_while(base, token, cookie, _runs_reads([]), plan.readers, baseline_over)
         started = time.perf_counter()
         run_ids = [
             (await api.post(f"/api/v1/exports/{e['id']}/runs", json={})).json()["id"] for e in exports_
@@ -310,7 +324,7 @@ async def _phases(
                                               sum(r["status"] == "running" for r in runs))  # fmt: skip
                 await asyncio.sleep(0.5)
 
-        busy = await _read_while(base, token, cookie, run_ids, plan, runs_over)
+        busy = await read_while(base, token, cookie, _runs_reads(run_ids), plan.readers, runs_over)
     return idle, busy, outcome
 
 
@@ -318,8 +332,18 @@ def rows_of(label: str, latencies: Latencies) -> list[list[object]]:
     rows: list[list[object]] = []
     for kind in sorted(latencies.by_kind):
         values = latencies.by_kind[kind]
-        rows.append([label, kind, f"{len(values):,}", *(f"{_percentile(values, q) * 1000:.0f}" for q in (0.5, 0.95, 0.99)),
+        rows.append([label, kind, f"{len(values):,}", *(f"{percentile(values, q) * 1000:.0f}" for q in (0.5, 0.95, 0.99)),
                      f"{max(values) * 1000:.0f}", latencies.errors.get(kind, 0)])  # fmt: skip
+    return rows
+
+
+def table_of(idle: Latencies, busy: Latencies, busy_label: str) -> list[list[object]]:
+    """The table's rows: each kind of read idle and busy, then all reads while busy."""
+    every = [v for values in busy.by_kind.values() for v in values]
+    rows = rows_of("idle", idle) + rows_of(busy_label, busy)
+    rows.append([busy_label, "all reads", f"{len(every):,}",
+                 *(f"{percentile(every, q) * 1000:.0f}" for q in (0.5, 0.95, 0.99)),
+                 f"{max(every) * 1000:.0f}", sum(busy.errors.values())])  # fmt: skip
     return rows
 
 
@@ -331,12 +355,7 @@ def main() -> None:
     args = parser.parse_args()
     plan = Plan(exports=args.exports, rows_per_export=args.rows, readers=args.readers)
     idle, busy, outcome = measure(plan)
-    all_busy = [v for values in busy.by_kind.values() for v in values]
-    busy_label = f"{plan.exports} exports running"
-    rows = rows_of("idle", idle) + rows_of(busy_label, busy)
-    rows.append([busy_label, "all reads", f"{len(all_busy):,}",
-                 *(f"{_percentile(all_busy, q) * 1000:.0f}" for q in (0.5, 0.95, 0.99)),
-                 f"{max(all_busy) * 1000:.0f}", sum(busy.errors.values())])  # fmt: skip
+    rows = table_of(idle, busy, f"{plan.exports} exports running")
     notes = (
         f"{plan.exports} exports of {plan.rows_per_export:,} profiles each (half Campaign Monitor, half Constant "
         f"Contact, one list each) run by {plan.worker_processes} `segmentsync worker --count "

@@ -13,8 +13,10 @@ Run: ``.venv/bin/python -m benchmarks.bench_year [--store sqlite|postgresql] [--
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
+import random
 import re
 import statistics
 import subprocess
@@ -31,7 +33,7 @@ import httpx
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
 
-from benchmarks import year
+from benchmarks import bench_load, year
 from benchmarks.measure import free_port, wait_ready
 from benchmarks.report import publish
 from segmentsync.auth.models import Role, User
@@ -326,6 +328,97 @@ def csv_speed(client: httpx.Client, url: str, rss: Rss) -> tuple[int, float, flo
     return lines - 1, time.perf_counter() - started, rss.peak - before
 
 
+# ---------------------------------------------------------------- readers while exports run
+
+LOAD_EXPORTS = 20
+LOAD_READERS = 50
+
+
+def year_reads(store: year.Store, run_ids: list[int]) -> bench_load.Choose:
+    """What people read in a year-old store while exports run: the runs list, a run and a page of
+    its rows (the new runs' and the 1,000,000-row runs', first and deep pages), the exports, the
+    audit log (API token); one reader in five the UI's run, runs, exports and audit pages."""
+    full, again = store.big_runs
+    old = [store.runs // 2, store.runs // 3, again, full]
+
+    def choose(rng: random.Random, page_reader: bool) -> tuple[str, str, bool]:
+        run_id = rng.choice(run_ids or old) if rng.random() < 0.5 else rng.choice(old)
+        if page_reader:
+            return rng.choice([("UI run page", f"/runs/{run_id}", False), ("UI exports", "/exports", False),
+                               ("UI export", f"/exports/{rng.choice(store.exports)}", False),
+                               ("UI audit", "/audit", False)])  # fmt: skip
+        return rng.choice([
+            ("GET runs", "/api/v1/runs?limit=50", True),
+            ("GET run", f"/api/v1/runs/{run_id}", True),
+            ("GET run rows", f"/api/v1/runs/{run_id}/rows?limit=50", True),
+            ("GET 1M run rows, offset 500,000", f"/api/v1/runs/{rng.choice([full, again])}/rows?limit=50&offset=500000", True),
+            ("GET exports", "/api/v1/exports?limit=50", True),
+            ("GET audit", "/api/v1/audit?limit=50", True),
+        ])  # fmt: skip
+
+    return choose
+
+
+def load(stack: ExitStack, env: dict[str, str], base: str, store: year.Store, token: str,
+         cookie: dict[str, str], dialect: str) -> tuple[list[list[object]], str]:  # fmt: skip
+    """50 readers idle for 10 s, then while 20 of the store's exports run (two worker processes
+    of 10 on PostgreSQL; one worker on SQLite, which has one writer): table rows and a note."""
+    processes, per = (2, LOAD_EXPORTS // 2) if dialect == "postgresql" else (1, 1)
+    for n in range(processes):
+        bench_load.start(stack, ["worker", "--count", str(per)], env, WORK / f"load-worker-{n}.log")
+    chosen = [e for e in store.exports if e % 7 and e % 17]  # add/update ones, scheduled
+    outcome: dict[str, Any] = {}
+
+    async def phases() -> tuple[bench_load.Latencies, bench_load.Latencies]:
+        async with httpx.AsyncClient(
+            base_url=base, timeout=60, headers={"Authorization": f"Bearer {token}"}
+        ) as api:
+
+            async def idle_over() -> None:
+                await asyncio.sleep(10)
+
+            idle = await bench_load.read_while(
+                base, token, cookie, year_reads(store, []), LOAD_READERS, idle_over
+            )
+            started = time.perf_counter()
+            run_ids: list[int] = []
+            for export_id in chosen:  # the year left some exports with a run queued or running: others then
+                if len(run_ids) == LOAD_EXPORTS:
+                    break
+                answer = await api.post(f"/api/v1/exports/{export_id}/runs", json={})
+                if answer.status_code == 201:
+                    run_ids.append(answer.json()["id"])
+
+            async def runs_over() -> None:
+                while True:
+                    try:
+                        statuses = [(await api.get(f"/api/v1/runs/{r}")).json()["status"] for r in run_ids]
+                    except (httpx.TransportError, ValueError, KeyError):  # a closed keep-alive; a 5xx
+                        await asyncio.sleep(0.5)
+                        continue
+                    if all(s in bench_load.FINAL for s in statuses):
+                        outcome.update(seconds=time.perf_counter() - started, statuses=sorted(set(statuses)))
+                        return
+                    await asyncio.sleep(0.5)
+
+            busy = await bench_load.read_while(
+                base, token, cookie, year_reads(store, run_ids), LOAD_READERS, runs_over
+            )
+        return idle, busy
+
+    idle, busy = asyncio.run(phases())
+    rows = bench_load.table_of(idle, busy, f"{LOAD_EXPORTS} exports running")
+    note = (
+        f"{LOAD_EXPORTS} of the store's exports (add/update, about 5,000 profiles each, half Campaign Monitor, half "
+        f"Constant Contact) run by {processes} `segmentsync worker --count {per}` process(es); all ended in "
+        f"{outcome['seconds']:.1f} s, statuses {', '.join(outcome['statuses'])}. Meanwhile {LOAD_READERS} clients "
+        "(asyncio + httpx, keep-alive) read in a loop over loopback HTTP from `segmentsync serve --workers 0`: "
+        "four in five through the API (token), one in five the UI's pages (session cookie). 'idle': the same "
+        "readers for 10 s before any run started. Everything shares the machine's 2 cores."
+    )
+    return rows, note
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", choices=["sqlite", "postgresql"], default="sqlite")
@@ -336,6 +429,8 @@ def main() -> None:
     parser.add_argument("--only", default="", help="measure only the URLs and labels matching this regex")
     parser.add_argument("--csv-runs", default="unchanged,full", help="which runs' CSV to download")
     parser.add_argument("--label", default="", help="a note on the code measured (e.g. 'before')")
+    parser.add_argument("--load", action="store_true", help="also: 50 readers while 20 exports run")
+    parser.add_argument("--load-only", action="store_true", help="only the readers-while-exports phase")
     parser.add_argument("--no-publish", action="store_true")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -374,33 +469,19 @@ def main() -> None:
         )
         assert signed.status_code < 400, signed.text
         rest = rss.reset()
-        spec = api.get("/api/v1/openapi.json").json()
-        walk_rows, slow = [], []
-        for kind, url in targets(spec, store, lists):
-            if not re.search(args.only, url):
-                continue
-            took, status = timed(pages if kind == "page" else api, url, args.requests)
-            walk_rows.append([kind, url, status, *quantiles(took)])
-            slow.append(sorted(took)[min(len(took) - 1, int(0.95 * len(took)))])
-        rows_rows = []
-        for label, url in rows_urls(store):
-            if not re.search(args.only, label + " " + url):
-                continue
-            took, status = timed(pages if url.startswith("/runs/") else api, url, args.rows_requests)
-            rows_rows.append([label, status, *quantiles(took)])
+        walk_rows, rows_rows, csv_rows, slow = (
+            ([], [], [], []) if args.load_only else measure_reads(args, api, pages, store, lists, rss)
+        )
         walk_peak = rss.peak
-        full, again = store.big_runs
-        csv_rows = []
-        for run, label in ((again, "unchanged re-run"), (full, "full run")):
-            if label.split()[0] not in args.csv_runs:
-                continue
-            count, seconds, growth = csv_speed(api, f"/api/v1/runs/{run}/rows.csv", rss)
-            csv_rows.append(
-                [label, f"{count:,}", f"{seconds:.1f}", f"{count / seconds:,.0f}", f"{growth:.0f}"]
-            )
+        load_rows: list[list[object]] = []
+        load_note = ""
+        if args.load or args.load_only:
+            cookie = dict(signed.cookies)
+            load_rows, load_note = load(stack, env, base, store, store.admin_token, cookie, args.store)
         sizes = store_size(settings)
-    result = {"walk": walk_rows, "rows": rows_rows, "csv": csv_rows, "rss_rest": rest, "rss_walk_peak": walk_peak,
-              "sizes": sizes, "build_seconds": build_seconds, "worst_p95_ms": max(slow) * 1000}  # fmt: skip
+    result = {"walk": walk_rows, "rows": rows_rows, "csv": csv_rows, "load": load_rows, "rss_rest": rest,
+              "rss_walk_peak": walk_peak, "sizes": sizes, "build_seconds": build_seconds,
+              "worst_p95_ms": max(slow, default=0) * 1000}  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
     mb = 1 << 20
@@ -415,12 +496,52 @@ def main() -> None:
         print(json.dumps(result, indent=1))
         return
     key = f"year-{args.store}"
-    publish(f"{key}-walk", f"A year in production ({args.store}): every page and API GET",
-            ["kind", "URL", "status", "p50 ms", "p95 ms", "max ms"], walk_rows, notes)  # fmt: skip
-    publish(f"{key}-rows", f"A year in production ({args.store}): a 1,000,000-row run's rows",
-            ["request", "status", "p50 ms", "p95 ms", "max ms"], rows_rows)  # fmt: skip
-    publish(f"{key}-csv", f"A year in production ({args.store}): the rows CSV of a 1,000,000-row run",
-            ["run", "rows", "seconds", "rows/s", "serve RSS growth MB"], csv_rows)  # fmt: skip
+    if walk_rows:
+        publish(f"{key}-walk", f"A year in production ({args.store}): every page and API GET",
+                ["kind", "URL", "status", "p50 ms", "p95 ms", "max ms"], walk_rows, notes)  # fmt: skip
+    if rows_rows:
+        publish(f"{key}-rows", f"A year in production ({args.store}): a 1,000,000-row run's rows",
+                ["request", "status", "p50 ms", "p95 ms", "max ms"], rows_rows)  # fmt: skip
+    if csv_rows:
+        publish(f"{key}-csv", f"A year in production ({args.store}): the rows CSV of a 1,000,000-row run",
+                ["run", "rows", "seconds", "rows/s", "serve RSS growth MB"], csv_rows)  # fmt: skip
+    if load_rows:
+        publish(f"{key}-load", f"A year in production ({args.store}): {LOAD_READERS} readers while {LOAD_EXPORTS} exports run",
+                ["phase", "request", "requests", "p50 ms", "p95 ms", "p99 ms", "max ms", "errors"], load_rows,
+                f"{args.label} {load_note}")  # fmt: skip
+
+
+def measure_reads(
+    args: argparse.Namespace,
+    api: httpx.Client,
+    pages: httpx.Client,
+    store: year.Store,
+    lists: dict[str, str],
+    rss: Rss,
+) -> tuple[list[list[Any]], list[list[Any]], list[list[Any]], list[float]]:
+    """The page walk, the big runs' rows and their CSV: (walk rows, rows rows, CSV rows, p95s)."""
+    spec = api.get("/api/v1/openapi.json").json()
+    walk_rows, slow = [], []
+    for kind, url in targets(spec, store, lists):
+        if not re.search(args.only, url):
+            continue
+        took, status = timed(pages if kind == "page" else api, url, args.requests)
+        walk_rows.append([kind, url, status, *quantiles(took)])
+        slow.append(sorted(took)[min(len(took) - 1, int(0.95 * len(took)))])
+    rows_rows = []
+    for label, url in rows_urls(store):
+        if not re.search(args.only, label + " " + url):
+            continue
+        took, status = timed(pages if url.startswith("/runs/") else api, url, args.rows_requests)
+        rows_rows.append([label, status, *quantiles(took)])
+    full, again = store.big_runs
+    csv_rows = []
+    for run, label in ((again, "unchanged re-run"), (full, "full run")):
+        if label.split()[0] not in args.csv_runs:
+            continue
+        count, seconds, growth = csv_speed(api, f"/api/v1/runs/{run}/rows.csv", rss)
+        csv_rows.append([label, f"{count:,}", f"{seconds:.1f}", f"{count / seconds:,.0f}", f"{growth:.0f}"])
+    return walk_rows, rows_rows, csv_rows, slow
 
 
 if __name__ == "__main__":

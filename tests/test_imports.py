@@ -100,3 +100,21 @@ def test_the_run_engine_imports_at_the_top_of_its_modules() -> None:
         if isinstance(node, ast.Import | ast.ImportFrom) and node.col_offset > 0
     ]
     assert inside == []
+
+
+def test_imports_inside_functions_say_what_they_save() -> None:
+    """Outside the run engine (above: none at all), an import inside a function is either moved
+    to the top of its module or carries, on its line or the line above, a ``lazy:`` comment with
+    the measured start-up cost it saves (or why the module may be missing)."""
+    unmarked = []
+    for path in sorted(SRC.joinpath("segmentsync").rglob("*.py")):
+        lines = path.read_text().splitlines()
+        for function in ast.walk(ast.parse("\n".join(lines))):
+            if not isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            for node in ast.walk(function):
+                if isinstance(node, ast.Import | ast.ImportFrom):
+                    said = lines[node.lineno - 1] + lines[node.lineno - 2]
+                    if "# lazy:" not in said:
+                        unmarked.append(f"{path.relative_to(SRC)}:{node.lineno}")
+    assert unmarked == []

@@ -11,8 +11,13 @@ from importlib import import_module
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
-from segmentsync.terminal import RootGroup
+from segmentsync import __version__
+from segmentsync.lean import refuse_pandas
+from segmentsync.profiles.source import engine_name
+from segmentsync.settings import Settings
+from segmentsync.terminal import RootGroup, print_json
 
 ENVIRONMENT = """Settings come from environment variables: SEGMENTSYNC_DATA_DIR (default ~/.segmentsync),
 SEGMENTSYNC_DATABASE_URL (default: SQLite in the data dir), SEGMENTSYNC_PROFILES_URL,
@@ -58,9 +63,6 @@ def version(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Print the version."""
-    from segmentsync import __version__
-    from segmentsync.terminal import print_json
-
     if as_json:
         print_json({"version": __version__})
     else:
@@ -103,12 +105,6 @@ def main() -> None:
 
 def _refuse_pandas_with_duckdb_profiles() -> None:
     """No pandas in this process when the profile source is DuckDB (see ``segmentsync.lean``)."""
-    from pydantic import ValidationError
-
-    from segmentsync.lean import refuse_pandas
-    from segmentsync.profiles.source import engine_name
-    from segmentsync.settings import Settings
-
     try:
         url = Settings().resolved_profiles_url
     except ValidationError:  # the command itself reports broken settings

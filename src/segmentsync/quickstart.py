@@ -29,8 +29,11 @@ from segmentsync.errors import SegmentSyncError
 from segmentsync.exports import service as exports
 from segmentsync.exports.models import Export
 from segmentsync.exports.schemas import ExportCreate, ExportUpdate
+from segmentsync.profiles import store
+from segmentsync.profiles.generate import generate
 from segmentsync.runtime import Runtime
 from segmentsync.sandbox.launcher import Sandbox
+from segmentsync.scheduling.cli import serve_runtime
 from segmentsync.segments import service as segments
 from segmentsync.segments.models import Segment
 from segmentsync.segments.schemas import SegmentCreate
@@ -86,7 +89,6 @@ def quickstart(
         try:
             demo = _seed(runtime, sandbox, rows)
             _welcome(settings, sandbox, demo)
-            from segmentsync.scheduling.cli import serve_runtime
 
             serve_runtime(runtime, settings)
         except SegmentSyncError as exc:
@@ -179,9 +181,6 @@ def _seed(runtime: Runtime, sandbox: Sandbox, rows: int) -> Demo:
 
 
 def _profiles(runtime: Runtime, rows: int) -> None:
-    from segmentsync.profiles import store
-    from segmentsync.profiles.generate import generate
-
     settings = runtime.settings
     path = store.embedded_path(settings)
     if path.exists():

@@ -31,6 +31,7 @@ from typer._click import exceptions as click  # Typer's own copy of Click, which
 from typer.core import TyperGroup
 
 from segmentsync.auth.models import Role, User
+from segmentsync.auth.service import get_user_by_email
 from segmentsync.errors import NotFound, SegmentSyncError
 from segmentsync.runtime import Runtime
 
@@ -222,8 +223,6 @@ def open_runtime() -> Iterator[Runtime]:
 
 def actor(session: Session, email: str | None) -> User:
     """``--as EMAIL``, or the first active admin."""
-    from segmentsync.auth.service import get_user_by_email
-
     if email is not None:
         return get_user_by_email(session=session, email=email)
     admin = session.scalar(

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from segmentsync.auth import audit, sessions
 from segmentsync.auth.models import ApiToken, Role, User
+from segmentsync.connections.models import Connection  # the connections domain owns the table
 from segmentsync.db import contains
 from segmentsync.errors import Conflict, Invalid, NotFound
 
@@ -351,8 +352,6 @@ def export_user_problem(user: User | None) -> str | None:
 
 def export_user_of(*, session: Session, user_ids: list[int]) -> dict[int, list[str]]:
     """The names of the connections each user is the export user of (for the users list)."""
-    from segmentsync.connections.models import Connection  # the connections domain owns the table
-
     rows = session.execute(
         sa.select(Connection.export_user_id, Connection.name)
         .where(Connection.export_user_id.in_(user_ids))

@@ -7,6 +7,7 @@ and go through the same services and policy table as the API.
 
 from __future__ import annotations
 
+import getpass
 import json
 import sys
 from collections.abc import Callable
@@ -55,7 +56,6 @@ def _in_transaction(runtime: Runtime, as_user: str | None, work: Callable[[Sessi
 def _stdin_secret(what: str) -> str:
     if sys.stdin.isatty():
         err.print(f"{what} (input hidden, then Enter):")
-        import getpass
 
         return getpass.getpass("")
     return sys.stdin.read().strip()

@@ -17,7 +17,9 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from segmentsync.auth.models import Role, User
+from segmentsync.connections import access, lists
 from segmentsync.connections.models import Connection, ConnectionType
+from segmentsync.connections.service import destination_for
 from segmentsync.destinations.base import Destination, FieldInfo, FieldType
 from segmentsync.errors import ConfigError, Forbidden, Invalid, NotFound, SegmentSyncError
 from segmentsync.exports.models import RemovalMode, ScheduleMode
@@ -252,9 +254,6 @@ def count_members(session: Session, runtime: Runtime, result: Draft) -> None:
 
 def check_platform(*, runtime: Runtime, draft: Draft) -> None:
     """The list exists (its name is stored) and so do the mapped custom fields (or are created)."""
-    from segmentsync.connections import access, lists
-    from segmentsync.connections.service import destination_for
-
     connection = draft.connection
     destination = destination_for(runtime=runtime, connection=connection)
     list_id = draft.values["list_id"]

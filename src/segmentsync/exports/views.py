@@ -23,6 +23,7 @@ from segmentsync.errors import Invalid
 from segmentsync.exports import checks, run_rows, runs
 from segmentsync.exports.grants import permission
 from segmentsync.exports.models import ACTIVE_STATUSES, Export, ExportSegment, Run, ScheduleMode
+from segmentsync.exports.run_rows import FORMULA_START
 from segmentsync.exports.schemas import (
     AttributeMap,
     ConnectionRef,
@@ -40,7 +41,6 @@ from segmentsync.runtime import Runtime
 from segmentsync.scheduling import schedule
 from segmentsync.segments.models import Segment
 
-FORMULA_START = frozenset(("=", "+", "-", "@", "\t", "\r"))  # spreadsheet formulas: defused with a quote
 # Unchanged members' lines (email<TAB>key) that need no quoting nor defusing become CSV lines by
 # replacing bytes; any line with a quote, a comma, a carriage return or a formula start goes the
 # csv module's way.
@@ -315,38 +315,26 @@ def run_out(run: Run, *, now: datetime, triggered_by: str | None) -> RunOut:
     )
 
 
-def _cell(value: str | None) -> str | None:
-    return "'" + value if value and value[:1] in FORMULA_START else value
-
-
 def csv_chunks(runtime: Runtime, run_id: int, *, email: str | None, outcome: str | None) -> Iterator[str]:
-    """The CSV (header first) a chunk of rows at a time (10,000 rows of ``run_members``, or a
-    block of the unchanged members), each read in a short read-only session."""
+    """The CSV (header first) a chunk of rows at a time (10,000 rows of ``run_members``, their
+    cells made by the database, or a block of the unchanged members), each read in a short
+    read-only session."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(runs.CSV_COLUMNS)
     where = run_rows.Filter.of(email, outcome)
-    for chunk in run_rows.plain_rows(runtime.readers, run_id, where):
+    for chunk in run_rows.plain_rows(runtime.readers, run_id, where, cells=True):
         if isinstance(chunk, run_rows.UnchangedLines):
             if _plain_lines(chunk.data):  # nothing to quote or defuse: bytes operations
                 buffer.write(chunk.data.replace(b"\t", b",").replace(b"\n", _UNCHANGED_END).decode())
                 buffer.write(_UNCHANGED_END.decode())
-                yield buffer.getvalue()
-                buffer.seek(0)
-                buffer.truncate()
+                if buffer.tell() >= CSV_BYTES:
+                    yield buffer.getvalue()
+                    buffer.seek(0)
+                    buffer.truncate()
                 continue
-            chunk = chunk.rows()
-        writer.writerows(
-            (
-                _cell(address),
-                _cell(key),
-                action,
-                result or "pending",
-                _cell(code),
-                _cell(message),
-            )
-            for _seq, address, key, action, result, code, message in chunk
-        )
+            chunk = chunk.cells()
+        writer.writerows(chunk)
         if buffer.tell() >= CSV_BYTES:
             yield buffer.getvalue()
             buffer.seek(0)

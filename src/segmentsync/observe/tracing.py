@@ -54,8 +54,13 @@ def configure(runtime: Runtime | None = None, app: FastAPI | None = None) -> boo
     """Traces for this process, if the extra is installed and ``OTEL_*`` ask for them."""
     if not AVAILABLE or not wanted():
         return False
+    # lazy: the optional extra (otel), loaded only when OTEL_* asks for traces
     from opentelemetry.sdk.resources import OTELResourceDetector, Resource
+
+    # lazy: the optional extra (otel), loaded only when OTEL_* asks for traces
     from opentelemetry.sdk.trace import TracerProvider
+
+    # lazy: the optional extra (otel), loaded only when OTEL_* asks for traces
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 
     if not isinstance(trace.get_tracer_provider(), TracerProvider):  # not set up yet in this process
@@ -65,6 +70,7 @@ def configure(runtime: Runtime | None = None, app: FastAPI | None = None) -> boo
         if os.environ.get("OTEL_TRACES_EXPORTER", "otlp") == "console":
             exporter = ConsoleSpanExporter()
         else:
+            # lazy: the optional extra (otel), loaded only when OTEL_* asks for traces
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
             exporter = OTLPSpanExporter()  # endpoint, headers, timeout: from OTEL_EXPORTER_OTLP_*
@@ -80,11 +86,13 @@ def instrument(runtime: Runtime | None = None, app: FastAPI | None = None) -> No
     if not AVAILABLE:
         return
     if "httpx" not in _instrumented:
+        # lazy: the optional extra (otel), loaded only when OTEL_* asks for traces
         from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 
         HTTPXClientInstrumentor().instrument()
         _instrumented.add("httpx")
     if runtime is not None and f"engine-{id(runtime.engine)}" not in _instrumented:
+        # lazy: the optional extra (otel), loaded only when OTEL_* asks for traces
         from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 
         # It declares SQLAlchemy < 2.1 and would do nothing with 2.1; its engine events work with
@@ -92,6 +100,7 @@ def instrument(runtime: Runtime | None = None, app: FastAPI | None = None) -> No
         SQLAlchemyInstrumentor().instrument(engine=runtime.engine, skip_dep_check=True)
         _instrumented.add(f"engine-{id(runtime.engine)}")
     if app is not None:
+        # lazy: the optional extra (otel), loaded only when OTEL_* asks for traces
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
         FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics,static")

@@ -11,6 +11,11 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from segmentsync.errors import Invalid
+from segmentsync.profiles import store
+from segmentsync.profiles.generate import generate as make
+from segmentsync.profiles.load import LoadMode, load_file
+from segmentsync.profiles.source import ProfileSource, redact
 from segmentsync.settings import get_settings
 from segmentsync.terminal import Json, err, out, print_json, reported_errors
 
@@ -64,9 +69,6 @@ def load(
     as_json: Json = False,
 ) -> None:
     """Load profiles from a file into the embedded DuckDB store (the old table stays if it fails)."""
-    from segmentsync.profiles import store
-    from segmentsync.profiles.load import LoadMode, load_file
-
     with reported_errors():
         settings = get_settings()
         try:
@@ -104,10 +106,6 @@ def generate(
     as_json: Json = False,
 ) -> None:
     """Replace the profile table with realistic synthetic profiles (for demos, tests, benchmarks)."""
-    from segmentsync.errors import Invalid
-    from segmentsync.profiles import store
-    from segmentsync.profiles.generate import generate as make
-
     with reported_errors():
         settings = get_settings()
         try:
@@ -130,8 +128,6 @@ def generate(
 @app.command()
 def show(table: TableOption = None, as_json: Json = False) -> None:
     """Print the profile source, its table's columns (with their types) and the row count."""
-    from segmentsync.profiles.source import ProfileSource, redact
-
     with reported_errors():
         settings = get_settings()
         if table:

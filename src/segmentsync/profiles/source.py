@@ -46,15 +46,16 @@ from typing import TYPE_CHECKING, Any
 import ibis
 import ibis.common.exceptions as ibis_errors
 import ibis.expr.operations as ops
+import ibis.expr.types as ir
 import pyarrow as pa
 
 from segmentsync.errors import ConfigError, Invalid, NotFound, Retriable
 from segmentsync.profiles import store
 from segmentsync.profiles.columns import ColumnType, column_type
+from segmentsync.segments.compile import compile_filter
 from segmentsync.settings import Settings
 
 if TYPE_CHECKING:
-    import ibis.expr.types as ir
     from ibis.backends import BaseBackend
 
     from segmentsync.segments.rules import Group
@@ -120,6 +121,7 @@ class ProfileSource:
         self._file = store.duckdb_file(url)
         self._shared: BaseBackend | None = None
         self._shared_lock = threading.Lock()
+        self._table: tuple[tuple[int, ...], ir.Table] | None = None  # a DuckDB file's, by its stamp
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ProfileSource:
@@ -256,9 +258,35 @@ class ProfileSource:
     # -- introspection -----------------------------------------------------------------------
 
     def table(self) -> ir.Table:
-        """The profile table as an Ibis expression (its schema read now)."""
+        """The profile table as an Ibis expression (its schema read now; a DuckDB file's is kept
+        until the file changes: opening the file costs 40-60 ms, and a count or a preview would
+        open it twice)."""
+        stamp = self._stamp()
+        kept = self._table
+        if stamp is not None and kept is not None and kept[0] == stamp:
+            return kept[1]
         with self._backend() as backend:
-            return self._open_table(backend)
+            table = self._open_table(backend)
+        if stamp is not None and stamp == self._stamp():
+            self._table = (stamp, table)
+        return table
+
+    def _stamp(self) -> tuple[int, ...] | None:
+        """The DuckDB file's (and its write-ahead log's) modification time, size and inode: a
+        load changes one of them. None for other engines or a file that is not there."""
+        if self._file is None:
+            return None
+        stamp: list[int] = []
+        for path in (self._file, self._file.with_name(self._file.name + ".wal")):
+            try:
+                found = path.stat()
+            except FileNotFoundError:
+                stamp += [0, -1, 0]
+                continue
+            except OSError:
+                return None
+            stamp += [found.st_mtime_ns, found.st_size, found.st_ino]
+        return tuple(stamp) if stamp[1] >= 0 else None
 
     def _open_table(self, backend: BaseBackend) -> ir.Table:
         database, _, name = self.table_name.rpartition(".")
@@ -296,8 +324,6 @@ class ProfileSource:
     def _condition(
         self, selection: Group | KeyQuery, table: ir.Table, now: datetime | None
     ) -> ir.BooleanValue:
-        from segmentsync.segments.compile import compile_filter
-
         if isinstance(selection, KeyQuery):
             schema = ibis.schema({self.key: table.schema()[self.key]})
             keys = ops.SQLQueryResult(selection.sql, schema, table.op().source).to_expr()
@@ -325,11 +351,8 @@ class ProfileSource:
     def counts(self, rules: Sequence[Group | KeyQuery], *, now: datetime | None = None) -> list[int]:
         """The member count of each segment: the rules all in one scan of the profile table, each
         query on its own (Spark takes no ``IN (subquery)`` inside an aggregate)."""
-        from segmentsync.segments.compile import compile_filter
-
         if not rules:
             return []
-        import ibis.expr.types as ir
 
         table = self.table()
 
@@ -461,6 +484,7 @@ def _connect_pyspark(url: str) -> BaseBackend:
     after the session exists, which Spark 4 refuses; so the session is built here, options first.
     """
     try:
+        # lazy: pyspark is an optional extra (spark), imported only for a Spark source
         from pyspark.sql import SparkSession
     except ModuleNotFoundError as exc:
         raise ConfigError(

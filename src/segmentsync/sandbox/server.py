@@ -9,13 +9,12 @@ from collections.abc import Callable
 
 import uvicorn
 
+from segmentsync.sandbox.campaign_monitor import create_app as campaign_monitor
+from segmentsync.sandbox.constant_contact import create_app as constant_contact
 from segmentsync.sandbox.faults import ASGIApp, DroppedConnection
 
 
 def build_apps() -> dict[str, ASGIApp]:
-    from segmentsync.sandbox.campaign_monitor import create_app as campaign_monitor
-    from segmentsync.sandbox.constant_contact import create_app as constant_contact
-
     return {"campaign_monitor": campaign_monitor(), "constant_contact": constant_contact()}
 
 

@@ -20,6 +20,7 @@ import typer
 from rich.table import Table
 
 from segmentsync.errors import SegmentSyncError
+from segmentsync.logs import configure_logging
 from segmentsync.observe import tracing
 from segmentsync.runtime import Runtime
 from segmentsync.scheduling import schedule
@@ -80,8 +81,6 @@ def _threads(
 
 
 def _open(settings: Settings) -> Runtime:
-    from segmentsync.logs import configure_logging
-
     configure_logging(settings)
     try:
         return Runtime.open(settings)
@@ -120,8 +119,10 @@ def serve(
 
 def serve_runtime(runtime: Runtime, settings: Settings, *, scheduler: bool = True, workers: int = 1) -> None:
     """Serve the app with the scheduler and workers until Ctrl-C (used by `serve` and `quickstart`)."""
+    # lazy: uvicorn costs 0.04 s CPU of every command's start-up
     import uvicorn
 
+    # lazy: the web app costs 0.26 s CPU of every command's start-up
     from segmentsync.api.app import create_app, server_config
 
     shutdown = Shutdown(settings)
@@ -198,8 +199,10 @@ class MetricsServer:
     """uvicorn on its own thread, serving ``observe.health.worker_app``."""
 
     def __init__(self, runtime: Runtime, host: str, port: int) -> None:
+        # lazy: uvicorn costs 0.04 s CPU of every command's start-up
         import uvicorn
 
+        # lazy: the health app imports FastAPI (a worker without --metrics-port never needs it)
         from segmentsync.observe.health import worker_app
 
         config = uvicorn.Config(

@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterBadDateError, croniter
 from pydantic import BaseModel, Field
+from sqlalchemy import inspect
 from sqlalchemy.orm import Session
 
 from segmentsync.auth import audit
@@ -302,8 +303,6 @@ def view(row: SystemSchedule, *, now: datetime, count: int = 5) -> ScheduleOut:
 
 def session_bound(row: SystemSchedule) -> bool:
     """True for the saved row, False for the default one ``load`` made up."""
-    from sqlalchemy import inspect
-
     return inspect(row).persistent
 
 

@@ -34,6 +34,7 @@ from segmentsync.exports.models import Export, ExportSegment, Run, RunStatus, Sc
 from segmentsync.runtime import Runtime
 from segmentsync.scheduling import schedule
 from segmentsync.scheduling.models import SystemRefresh
+from segmentsync.segments.service import refresh_many
 
 log = logging.getLogger(__name__)
 
@@ -158,8 +159,6 @@ def _scheduled_exports(runtime: Runtime, mode: ScheduleMode) -> list[tuple[int, 
 
 def refresh_segments(runtime: Runtime, segment_ids: list[int], now: datetime) -> dict[int, str]:
     """Refresh the segments (one scan; counts and errors stored); returns the failures by id."""
-    from segmentsync.segments.service import refresh_many
-
     if not segment_ids:
         return {}
     try:
