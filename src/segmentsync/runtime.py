@@ -35,7 +35,12 @@ class Runtime:
     @classmethod
     def open(cls, settings: Settings | None = None, *, migrate: bool = True) -> Runtime:
         settings = settings or get_settings()
-        engine = create_engine(settings.resolved_database_url)
+        engine = create_engine(
+            settings.resolved_database_url,
+            pool_size=settings.database_pool_size,
+            max_overflow=settings.database_pool_overflow,
+            pool_timeout=settings.database_pool_timeout_seconds,
+        )
         if migrate:
             upgrade(engine)
         return cls(

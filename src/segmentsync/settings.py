@@ -58,6 +58,14 @@ class Settings(BaseSettings):
     notification_webhook_url: str | None = None
     notification_webhook_secret: SecretStr | None = None
     worker_lease_seconds: int = 60
+    # Requests the web process answers at once (the rest wait in line), and the store connections
+    # each process may hold (PostgreSQL): a request may hold two (a reader and a writer) and the
+    # workers of `serve` hold some of their own, so the pool is sized from the threads.
+    api_threads: int = Field(default=16, ge=1, le=1000)
+    database_pool_size: int = Field(default=10, ge=1, le=1000)
+    database_pool_overflow: int = Field(default=30, ge=0, le=1000)
+    # How long a request waits for a store connection before answering 503 (never a 500).
+    database_pool_timeout_seconds: float = Field(default=10.0, gt=0)
     # Constant Contact's requests per UTC day per application, counted by all workers together
     # (the platform's 10,000 unless your application was granted another)
     constant_contact_daily_quota: int = Field(default=10_000, ge=1)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from importlib import import_module
 from typing import TYPE_CHECKING
 
+import anyio.to_thread
 from fastapi import APIRouter, Depends, FastAPI
 from starlette.middleware.sessions import SessionMiddleware
 
@@ -65,8 +68,21 @@ def server_config(app: FastAPI, settings: Settings) -> uvicorn.Config:
     )
 
 
+def threads_lifespan(threads: int) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """Requests answered at once (sync routes run on threads): as many as the store's connection
+    pool can serve (``SEGMENTSYNC_API_THREADS``), instead of anyio's 40 waiting on 15 connections."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = threads
+        yield
+
+    return lifespan
+
+
 def create_app(runtime: Runtime) -> FastAPI:
     app = FastAPI(
+        lifespan=threads_lifespan(runtime.settings.api_threads),
         title="segmentsync",
         version=__version__,
         openapi_url=f"{API_PREFIX}/openapi.json",

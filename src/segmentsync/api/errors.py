@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.exc import DataError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from segmentsync.errors import Invalid, QuotaExceeded, SegmentSyncError
@@ -158,6 +159,16 @@ async def out_of_range(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"error": body}, status_code=422)
 
 
+async def store_busy(request: Request, exc: Exception) -> JSONResponse:
+    """Every store connection of this process is in use (a burst of requests while runs write):
+    a clear, retryable 503 rather than a 500."""
+    log.warning(
+        "no store connection free for %s %s within the pool timeout", request.method, request.url.path
+    )
+    body = {"status": 503, "code": "store_busy", "message": "the server is busy; try again in a few seconds"}
+    return JSONResponse({"error": body}, status_code=503, headers={"Retry-After": "5"})
+
+
 async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unexpected error answering %s %s", request.method, request.url.path)
     body = {"status": 500, "code": "internal", "message": "internal error; the server log has the details"}
@@ -170,6 +181,7 @@ HANDLERS: tuple[tuple[type[Exception], Any], ...] = (
     (StarletteHTTPException, http_error),
     (OverflowError, out_of_range),
     (DataError, out_of_range),
+    (PoolTimeout, store_busy),
     (Exception, unexpected_error),
 )
 
