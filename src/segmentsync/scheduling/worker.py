@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from segmentsync.engine.run import DestinationFactory, execute, warm_up
 from segmentsync.exports import runs
 from segmentsync.exports.models import Run, RunStatus
+from segmentsync.notifications import hooks
 from segmentsync.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,7 @@ class Worker:
             run_id = session.scalar(claimable)
             if run_id is None:
                 return None
+            first = session.scalar(sa.select(Run.started_at).where(Run.id == run_id)) is None
             session.execute(
                 sa.update(Run)
                 .where(Run.id == run_id)
@@ -83,6 +85,8 @@ class Worker:
                     started_at=sa.func.coalesce(Run.started_at, now),
                 )
             )
+            if first:
+                hooks.run_started(session, run_id)  # run.started, once (not on a resume or a retry)
         log.info("worker %s claimed run %s", self.name, run_id)
         return int(run_id)
 
