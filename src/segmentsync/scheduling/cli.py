@@ -20,6 +20,7 @@ import typer
 from rich.table import Table
 
 from segmentsync.errors import SegmentSyncError
+from segmentsync.notifications.delivery import Sender
 from segmentsync.runtime import Runtime
 from segmentsync.scheduling import schedule
 from segmentsync.scheduling.scheduler import Scheduler
@@ -116,6 +117,7 @@ def serve_runtime(runtime: Runtime, settings: Settings, *, scheduler: bool = Tru
     if scheduler:
         loops.append(("scheduler", Scheduler(runtime).run_forever))
     loops += [(f"worker-{n}", Worker(runtime).run_forever) for n in range(workers)]
+    loops.append(("deliveries", Sender(runtime).run_forever))  # webhooks and alert e-mail
     threads = _threads(loops, shutdown.event)
     server = uvicorn.Server(server_config(create_app(runtime), settings))
     shutdown.server = server
@@ -149,7 +151,8 @@ def worker(
         err.print("note: SQLite lets one writer at a time; for several workers use PostgreSQL")
     shutdown = Shutdown()
     shutdown.install()
-    threads = _threads([(f"worker-{n}", Worker(runtime).run_forever) for n in range(count)], shutdown.event)
+    loops = [(f"worker-{n}", Worker(runtime).run_forever) for n in range(count)]
+    threads = _threads([*loops, ("deliveries", Sender(runtime).run_forever)], shutdown.event)
     out.print(f"{count} worker(s) waiting for runs; Ctrl-C to stop", highlight=False)
     try:
         while not shutdown.event.wait(1.0):
