@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from email import message_from_bytes
+from email import message_from_bytes, policy
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -111,7 +111,7 @@ class Smtpd(Controller):
     async def handle_DATA(self, server: Any, session: Any, envelope: Envelope) -> str:  # aiosmtpd's hook
         content = envelope.content if isinstance(envelope.content, bytes) else str(envelope.content).encode()
         with self.arrived:
-            self.messages.append((envelope, message_from_bytes(content)))
+            self.messages.append((envelope, message_from_bytes(content, policy=policy.default)))
             self.arrived.notify_all()
         return "250 OK"
 
