@@ -14,10 +14,10 @@ from segmentsync.notifications import service
 from segmentsync.notifications.models import DeliveryStatus
 from segmentsync.notifications.schemas import (
     DeliveryOut,
-    SecretOut,
     WebhookCreate,
     WebhookCreated,
     WebhookOut,
+    WebhookSecret,
     WebhookUpdate,
 )
 
@@ -80,10 +80,10 @@ def delete_webhook(webhook_id: int, session: SessionDep, admin: Admin, request: 
 )
 def rotate_secret(
     webhook_id: int, session: SessionDep, runtime: RuntimeDep, admin: Admin, request: Request
-) -> SecretOut:
+) -> WebhookSecret:
     secret = service.rotate(session=session, vault=runtime.vault, actor=admin, endpoint=service.get(session, webhook_id),
                             now=runtime.clock(), ip=client_ip(request))  # fmt: skip
-    return SecretOut(secret=secret)
+    return WebhookSecret(secret=secret)
 
 
 @router.post("/{webhook_id}/test", status_code=status.HTTP_202_ACCEPTED, summary="Send a webhook.test event")

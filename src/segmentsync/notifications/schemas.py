@@ -44,7 +44,7 @@ class WebhookCreated(WebhookOut):
     secret: str = Field(description="whsec_…: the signing secret, shown this once")
 
 
-class SecretOut(BaseModel):
+class WebhookSecret(BaseModel):
     secret: str = Field(
         description="the new signing secret, shown this once (the previous one signs for 24 h more)"
     )
