@@ -111,6 +111,16 @@ def listing() -> sa.Select[WebhookEndpoint]:
     return sa.select(WebhookEndpoint).order_by(WebhookEndpoint.id)
 
 
+def listing_for(*, session: Session, actor: User) -> list[WebhookEndpoint]:
+    check(actor, Action.WEBHOOKS_MANAGE)
+    return list(session.scalars(listing()))
+
+
+def get_for(*, session: Session, actor: User, endpoint_id: int) -> WebhookEndpoint:
+    check(actor, Action.WEBHOOKS_MANAGE)
+    return get(session, endpoint_id)
+
+
 def update(
     *,
     session: Session,
