@@ -224,7 +224,7 @@ class Sender:
         message = f"Webhook endpoint #{endpoint.id} ({endpoint.url}) was disabled: {reason}. Fix it, enable it again and redeliver."
         notify.notice(session, kind="webhook_disabled", message=message)
         settings = self.runtime.settings
-        link = f"{settings.public_base_url}/admin/webhooks/{endpoint.id}"
+        link = f"{settings.public_base_url}/webhooks/{endpoint.id}"
         alerts.email(session, settings, "webhook.disabled", f"[segmentsync] Webhook endpoint disabled: {endpoint.url}",
                      f"{message}\n\n{link}")  # fmt: skip
 

@@ -19,6 +19,7 @@ from segmentsync.web.i18n import N_
 from segmentsync.web.page import Page, PostedForm, page_for
 from segmentsync.web.routing import web_router
 from segmentsync.web.views import export_form
+from segmentsync.web.views.webhooks import alerts_view
 
 router = web_router()
 router.include_router(export_form.router)  # /exports/new before /exports/{id}
@@ -71,8 +72,9 @@ def export_page(export_id: int, page: Viewer) -> Response:
         history, _ = paginate(
             session, views.run_query(actor=page.me, export_id=export_id), PageParams(limit=RUNS_SHOWN)
         )
+        alert_rules = alerts_view(session, export_id)  # the alert rules block (_export_alerts.html)
     return page.render(
-        "export.html", title=out.name, export=out, runs=history,
+        "export.html", title=out.name, export=out, runs=history, alerts=alert_rules,
         can_edit=out.permission == "edit" and page.can(Action.EXPORTS_EDIT),
     )  # fmt: skip
 
