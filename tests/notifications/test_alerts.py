@@ -92,7 +92,13 @@ def test_a_permanent_failure_alerts_once_by_every_channel_and_a_success_resolves
 
 
 def test_a_scheduled_export_without_a_success_goes_stale_once_and_recovers_with_a_run(world: World) -> None:
-    export_id = world.create(world.form()).export_id
+    unscheduled = world.create(world.form(name="By hand", schedule_mode="off")).export_id
+    by_system = world.create(
+        world.form(name="With the system refresh")
+    ).export_id  # the system schedule is off
+    export_id = world.create(world.form(schedule_mode="cron", cron="0 6 * * *")).export_id
+    for other in (unscheduled, by_system):
+        set_rules(world, other, rules=[{"kind": "stale", "threshold": 2}])
     set_rules(world, export_id, rules=[{"kind": "stale", "threshold": 2}, {"kind": "slow", "enabled": False}])
     sender = Sender(world.runtime)
     assert sender.check_alerts() == 0  # made just now

@@ -3,7 +3,8 @@
 Every export has four rules, on by default (a rule without a row in ``alert_rules`` is its
 default): **failed** — its last run failed permanently; **rejected** — a run's rejected rows were
 over ``threshold`` % of the rows it sent (default 10); **stale** — no successful run for
-``threshold`` hours while the export is scheduled (default 24); **slow** — a run took, or is
+``threshold`` hours while the export is scheduled — its own cron, or every system refresh while
+the system schedule is on (default 24); **slow** — a run took, or is
 taking, longer than ``threshold`` minutes (default 60).
 
 A rule's state flips in one conditional UPDATE (``holding`` from false to true, or back), so two
@@ -33,6 +34,7 @@ from segmentsync.exports.models import Export, Run, RunStatus, ScheduleMode
 from segmentsync.exports.records import require_edit_on
 from segmentsync.notifications import events
 from segmentsync.notifications.models import AlertKind, AlertRecipient, AlertRule, Channel, Delivery
+from segmentsync.scheduling.models import SystemSchedule
 from segmentsync.settings import Settings
 
 DEFAULTS: dict[AlertKind, float | None] = {
@@ -249,7 +251,10 @@ def after_run(session: Session, settings: Settings, run: Run, now: datetime) -> 
 def check(session: Session, settings: Settings, now: datetime) -> int:
     """The rules time alone makes hold: stale scheduled exports and runs running too long."""
     flipped = 0
-    exports = session.scalars(sa.select(Export).where(Export.schedule_mode != ScheduleMode.OFF))
+    modes = [ScheduleMode.CRON]
+    if session.scalar(sa.select(SystemSchedule.enabled).where(SystemSchedule.id == 1)):
+        modes.append(ScheduleMode.SYSTEM)  # with every system refresh: scheduled only while that is on
+    exports = session.scalars(sa.select(Export).where(Export.schedule_mode.in_(modes)))
     for export in exports:
         states = {state.kind: state for state in rules_of(session, export.id)}
         stale = states[AlertKind.STALE]
