@@ -8,9 +8,22 @@ from standardwebhooks.webhooks import Webhook
 from exports.world import World  # tests/ is on sys.path (rootdir)
 from receivers import Received
 from segmentsync.db import transaction
+from segmentsync.exports import service as exports
+from segmentsync.exports.models import Export, Run
 from segmentsync.notifications import service
 from segmentsync.notifications.delivery import Sender
 from segmentsync.notifications.models import Delivery, DeliveryStatus
+from segmentsync.scheduling.worker import Worker
+
+
+def run_export(world: World, export_id: int) -> Run:
+    """Queue a run of the export as the admin and let a worker run it to its end; the run as it ended."""
+    actor = world.admin.load(world.runtime)
+    with transaction(world.runtime.sessions) as session:
+        run_id = exports.run(session=session, export=session.get_one(Export, export_id), actor=actor).id
+    assert Worker(world.runtime).run_once() == run_id
+    with world.runtime.readers() as session:
+        return session.get_one(Run, run_id)
 
 
 def endpoint(world: World, url: str, events: list[str] | None = None) -> tuple[int, str]:

@@ -16,25 +16,16 @@ from receivers import receiver, smtpd
 from segmentsync.auth.models import Notification
 from segmentsync.db import transaction, utcnow
 from segmentsync.errors import Forbidden, Invalid
-from segmentsync.exports import service
-from segmentsync.exports.models import Export, Run, RunStatus
+from segmentsync.exports.models import Export, RunStatus
 from segmentsync.notifications import alerts, events
 from segmentsync.notifications.delivery import Sender
 from segmentsync.notifications.models import AlertKind, Channel
-from segmentsync.scheduling.worker import Worker
 
-from .helpers import deliveries, endpoint, send_all, verified
+from .helpers import deliveries, endpoint, run_export, send_all, verified
 
 
 def run(world: World, export_id: int) -> RunStatus:
-    actor = world.admin.load(world.runtime)
-    with transaction(world.runtime.sessions) as session:
-        export = session.get(Export, export_id)
-        assert export is not None
-        run_id = service.run(session=session, export=export, actor=actor).id
-    assert Worker(world.runtime).run_once() == run_id
-    with world.runtime.readers() as session:
-        return session.get_one(Run, run_id).status
+    return run_export(world, export_id).status
 
 
 def notices(world: World) -> list[tuple[str, str]]:

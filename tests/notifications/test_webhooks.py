@@ -14,23 +14,10 @@ from exports.world import World  # tests/ is on sys.path (rootdir)
 from receivers import HANG, receiver
 from segmentsync.auth.models import Notification
 from segmentsync.db import transaction
-from segmentsync.exports import service
-from segmentsync.exports.models import Export
 from segmentsync.notifications import events
 from segmentsync.notifications.models import DeliveryStatus, WebhookEndpoint
-from segmentsync.scheduling.worker import Worker
 
-from .helpers import deliveries, endpoint, send_all, verified
-
-
-def run_export(world: World, export_id: int) -> int:
-    actor = world.admin.load(world.runtime)
-    with transaction(world.runtime.sessions) as session:
-        export = session.get(Export, export_id)
-        assert export is not None
-        run_id = service.run(session=session, export=export, actor=actor).id
-    assert Worker(world.runtime).run_once() == run_id
-    return run_id
+from .helpers import deliveries, endpoint, run_export, send_all, verified
 
 
 def test_a_run_sends_started_and_succeeded_signed_by_the_standard_and_free_of_members(world: World) -> None:
@@ -38,7 +25,7 @@ def test_a_run_sends_started_and_succeeded_signed_by_the_standard_and_free_of_me
         endpoint_id, secret = endpoint(world, hooks.url)
         _other, _ = endpoint(world, hooks.url.replace("/hooks", "/only-failures"), [events.RUN_FAILED])
         export_id = world.create(world.form()).export_id
-        run_id = run_export(world, export_id)
+        run_id = run_export(world, export_id).id
         sent = send_all(world)
         assert [(d.event_type, d.status) for d in sent] == [
             (events.RUN_STARTED, DeliveryStatus.DELIVERED),
