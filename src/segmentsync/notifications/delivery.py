@@ -73,21 +73,38 @@ class Sender:
         self.slots = slots
         self.poll_seconds = poll_seconds
         self._last_check = 0.0
+        self._client: httpx.Client | None = None
+        self._client_lock = threading.Lock()
+
+    def client(self) -> httpx.Client:
+        """One HTTP client for the sender's threads (its connections and TLS context are reused:
+        a client per request cost more than the request itself)."""
+        with self._client_lock:
+            if self._client is None:
+                self._client = httpx.Client(
+                    timeout=self.runtime.settings.webhooks_timeout_seconds, follow_redirects=False
+                )
+            return self._client
+
+    def close(self) -> None:
+        with self._client_lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
 
     # ------------------------------------------------------------ claiming
 
     def claim(self, limit: int) -> list[int]:
         now = self.runtime.clock()
+        is_due = sa.or_(
+            sa.and_(Delivery.status == DeliveryStatus.PENDING, Delivery.next_attempt_at <= now),
+            sa.and_(Delivery.status == DeliveryStatus.SENDING, Delivery.claim_expires_at < now),
+        )
+        with self.runtime.readers() as session:  # most polls find nothing: no write lock for them (SQLite)
+            if session.scalar(sa.select(Delivery.id).where(is_due).limit(1)) is None:
+                return []
         due = (
-            sa.select(Delivery.id)
-            .where(
-                sa.or_(
-                    sa.and_(Delivery.status == DeliveryStatus.PENDING, Delivery.next_attempt_at <= now),
-                    sa.and_(Delivery.status == DeliveryStatus.SENDING, Delivery.claim_expires_at < now),
-                )
-            )
-            .order_by(Delivery.next_attempt_at, Delivery.id)
-            .limit(limit)
+            sa.select(Delivery.id).where(is_due).order_by(Delivery.next_attempt_at, Delivery.id).limit(limit)
         )
         if self.runtime.engine.dialect.name == "postgresql":
             due = due.with_for_update(skip_locked=True)
@@ -153,8 +170,7 @@ class Sender:
         }
         started = time.monotonic()
         try:
-            with httpx.Client(timeout=settings.webhooks_timeout_seconds, follow_redirects=False) as client:
-                response = client.post(endpoint.url, content=body, headers=headers)
+            response = self.client().post(endpoint.url, content=body, headers=headers)
         except httpx.TimeoutException:
             return Attempt(
                 False,
@@ -233,8 +249,11 @@ class Sender:
     def run_once(self) -> int:
         """Claim what is due and send it, one after another; returns how many were attempted (tests)."""
         ids = self.claim(self.slots)
-        for delivery_id in ids:
-            self.deliver(delivery_id)
+        try:
+            for delivery_id in ids:
+                self.deliver(delivery_id)
+        finally:
+            self.close()
         return len(ids)
 
     def check_alerts(self) -> int:
@@ -249,6 +268,12 @@ class Sender:
             log.exception("sender %s: adopting SEGMENTSYNC_NOTIFICATION_WEBHOOK_URL failed", self.name)
         if self.runtime.settings.smtp_url is not None:
             register_secret(urlsplit(self.runtime.settings.smtp_url.get_secret_value()).password)
+        try:
+            self._loop(stop)
+        finally:
+            self.close()
+
+    def _loop(self, stop: threading.Event) -> None:
         in_flight: set[Future[Attempt | None]] = set()
         with ThreadPoolExecutor(self.slots, thread_name_prefix="webhook") as pool:
             while not stop.is_set():
