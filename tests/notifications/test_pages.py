@@ -23,8 +23,11 @@ def signed_in(world: World, email: str, role: Role) -> Pages:
     return pages
 
 
-def test_an_admin_adds_an_endpoint_sees_its_secret_once_and_sends_a_test_event(world: World) -> None:
+def test_admin_webhooks_and_the_export_pages_alert_rules(world: World) -> None:
+    """An admin adds an endpoint, sees its secret once, sends a test event; a viewer reads an export's
+    alert rules, an admin changes them."""
     admin = signed_in(world, "wanda@example.com", Role.ADMIN)
+    viewer = signed_in(world, "vic@example.com", Role.VIEWER)
     assert 'href="/webhooks"' in admin.get("/exports").text
     with receiver() as hooks:
         admin.get("/webhooks")
@@ -46,18 +49,13 @@ def test_an_admin_adds_an_endpoint_sees_its_secret_once_and_sends_a_test_event(w
         listed = admin.get(f"/webhooks/{endpoint_id.group(1)}").text
         assert "webhook.test" in listed
         assert "delivered" in listed
-    viewer = signed_in(world, "vic@example.com", Role.VIEWER)
     assert viewer.get("/webhooks").status_code == 403
     assert 'href="/webhooks"' not in viewer.get("/exports").text
 
-
-def test_the_export_page_shows_its_alert_rules_and_editors_change_them(world: World) -> None:
     export_id = world.create(world.form()).export_id
-    viewer = signed_in(world, "vic@example.com", Role.VIEWER)
     shown = viewer.get(f"/exports/{export_id}").text
     assert "Alert rules" in shown
     assert "Save alert rules" not in shown  # a viewer reads them
-    admin = signed_in(world, "wanda@example.com", Role.ADMIN)
     admin.get(f"/exports/{export_id}")
     form = [("enabled_failed", "1"), ("enabled_rejected", "1"), ("threshold_rejected", "2,5"),
             ("threshold_stale", "12"), ("threshold_slow", "30"), ("emails", "ops@example.org\nsre@example.org")]  # fmt: skip

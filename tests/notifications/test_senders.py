@@ -1,6 +1,10 @@
 """Two `segmentsync worker` processes and a `kill -9`: every message arrives, none twice — but the
 one a killed sender had in flight, which another sender sends again with the same ``webhook-id``
-(receivers dedupe on it: delivery is at least once, by the Standard Webhooks design)."""
+(receivers dedupe on it: delivery is at least once, by the Standard Webhooks design).
+
+The processes run on PostgreSQL, the store for several workers (docs/operations.md); on SQLite two
+senders with their own connections share one outbox in threads (the same locking as processes,
+without three interpreters' start-up)."""
 
 from __future__ import annotations
 
@@ -8,17 +12,20 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from receivers import HANG, Receiver, receiver
 from segmentsync.db import transaction
 from segmentsync.notifications import events, service
+from segmentsync.notifications.delivery import Sender
 from segmentsync.notifications.models import Delivery, DeliveryStatus
 from segmentsync.runtime import Runtime
 
@@ -79,6 +86,7 @@ def hung(hooks: Receiver) -> list[str]:
         return [r.headers["webhook-id"] for r in hooks.requests if r.answered == HANG]
 
 
+@pytest.mark.parametrize("store_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True)
 def test_two_senders_and_a_kill_9_send_every_message_and_none_twice_but_the_one_in_flight(
     runtime: Runtime,
 ) -> None:
@@ -119,5 +127,35 @@ def test_two_senders_and_a_kill_9_send_every_message_and_none_twice_but_the_one_
     assert max(Counter(after_kill).values()) == 1  # the two senders never sent one message twice
     assert not set(after_kill) & sent_by_a  # nor anything the killed one had recorded as delivered
     assert in_flight in after_kill  # the one in flight at the kill: sent again, same webhook-id
+    for request in requests:
+        verified(secret, request)
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_two_senders_on_sqlite_never_send_one_message_twice(runtime: Runtime) -> None:
+    with receiver() as hooks:
+        with transaction(runtime.sessions) as session:
+            _endpoint, secret = service.create(session=session, settings=runtime.settings, vault=runtime.vault,
+                                               actor=None, url=hooks.url, event_types=["*"])  # fmt: skip
+            for number in range(MESSAGES):
+                events.emit(session, events.RUN_CANCELLED, {"run": {"id": number}})
+        others = [
+            Runtime.open(runtime.settings, migrate=False) for _ in range(2)
+        ]  # own engines, own connections
+        stop = threading.Event()
+        threads = [threading.Thread(target=Sender(other).run_forever, args=(stop,)) for other in others]
+        try:
+            for thread in threads:
+                thread.start()
+            wait_until(lambda: len(delivered(runtime)) == MESSAGES, "every message to be delivered")
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join()
+            for other in others:
+                other.close()
+        requests = list(hooks.requests)
+    assert len(requests) == MESSAGES
+    assert len({r.headers["webhook-id"] for r in requests}) == MESSAGES
     for request in requests:
         verified(secret, request)
