@@ -4,17 +4,20 @@ endpoint disabled after it kept failing."""
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import orjson
 import pytest
 import sqlalchemy as sa
+from pydantic import SecretStr
 
 from exports.world import World  # tests/ is on sys.path (rootdir)
 from receivers import HANG, receiver
 from segmentsync.auth.models import Notification
 from segmentsync.db import transaction
 from segmentsync.notifications import events
+from segmentsync.notifications.delivery import adopt_legacy
 from segmentsync.notifications.models import DeliveryStatus, WebhookEndpoint
 
 from .helpers import deliveries, endpoint, run_export, send_all, verified
@@ -112,3 +115,18 @@ def test_a_redirect_or_an_error_answer_is_not_delivered(world: World, status: in
             events.emit(session, events.RUN_CANCELLED, {"run": {"id": 7}})
         [delivery] = send_all(world)
     assert (delivery.status, delivery.response_code) == (DeliveryStatus.FAILED, status)
+
+
+def test_the_old_one_url_setting_becomes_a_run_failed_endpoint_keeping_its_key(world: World) -> None:
+    settings = world.runtime.settings
+    with receiver() as hooks:
+        settings.notification_webhook_url = hooks.url
+        settings.notification_webhook_secret = SecretStr("the old shared secret")
+        adopt_legacy(world.runtime)
+        adopt_legacy(world.runtime)  # every process start: made once
+        with transaction(world.runtime.sessions) as session:
+            assert events.emit(session, events.RUN_FAILED, {"run": {"id": 3}}) == 1
+            assert events.emit(session, events.RUN_SUCCEEDED, {"run": {"id": 3}}) == 0
+        send_all(world)
+        key = "whsec_" + base64.b64encode(b"the old shared secret").decode()
+        assert verified(key, hooks.requests[0])["type"] == "run.failed"  # type: ignore[index]
