@@ -39,6 +39,12 @@ def test_webhooks_and_alerts_from_the_command_line(world: World, store_url: str)
             cli.invoke(app, ["webhooks", "deliveries", str(endpoint["id"]), "--json"], env=env).output
         )
         assert [(d["status"], d["response_code"]) for d in shown] == [("delivered", 200)]
+        again = cli.invoke(
+            app, ["webhooks", "redeliver", str(endpoint["id"]), str(shown[0]["id"]), "--json"], env=env
+        )
+        assert json.loads(again.output)["status"] == "pending"
+        send_all(world)
+        assert [r.headers["webhook-id"] for r in hooks.requests] == [shown[0]["message_id"]] * 2
     refused = cli.invoke(app, ["webhooks", "create", "gopher://example.com"], env=env)
     assert refused.exit_code == 1
     assert "only http:// and https://" in refused.output

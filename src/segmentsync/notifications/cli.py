@@ -97,11 +97,11 @@ def update(
 
 
 @app.command()
-def delete(endpoint_id: IdArg, as_user: AsUser = None) -> None:
+def delete(endpoint_id: IdArg, as_user: AsUser = None, as_json: Json = False) -> None:
     """Remove an endpoint and its deliveries."""
     with as_actor(as_user) as (_, session, user):
         service.remove(session=session, actor=user, endpoint=service.get(session, endpoint_id))
-    out.print(f"removed webhook endpoint #{endpoint_id}")
+    print_json({"deleted": endpoint_id}) if as_json else out.print(f"removed webhook endpoint #{endpoint_id}")
 
 
 @app.command("rotate-secret")
@@ -155,9 +155,11 @@ def redeliver(
     endpoint_id: IdArg,
     delivery_id: Annotated[int, typer.Argument(help="the delivery's id (see `deliveries`)")],
     as_user: AsUser = None,
+    as_json: Json = False,
 ) -> None:
     """Send a delivered or failed message again, with the same webhook-id."""
     with as_actor(as_user) as (runtime, session, user):
-        service.redeliver(session=session, actor=user, endpoint=service.get(session, endpoint_id),
+        delivery = service.redeliver(session=session, actor=user, endpoint=service.get(session, endpoint_id),
                           delivery_id=delivery_id, now=runtime.clock())  # fmt: skip
-    out.print(f"delivery #{delivery_id} queued again")
+        row = DeliveryOut.model_validate(delivery).model_dump(mode="json")
+    print_json(row) if as_json else out.print(f"delivery #{delivery_id} queued again")
