@@ -50,6 +50,8 @@ SUBCOMMANDS: tuple[tuple[str, str | None], ...] = (
     ("segmentsync.scheduling.cli", None),  # serve, worker, schedule
     ("segmentsync.quickstart", None),  # quickstart
     ("segmentsync.config.cli", "config"),
+    ("segmentsync.notifications.cli", "webhooks"),
+    ("segmentsync.notifications.alerts_cli", "alerts"),
 )
 
 

@@ -32,6 +32,7 @@ MODEL_MODULES = (
     "segmentsync.scheduling.models",
     "segmentsync.exports.idempotency",
     "segmentsync.destinations.shared_limits",
+    "segmentsync.notifications.models",
 )
 
 NAMING = {

@@ -55,8 +55,18 @@ class Settings(BaseSettings):
     workspace_memory: str = "160MB"  # a run's in-process DuckDB spills to disk beyond this
     max_batch_rows: int | None = None  # cap below the platform's own batch size (None: the platform's)
     run_history_rows_kept: int = 20  # runs per export whose per-row outcomes are kept
+    # Deprecated (one run.failed URL): at start an endpoint is made of them (docs/operations.md).
     notification_webhook_url: str | None = None
     notification_webhook_secret: SecretStr | None = None
+    # Webhooks and e-mail (docs/operations.md, "Webhooks, alerts and email").
+    webhooks_allow_private: bool = False  # let endpoints be loopback/private addresses (tests, on-premises)
+    webhooks_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    # Seconds before each retry after a failed attempt (8 attempts over ≈ 27 hours by default).
+    webhooks_retry_seconds: str = "5,300,1800,7200,18000,36000,36000"
+    webhooks_claim_seconds: int = Field(default=60, ge=1)  # a sender's hold on a delivery it sends
+    alerts_check_seconds: float = Field(default=60.0, gt=0)  # how often stale and slow runs are looked for
+    smtp_url: SecretStr | None = None  # smtp://user:password@host:587 (STARTTLS) or smtps://host:465
+    smtp_from: str | None = None  # the From address of alert e-mails
     worker_lease_seconds: int = 60
     # Requests the web process answers at once (the rest wait in line), and the store connections
     # each process may hold (PostgreSQL): a request may hold two (a reader and a writer) and the
@@ -93,6 +103,21 @@ class Settings(BaseSettings):
             except ValueError:
                 raise ValueError(f"{item!r} is not an IP address or network (such as 10.0.0.0/8)") from None
         return value
+
+    @field_validator("webhooks_retry_seconds")
+    @classmethod
+    def _retry_delays(cls, value: str) -> str:
+        try:
+            delays = [float(part) for part in value.split(",") if part.strip()]
+        except ValueError:
+            raise ValueError("must be seconds separated by commas, such as 5,300,1800") from None
+        if any(delay < 0 for delay in delays):
+            raise ValueError("a retry delay cannot be negative")
+        return value
+
+    @property
+    def webhook_retry_delays(self) -> list[float]:
+        return [float(part) for part in self.webhooks_retry_seconds.split(",") if part.strip()]
 
     @property
     def trusted_proxy_list(self) -> list[str]:

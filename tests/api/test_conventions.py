@@ -22,7 +22,12 @@ from segmentsync.runtime import Runtime
 from segmentsync.settings import Settings
 
 # Response fields that carry a secret on purpose, exactly once, when it is created.
-SHOWN_ONCE = {("TokenCreated", "token"), ("UserCreated", "generated_password")}
+SHOWN_ONCE = {
+    ("TokenCreated", "token"),
+    ("UserCreated", "generated_password"),
+    ("WebhookCreated", "secret"),  # a webhook endpoint's signing secret, when made
+    ("WebhookSecret", "secret"),  # and when rotated
+}
 SECRET_WORDS = ("password", "secret", "api_key", "apikey", "access_token", "refresh_token", "code_verifier")
 
 

@@ -27,6 +27,7 @@ NOT_EXERCISED = {
     "connections oauth-url": "needs an OAuth application (tests/connections)",
     "runs confirm": "needs a run stopped by the mirror guard (tests/exports)",
     "config apply": "tests/config",
+    "webhooks redeliver": "needs a message that was sent (tests/notifications/test_cli.py)",
 }
 
 
@@ -176,6 +177,16 @@ def test_json_output_of_every_command_parses(env: dict[str, str], world: World) 
     assert call("config", "schema")["title"] == "segmentsync configuration"
     config = CliRunner(env=env).invoke(app, ["config", "export"]).stdout
     assert call("config", "plan", "-", input=config) == {"changes": []}
+    hook = call("webhooks", "create", "https://example.com/segmentsync", "-e", "run.failed")
+    assert hook["secret"].startswith("whsec_")
+    assert call("webhooks", "update", str(hook["id"]), "--description", "on-call")["description"] == "on-call"
+    assert [h["id"] for h in call("webhooks", "list")] == [hook["id"]]
+    test = call("webhooks", "test", str(hook["id"]))
+    assert [d["id"] for d in call("webhooks", "deliveries", str(hook["id"]))] == [test["id"]]
+    assert call("webhooks", "rotate-secret", str(hook["id"]))["secret"] != hook["secret"]
+    assert call("webhooks", "delete", str(hook["id"]))["deleted"] == hook["id"]
+    assert call("alerts", "set", "PL", "--slow-minutes", "30")["rules"][3]["threshold"] == 30
+    assert call("alerts", "show", "PL")["emails"] == []
     assert call("connections", "detach", "CM Admins")["detached"] == []
     assert call("connections", "remove", "CM Admins")["removed"] == "CM Admins"
 
@@ -191,4 +202,15 @@ def test_json_output_of_every_command_parses(env: dict[str, str], world: World) 
     assert expected - exercised == set()
 
 
-GROUPS = {"profiles", "segments", "users", "connections", "exports", "runs", "schedule", "config"}
+GROUPS = {
+    "profiles",
+    "segments",
+    "users",
+    "connections",
+    "exports",
+    "runs",
+    "schedule",
+    "config",
+    "webhooks",
+    "alerts",
+}

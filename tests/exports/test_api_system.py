@@ -59,7 +59,7 @@ def test_admins_read_notifications_and_mark_them_read(client: TestClient, world:
     run = client.post(f"/api/v1/exports/{export.export_id}/runs", headers=world.admin.auth).json()
     with transaction(world.runtime.sessions) as session:
         for message in ("first", "second"):
-            notify.run_failed(session=session, run_id=run["id"], message=message)
+            notify.notice(session, kind="alert_triggered", message=message, run_id=run["id"])
     assert client.get(f"{API}/notifications", headers=world.contributor.auth).status_code == 403
     unread = client.get(f"{API}/notifications", params={"unread": True}, headers=world.admin.auth).json()
     assert unread["total"] == 2

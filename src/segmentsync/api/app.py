@@ -36,6 +36,8 @@ API_ROUTERS = (
     "segmentsync.api.runs",
     "segmentsync.api.system",
     "segmentsync.api.config",
+    "segmentsync.api.webhooks",
+    "segmentsync.api.alerts",
 )
 WEB_MODULE = "segmentsync.web.app"  # exposes `mount(app)`
 

@@ -37,6 +37,7 @@ class Action(StrEnum):
     USERS_MANAGE = "users.manage"
     AUDIT_VIEW = "audit.view"
     NOTIFICATIONS_VIEW = "notifications.view"
+    WEBHOOKS_MANAGE = "webhooks.manage"
     OWN_ACCOUNT = "own.account"  # own profile, language, password and API tokens
 
 
@@ -59,6 +60,7 @@ POLICY: dict[Action, frozenset[Role]] = {
     Action.USERS_MANAGE: ADMINS,
     Action.AUDIT_VIEW: ADMINS,
     Action.NOTIFICATIONS_VIEW: ADMINS,
+    Action.WEBHOOKS_MANAGE: ADMINS,
     Action.OWN_ACCOUNT: EVERYONE,
 }
 
@@ -83,6 +85,7 @@ HELP: dict[Action, str] = {
     Action.USERS_MANAGE: "create users, change roles, deactivate, manage anyone's API tokens",
     Action.AUDIT_VIEW: "read the audit log",
     Action.NOTIFICATIONS_VIEW: "read notifications (e.g. runs that failed permanently)",
+    Action.WEBHOOKS_MANAGE: "add, change, test and remove webhook endpoints; see and redeliver their deliveries",
     Action.OWN_ACCOUNT: "sign out, change your own name, language, password and API tokens",
 }
 

@@ -35,6 +35,7 @@ from segmentsync.connections.schemas import (
 from segmentsync.db import id_from_text
 from segmentsync.errors import Conflict, Forbidden, Invalid, NotFound
 from segmentsync.exports.models import Export
+from segmentsync.notifications import hooks
 from segmentsync.runtime import Runtime
 
 OBJECT = "connection"
@@ -323,9 +324,12 @@ def mark_needs_attention(*, session: Session, connection: Connection, message: s
     if connection.status is ConnectionStatus.NEEDS_ATTENTION and connection.status_message == message:
         return
     before = snapshot(connection)
+    newly = connection.status is not ConnectionStatus.NEEDS_ATTENTION
     connection.status = ConnectionStatus.NEEDS_ATTENTION
     connection.status_message = message
     session.flush()
+    if newly:
+        hooks.connection_needs_attention(session, connection, message)
     audit.record(
         session, actor=None, action="connection.needs_attention", object_type=OBJECT,
         object_id=connection.id, object_label=connection.name, before=before,

@@ -1,7 +1,8 @@
 """How a run leaves the running state: finished (counted), failed (to retry or for good), cancelled.
 
 Only the worker that holds the lease can end the run. An ended run drops its kept snapshot (a
-run that will retry keeps it), tells admins of a permanent failure, and the per-row outcomes of
+run that will retry keeps it), writes its lifecycle event and the alert rules it decides
+(``notifications.hooks.run_ended``, in the same transaction), and the per-row outcomes of
 the export's older runs are pruned (their counts stay).
 """
 
@@ -20,8 +21,8 @@ from segmentsync.db import database_now
 from segmentsync.engine import resume
 from segmentsync.engine.context import Context, set_phase
 from segmentsync.errors import ConfigError, QuotaExceeded, Retriable, SegmentSyncError
-from segmentsync.exports import notify
 from segmentsync.exports.models import Export, Run, RunPhase, RunStatus, RunUnchanged
+from segmentsync.notifications import hooks
 from segmentsync.runtime import Runtime
 
 MAX_ATTEMPTS = 5
@@ -94,7 +95,7 @@ def end(
     retry_at: datetime | None = None,
     attempt: int | None = None,
 ) -> RunStatus | None:
-    """Leave the running state (only if we still hold the lease) and tell admins of failures."""
+    """Leave the running state (only if we still hold the lease) and tell whoever listens."""
     now = runtime.clock()
     values: dict[str, Any] = {"status": status, "error_code": code, "error": message, "lease_owner": None}
     values["lease_expires_at"] = None
@@ -105,7 +106,6 @@ def end(
         values.update(counts)
     if attempt is not None:
         values["attempt"] = attempt
-    webhook: dict[str, Any] | None = None
     with runtime.sessions() as session, session.begin():
         result = session.execute(
             sa.update(Run).where(Run.id == run_id, Run.lease_owner == lease_owner).values(**values)
@@ -114,10 +114,7 @@ def end(
             return None
         if status is not RunStatus.FAILED_RETRY:
             resume.forget(session, run_id)
-        if status is RunStatus.FAILED:
-            webhook = notify.run_failed(session=session, run_id=run_id, message=message or "")
-    if webhook is not None:
-        notify.post_webhook(runtime.settings, webhook)
+        hooks.run_ended(session, runtime.settings, run_id, now)  # its event, notices and alerts
     if status is not RunStatus.FAILED_RETRY:
         _prune_rows(runtime, run_id)
     return status

@@ -26,6 +26,7 @@ from segmentsync.exports.models import (
     RunStatus,
     Trigger,
 )
+from segmentsync.notifications import hooks
 
 CSV_COLUMNS = ("email", "profile_key", "action", "outcome", "code", "message")
 
@@ -148,6 +149,7 @@ def cancel_run(*, session: Session, run_id: int, actor: User) -> Run:
         run.status = RunStatus.CANCELLED
         run.finished_at = utcnow()
         run.error = "cancelled by a user"
+        hooks.run_cancelled(session, run)
     else:
         raise Conflict(f"run #{run.id} has already ended ({run.status.value})", code="run_ended")
     audit.record(

@@ -21,6 +21,7 @@ from rich.table import Table
 
 from segmentsync.errors import SegmentSyncError
 from segmentsync.logs import configure_logging
+from segmentsync.notifications.delivery import Sender
 from segmentsync.observe import tracing
 from segmentsync.runtime import Runtime
 from segmentsync.scheduling import schedule
@@ -131,6 +132,7 @@ def serve_runtime(runtime: Runtime, settings: Settings, *, scheduler: bool = Tru
     if scheduler:
         loops.append(("scheduler", Scheduler(runtime).run_forever))
     loops += [(f"worker-{n}", Worker(runtime).run_forever) for n in range(workers)]
+    loops.append(("deliveries", Sender(runtime).run_forever))  # webhooks and alert e-mail
     threads = _threads(loops, shutdown.event)
     app = create_app(runtime)
     app.state.runs_workers = workers > 0  # /readyz then wants a live worker
@@ -181,7 +183,8 @@ def worker(
     shutdown.install()
     tracing.configure(runtime)
     server = None if metrics_port is None else _serve_metrics(runtime, settings, metrics_host, metrics_port)
-    threads = _threads([(f"worker-{n}", Worker(runtime).run_forever) for n in range(count)], shutdown.event)
+    loops = [(f"worker-{n}", Worker(runtime).run_forever) for n in range(count)]
+    threads = _threads([*loops, ("deliveries", Sender(runtime).run_forever)], shutdown.event)
     say(settings, f"{count} worker(s) waiting for runs; Ctrl-C to stop")
     try:
         while not shutdown.event.wait(1.0):

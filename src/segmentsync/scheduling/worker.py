@@ -30,6 +30,7 @@ from segmentsync.db import database_now, release_locks_if_cut
 from segmentsync.engine.run import DestinationFactory, execute, warm_up
 from segmentsync.exports import runs
 from segmentsync.exports.models import Run, RunPhase, RunStatus
+from segmentsync.notifications import hooks
 from segmentsync.runtime import Runtime
 from segmentsync.scheduling.models import WorkerBeat
 
@@ -115,6 +116,7 @@ class Worker:
         if found is None:
             return None
         run_id, status, previous_owner, phase = found
+        first = session.scalar(sa.select(Run.started_at).where(Run.id == run_id)) is None
         session.execute(
             sa.update(Run)
             .where(Run.id == run_id)
@@ -126,6 +128,8 @@ class Worker:
                 started_at=sa.func.coalesce(Run.started_at, now),
             )
         )
+        if first:
+            hooks.run_started(session, run_id)  # run.started, once (not on a resume or a retry)
         return int(run_id), status, previous_owner, phase
 
     def run_once(self, shutdown: threading.Event | None = None) -> int | None:

@@ -25,6 +25,7 @@ VIEWS = (
     "system",
     "users",
     "audit",
+    "webhooks",
 )
 
 

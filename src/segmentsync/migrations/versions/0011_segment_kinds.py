@@ -2,7 +2,7 @@
 and segment_options (the dbt manifest, whether only admins may write SQL segments)
 
 Revision ID: 0011
-Revises: 0009
+Revises: 0010
 Create Date: 2026-12-07 16:30:00
 """
 
@@ -16,7 +16,7 @@ from alembic import op
 import segmentsync.db
 
 revision: str = "0011"
-down_revision: str | None = "0009"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

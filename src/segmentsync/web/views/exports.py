@@ -21,6 +21,7 @@ from segmentsync.web.i18n import N_
 from segmentsync.web.page import Page, PostedForm, page_for
 from segmentsync.web.routing import web_router
 from segmentsync.web.views import export_form
+from segmentsync.web.views.webhooks import alerts_view
 
 router = web_router()
 router.include_router(export_form.router)  # /exports/new before /exports/{id}
@@ -74,8 +75,9 @@ def export_page(export_id: int, page: Viewer) -> Response:
         )
         chart = charts.export_runs(session, export_id, now=page.runtime.clock(), tr=page.tr)
         system_zone = schedule.load(session).timezone or "UTC"  # the zone a system refresh is set in
+        alert_rules = alerts_view(session, export_id)  # the alert rules block (_export_alerts.html)
     return page.render(
-        "export.html", title=out.name, export=out, runs=history, charts=chart,
+        "export.html", title=out.name, export=out, runs=history, charts=chart, alerts=alert_rules,
         runs_charted=charts.RUNS_CHARTED, days_charted=charts.DAYS_CHARTED, system_zone=system_zone,
         can_edit=out.permission == "edit" and page.can(Action.EXPORTS_EDIT),
     )  # fmt: skip
