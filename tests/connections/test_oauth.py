@@ -77,7 +77,7 @@ def test_constant_contact_oauth_with_pkce(
     url = started["authorize_url"]
     assert url.startswith(sandbox.constant_contact_oauth + "/authorize?")
     assert "code_challenge_method=S256" in url
-    assert "scope=contact_data+offline_access" in url
+    assert "scope=account_read+contact_data+offline_access" in url
     with runtime.sessions() as session:
         state = session.get(OAuthState, started["state"])
         assert state is not None

@@ -182,14 +182,15 @@ class ConstantContact(Platform):
     type = "constant_contact"
     name_key = "first_name"
 
-    def __init__(self, sandbox: Sandbox) -> None:
+    def __init__(self, sandbox: Sandbox, **account: Any) -> None:
+        """``account``: facts of the account and its token (see ``Sandbox.create_cc_account``)."""
         super().__init__(
             sandbox,
             sandbox.constant_contact_url,
             sandbox.constant_contact_api,
             sandbox.constant_contact_oauth,
         )
-        self.account = sandbox.create_cc_account("Contract account")
+        self.account = sandbox.create_cc_account("Contract account", **account)
         # activities finish at once and the platform allows our test pace, unless a test says otherwise
         self.faults(instant_activities=True, requests_per_second=SANDBOX_TUNING.requests_per_second)
 

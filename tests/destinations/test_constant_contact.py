@@ -218,3 +218,25 @@ def test_an_import_reports_the_platforms_progress_while_it_runs(sandbox: Sandbox
     assert any(0 < rows < 3000 for rows in reports), reports  # seen while the platform worked
     assert reports == sorted(reports)
     progress.report("outside", 1)  # no hook: nothing happens
+
+
+def test_the_account_is_named_by_its_organization(sandbox: Sandbox) -> None:
+    """The account's name comes from ``/account/summary``, not its UUID; the id stays the id."""
+    platform = ConstantContact(sandbox, organization_name="Acme Ltd", contact_email="owner@acme.example")
+    destination = platform.destination()
+    account = destination.verify()
+    destination.close()
+    assert (account.name, account.account_id) == ("Acme Ltd", platform.account["account_id"])
+    assert platform.stats()["requests"]["GET /v3/account/summary"] == 1
+
+
+def test_a_token_that_may_not_read_the_account_still_verifies(sandbox: Sandbox) -> None:
+    """Without ``account_read`` the summary is a 403: the account is named by its id, and verify passes."""
+    platform = ConstantContact(
+        sandbox, organization_name="Acme Ltd", scopes=["contact_data", "offline_access"]
+    )
+    destination = platform.destination()
+    account = destination.verify()
+    destination.close()
+    assert account.name == account.account_id == platform.account["account_id"]
+    assert platform.stats()["statuses"].get("403") == 1

@@ -39,7 +39,7 @@ def test_constant_contact_authorize_url_asks_for_pkce_and_offline_access() -> No
         "client_id": ["app-id"],
         "redirect_uri": ["https://example.com/cb"],
         "response_type": ["code"],
-        "scope": ["contact_data offline_access"],
+        "scope": ["account_read contact_data offline_access"],
         "state": ["st4te"],
         "code_challenge": [challenge],
         "code_challenge_method": ["S256"],

@@ -183,13 +183,29 @@ class ConstantContact:
         return self.api.pushback
 
     def verify(self) -> AccountInfo:
+        """The account as its owner knows it: ``organization_name`` from ``/account/summary``, else
+        its contact email, else its id (a token without the ``account_read`` scope: 403)."""
         body = self._get("/contact_lists", limit=1, include_count="true")
         account = str(self._claims.get("platform_user_id") or self._claims.get("sub") or "")
-        return AccountInfo(
-            account_id=account,
-            name=f"{TITLE} account {account}".strip(),
-            details={"lists": body.get("lists_count")},
-        )
+        summary = self._account_summary()
+        name = str(summary.get("organization_name") or summary.get("contact_email") or account or TITLE)
+        details: dict[str, Any] = {"lists": body.get("lists_count")}
+        if summary.get("encoded_account_id"):
+            details["encoded_account_id"] = summary["encoded_account_id"]
+        return AccountInfo(account_id=account, name=name.strip(), details=details)
+
+    def _account_summary(self) -> dict[str, Any]:
+        """``GET /account/summary``, or ``{}`` when the token may not read it (401/403)."""
+        try:
+            summary = self._get("/account/summary")
+        except ConfigError as refused:
+            if refused.details.get("status") not in (401, 403):
+                raise
+            log.info(
+                "%s: the account summary is refused (%s); the account is named by its id", TITLE, refused
+            )
+            return {}
+        return summary if isinstance(summary, dict) else {}
 
     def lists(self) -> list[ListInfo]:
         return [

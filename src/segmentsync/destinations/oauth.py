@@ -15,7 +15,7 @@ Constant Contact, with PKCE (``oauth_url`` default ``https://authz.constantconta
 
     verifier, challenge = ConstantContactOAuth.new_pkce()
     cc = ConstantContactOAuth(oauth_url, transport=None)
-    cc.authorize_url(client_id, redirect_uri, state, challenge, scopes=("contact_data", "offline_access")) -> str
+    cc.authorize_url(client_id, redirect_uri, state, challenge, scopes=("account_read", "contact_data", "offline_access")) -> str
     cc.exchange_code(client_id, client_secret, code, redirect_uri, verifier) -> TokenSet  # secret may be None (public client)
     cc.refresh(client_id, client_secret, refresh_token) -> TokenSet  # the old refresh token dies
 
@@ -43,7 +43,7 @@ from segmentsync.errors import ConfigError
 from segmentsync.settings import PRODUCTION_URLS
 
 CAMPAIGN_MONITOR_SCOPES = ("ImportSubscribers", "ManageLists")
-CONSTANT_CONTACT_SCOPES = ("contact_data", "offline_access")
+CONSTANT_CONTACT_SCOPES = ("account_read", "contact_data", "offline_access")  # account_read: its name
 
 
 class _HeaderAuth:

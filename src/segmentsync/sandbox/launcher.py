@@ -110,9 +110,12 @@ class Sandbox:
         result: dict[str, Any] = self._post(f"{self.campaign_monitor_url}/_sandbox/clients", {"Name": name})
         return result
 
-    def create_cc_account(self, name: str = "Sandbox account") -> dict[str, Any]:
-        """``{"access_token", "refresh_token", "client_id", "client_secret"}``."""
-        result: dict[str, Any] = self._post(f"{self.constant_contact_url}/_sandbox/accounts", {"name": name})
+    def create_cc_account(self, name: str = "Sandbox account", **facts: Any) -> dict[str, Any]:
+        """``{"access_token", "refresh_token", "client_id", "client_secret", "account_id"}``; ``facts``:
+        ``organization_name``, ``contact_email``, ``first_name``, ``last_name``, ``scopes`` (a list)."""
+        result: dict[str, Any] = self._post(
+            f"{self.constant_contact_url}/_sandbox/accounts", {"name": name, **facts}
+        )
         return result
 
     # What an account owner does in the platform itself, through the emulators' real APIs.

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from segmentsync.sandbox.constant_contact.activities import ActivityQueue
 from segmentsync.sandbox.constant_contact.errors import bad_request, conflict
@@ -37,10 +39,31 @@ CUSTOM_FIELD_TYPES = frozenset(
 )
 
 
+@dataclass(slots=True)
+class Owner:
+    """What ``GET /v3/account/summary`` tells about the account (``None``: the default)."""
+
+    organization_name: str | None = None
+    contact_email: str | None = None
+    first_name: str = "Sandbox"
+    last_name: str = "Owner"
+
+
 class Account:
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, owner: Owner | None = None) -> None:
         self.account_id = new_id()
         self.name = name
+        owner = owner or Owner()
+        # the encoded account id the platform shows beside the UUID (14 lower-case characters)
+        self.encoded_account_id = hashlib.sha256(self.account_id.encode()).hexdigest()[:14]
+        self.organization_name = name if owner.organization_name is None else owner.organization_name
+        self.contact_email = (
+            f"owner-{self.encoded_account_id}@example.com"
+            if owner.contact_email is None
+            else owner.contact_email
+        )
+        self.first_name = owner.first_name
+        self.last_name = owner.last_name
         self.created_at = time.time()
         self.contacts = ContactTable()
         self.lists: dict[str, ContactList] = {}  # creation order, deleted ones included

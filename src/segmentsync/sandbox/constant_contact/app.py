@@ -8,6 +8,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from segmentsync.sandbox.constant_contact import (
+    routes_account,
     routes_activities,
     routes_contacts,
     routes_custom_fields,
@@ -21,7 +22,7 @@ from segmentsync.sandbox.constant_contact.errors import (
     not_found,
 )
 from segmentsync.sandbox.constant_contact.oauth_routes import authorize_routes, token_routes
-from segmentsync.sandbox.constant_contact.routing import Call, Handler, api_route
+from segmentsync.sandbox.constant_contact.routing import REQUIRED_SCOPE, Call, Handler, api_route
 from segmentsync.sandbox.constant_contact.state import Emulator
 from segmentsync.sandbox.faults import ASGIApp, FaultKind, FaultMiddleware
 
@@ -35,7 +36,7 @@ def fault_response(kind: FaultKind) -> tuple[int, list[tuple[bytes, bytes]], byt
     return 500, _JSON, SERVER_ERROR_BODY
 
 
-_MODULES = (routes_lists, routes_activities, routes_contacts, routes_custom_fields)
+_MODULES = (routes_lists, routes_activities, routes_contacts, routes_custom_fields, routes_account)
 _METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 
@@ -69,8 +70,9 @@ def build_routes(emulator: Emulator) -> list[BaseRoute]:
     operations: list[BaseRoute] = []
     allowed: dict[str, list[str]] = {}
     for module in _MODULES:
+        scope = getattr(module, "SCOPE", REQUIRED_SCOPE)  # the scope the module's operations need
         for method, path, handler in module.ROUTES:
-            operations.append(api_route(emulator, method, path, handler))
+            operations.append(api_route(emulator, method, path, handler, scope))
             allowed.setdefault(path, []).append(method)
     # an emulated path with another method: authenticate first, then 405 naming the allowed ones;
     # fixed paths first (GET /v3/contacts/sign_up_form is not GET /v3/contacts/{contact_id})

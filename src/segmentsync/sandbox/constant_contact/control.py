@@ -13,9 +13,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from segmentsync.sandbox.constant_contact import contact_write
-from segmentsync.sandbox.constant_contact.account import Account
+from segmentsync.sandbox.constant_contact.account import Account, Owner
+from segmentsync.sandbox.constant_contact.oauth import SCOPES
 from segmentsync.sandbox.constant_contact.routing import json_response
-from segmentsync.sandbox.constant_contact.state import Emulator
+from segmentsync.sandbox.constant_contact.state import ACCOUNT_SCOPES, Emulator
 from segmentsync.sandbox.constant_contact.store import DELETED, PERMISSIONS
 from segmentsync.sandbox.faults import apply_control
 from segmentsync.sandbox.received import received_summary
@@ -64,7 +65,19 @@ async def reset(emulator: Emulator, request: Request) -> dict[str, Any]:
 async def create_account(emulator: Emulator, request: Request) -> Response:
     body = await _body(request)
     name = body.get("name") or "Sandbox account"
-    return json_response(emulator.account_with_tokens(str(name)), 201)
+    facts = {
+        key: body[key]
+        for key in ("organization_name", "contact_email", "first_name", "last_name")
+        if key in body
+    }
+    wrong = [key for key, value in facts.items() if not isinstance(value, str)]
+    if wrong:
+        raise ControlError(400, f"{', '.join(wrong)} must be a string")
+    scopes = body.get("scopes", sorted(ACCOUNT_SCOPES))
+    if not isinstance(scopes, list) or not all(isinstance(s, str) and s in SCOPES for s in scopes):
+        raise ControlError(400, f"scopes must be an array of: {', '.join(sorted(SCOPES))}")
+    made = emulator.account_with_tokens(str(name), Owner(**facts), frozenset(scopes))
+    return json_response(made, 201)
 
 
 async def list_accounts(emulator: Emulator, request: Request) -> dict[str, Any]:

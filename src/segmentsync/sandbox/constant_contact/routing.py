@@ -21,7 +21,7 @@ from segmentsync.sandbox.constant_contact.paging import query_params
 from segmentsync.sandbox.constant_contact.state import Emulator
 from segmentsync.sandbox.constant_contact.store import new_id
 
-REQUIRED_SCOPE = "contact_data"  # contacts, lists, custom fields, bulk activities
+REQUIRED_SCOPE = "contact_data"  # contacts, lists, custom fields, bulk activities (account: its own)
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -80,12 +80,14 @@ class Call:
 Handler = Callable[[Call], Awaitable[Response]]
 
 
-def api_route(emulator: Emulator, method: str, path: str, handler: Handler) -> Route:
+def api_route(
+    emulator: Emulator, method: str, path: str, handler: Handler, scope: str = REQUIRED_SCOPE
+) -> Route:
     route = f"{method} {path}"
 
     async def endpoint(request: Request) -> Response:
         try:
-            response = await _admit_and_handle(emulator, request, handler)
+            response = await _admit_and_handle(emulator, request, handler, scope)
         except PlatformError as error:
             response = error.response()
         emulator.stats.record(route, response.status_code)
@@ -94,8 +96,8 @@ def api_route(emulator: Emulator, method: str, path: str, handler: Handler) -> R
     return Route(path, endpoint, methods=[method], name=route)
 
 
-async def _admit_and_handle(emulator: Emulator, request: Request, handler: Handler) -> Response:
-    grant = _authenticate(emulator, request)
+async def _admit_and_handle(emulator: Emulator, request: Request, handler: Handler, scope: str) -> Response:
+    grant = _authenticate(emulator, request, scope)
     _limit(emulator, grant.client_id)
     account = emulator.accounts[grant.account_id]
     now = time.time()
@@ -103,15 +105,15 @@ async def _admit_and_handle(emulator: Emulator, request: Request, handler: Handl
     return await handler(Call(request, emulator, account, now))
 
 
-def _authenticate(emulator: Emulator, request: Request) -> Grant:
+def _authenticate(emulator: Emulator, request: Request, scope: str) -> Grant:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     grant = emulator.tokens.check(token.strip()) if scheme.lower() == "bearer" else None
     if grant is None or grant.account_id not in emulator.accounts:
         emulator.stats.count_limited("unauthorized")
         raise errors.unauthorized()
-    if REQUIRED_SCOPE not in grant.scopes:
-        raise errors.forbidden(f"The access token lacks the '{REQUIRED_SCOPE}' scope this request needs.")
+    if scope not in grant.scopes:
+        raise errors.forbidden(f"The access token lacks the '{scope}' scope this request needs.")
     return grant
 
 

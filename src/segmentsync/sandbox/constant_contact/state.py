@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from segmentsync.sandbox.constant_contact.account import Account
+from segmentsync.sandbox.constant_contact.account import Account, Owner
 from segmentsync.sandbox.constant_contact.limits import Limits, RateLimiter, updated_limits
 from segmentsync.sandbox.constant_contact.oauth import App, Grant, TokenStore, new_app
 from segmentsync.sandbox.constant_contact.store import ContactList
@@ -65,17 +65,19 @@ class Emulator:
         self.apps[app.client_id] = app
         return app
 
-    def create_account(self, name: str) -> Account:
-        account = Account(name)
+    def create_account(self, name: str, owner: Owner | None = None) -> Account:
+        account = Account(name, owner)
         self.accounts[account.account_id] = account
         return account
 
-    def account_with_tokens(self, name: str) -> dict[str, Any]:
+    def account_with_tokens(
+        self, name: str, owner: Owner | None = None, scopes: frozenset[str] = ACCOUNT_SCOPES
+    ) -> dict[str, Any]:
         """``POST /_sandbox/accounts``: an account, an application, and tokens ready to use."""
-        account = self.create_account(name)
+        account = self.create_account(name, owner)
         app = self.create_app(f"{name} app")
         tokens = self.tokens.issue(
-            Grant(account.account_id, app.client_id, ACCOUNT_SCOPES), self.limits.access_token_seconds
+            Grant(account.account_id, app.client_id, scopes), self.limits.access_token_seconds
         )
         return {
             "access_token": tokens["access_token"],
