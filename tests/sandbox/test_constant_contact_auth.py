@@ -361,3 +361,23 @@ def test_approving_with_no_account_creates_one(sandbox: Sandbox) -> None:
         )
         assert response.status_code == 302
         assert [a["name"] for a in http.get("/_sandbox/accounts").json()["accounts"]] == ["Fresh"]
+
+
+def test_the_account_summary_needs_account_read_and_tells_who_owns_the_account(cc: CC) -> None:
+    summary = cc.api("GET", "/account/summary")
+    assert summary.status_code == 200, summary.text
+    body = summary.json()
+    assert body["organization_name"] == "Acme"  # the account's name unless one was given
+    assert body["contact_email"] == f"owner-{body['encoded_account_id']}@example.com"
+    assert cc.api("GET", "/account/summary", params={"extra_fields": "logo"}).status_code == 400
+
+    made = cc.control(
+        "accounts", {"name": "Shop", "organization_name": "Shop Ltd", "scopes": ["contact_data"]}
+    )
+    assert made.status_code == 201, made.text
+    refused = cc.api("GET", "/account/summary", token=made.json()["access_token"])
+    assert (refused.status_code, error_keys(refused)) == (403, ["forbidden"])
+    assert "account_read" in refused.text
+    assert cc.api("GET", "/contact_lists", token=made.json()["access_token"]).status_code == 200
+    wrong = cc.control("accounts", {"organization_name": 7, "scopes": ["everything"]})
+    assert (wrong.status_code, wrong.json()["error"]) == (400, "organization_name must be a string")

@@ -41,7 +41,10 @@ def test_deny_keeps_what_was_typed_and_nothing_is_made_before_save(page_for: Any
 
     _to_the_platform(page)
     page.click("button[name=decision][value=approve]")
-    expect(page.get_by_test_id("authenticated")).to_contain_text("Authenticated with Constant Contact")
+    # the account by its organization's name (from /account/summary), not its UUID
+    expect(page.get_by_test_id("authenticated")).to_contain_text(
+        "Authenticated with Constant Contact as Acme CC."
+    )
     assert not page.request.get("/api/v1/connections").json()["items"]  # nothing made before Save
     page.get_by_test_id("cancel-setup").click()
     expect(page.locator(".notice-ok")).to_contain_text("Nothing was saved.")
@@ -58,6 +61,7 @@ def test_deny_keeps_what_was_typed_and_nothing_is_made_before_save(page_for: Any
     page.get_by_test_id("finish").click()
     page.get_by_test_id("connections").get_by_role("link", name="Shop CC").click()
     account = page.get_by_test_id("account").inner_text()
+    assert account.startswith("Acme CC "), account
     assert len(re.findall(r"[0-9a-f]{8}-[0-9a-f]{4}-", account)) <= 1, account  # the id at most once
     expect(page.get_by_test_id("you-are-export-user")).to_be_visible()
     expect(page.get_by_test_id("add-export-user")).to_have_count(0)

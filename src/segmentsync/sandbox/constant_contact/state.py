@@ -81,7 +81,7 @@ class Emulator:
         )
         return {
             "access_token": tokens["access_token"],
-            "refresh_token": tokens["refresh_token"],
+            "refresh_token": tokens.get("refresh_token"),  # none without offline_access
             "client_id": app.client_id,
             "client_secret": app.client_secret,
             "account_id": account.account_id,
