@@ -50,7 +50,8 @@ def test_constant_contact_with_existing_tokens(runtime: Runtime, sandbox: Sandbo
 
     stored = load(runtime, connection.id)
     assert stored.settings["auth_method"] == "oauth"
-    assert stored.settings["account_id"]  # the account behind the tokens
+    assert stored.settings["account_id"] == account["account_id"]  # the account behind the tokens
+    assert stored.settings["account_name"] == "Shop"  # its organization's name, not its id
     assert stored.settings["oauth_client_id"] == account["client_id"]
     assert stored.shared_with_contributors is True
     credentials = credentials_for(vault=runtime.vault, connection=stored)
