@@ -60,7 +60,11 @@ def receiver(**options: Any) -> Iterator[Receiver]:
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("content-length", 0)))
+            length = int(self.headers.get("content-length", 0))
+            body = self.rfile.read(length)
+            if len(body) < length:  # the sender died mid-request (kill -9): nothing was received
+                self.close_connection = True
+                return
             headers = {key.lower(): value for key, value in self.headers.items()}
             status = state.answer(headers)
             with state.lock:

@@ -68,10 +68,11 @@ class Settings(BaseSettings):
     smtp_url: SecretStr | None = None  # smtp://user:password@host:587 (STARTTLS) or smtps://host:465
     smtp_from: str | None = None  # the From address of alert e-mails
     worker_lease_seconds: int = 60
-    # Requests the web process answers at once (the rest wait in line), and the store connections
-    # each process may hold (PostgreSQL): a request may hold two (a reader and a writer) and the
-    # workers of `serve` hold some of their own, so the pool is sized from the threads.
-    api_threads: int = Field(default=16, ge=1, le=1000)
+    # Requests the web process works on at once (anyio's default, 40; the rest wait in line), and
+    # the store connections each process may hold: keep the pool at least as large as the threads.
+    # A request holds its connection between thread hops, so fewer threads than waiting requests
+    # with a small pool can starve (tests/reliability/test_concurrent_readers.py).
+    api_threads: int = Field(default=40, ge=1, le=1000)
     database_pool_size: int = Field(default=10, ge=1, le=1000)
     database_pool_overflow: int = Field(default=30, ge=0, le=1000)
     # How long a request waits for a store connection before answering 503 (never a 500).

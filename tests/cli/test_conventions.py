@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -113,7 +114,7 @@ def env(world: World, store_url: str) -> dict[str, str]:
     }
 
 
-def test_json_output_of_every_command_parses(env: dict[str, str], world: World) -> None:
+def test_json_output_of_every_command_parses(env: dict[str, str], world: World, tmp_path: Path) -> None:
     runner = CliRunner(env=env)
     exercised: set[str] = set()
 
@@ -187,6 +188,17 @@ def test_json_output_of_every_command_parses(env: dict[str, str], world: World) 
     assert call("webhooks", "delete", str(hook["id"]))["deleted"] == hook["id"]
     assert call("alerts", "set", "PL", "--slow-minutes", "30")["rules"][3]["threshold"] == 30
     assert call("alerts", "show", "PL")["emails"] == []
+    manifest = (
+        tmp_path / "manifest.json"
+    )  # dbt's shape, cut to what is read (tests/segments build a real one)
+    manifest.write_text(json.dumps({"metadata": {"dbt_version": "1.11.0", "project_name": "shop"}, "nodes": {
+        "model.shop.buyers": {"resource_type": "model", "name": "buyers", "package_name": "shop",
+                              "database": "profiles", "schema": "main", "alias": "buyers",
+                              "config": {"materialized": "view"}, "columns": {}},
+    }}))  # fmt: skip
+    assert call("dbt", "set-manifest", str(manifest))["models"] == 1
+    assert [m["name"] for m in call("dbt", "models")] == ["buyers"]
+    assert call("dbt", "show", "buyers")["name"] == "buyers"
     assert call("connections", "detach", "CM Admins")["detached"] == []
     assert call("connections", "remove", "CM Admins")["removed"] == "CM Admins"
 
@@ -213,4 +225,5 @@ GROUPS = {
     "config",
     "webhooks",
     "alerts",
+    "dbt",
 }

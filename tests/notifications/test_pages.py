@@ -33,7 +33,7 @@ def test_admin_webhooks_and_the_export_pages_alert_rules(world: World) -> None:
         admin.get("/webhooks")
         refused = admin.post("/webhooks", [("url", "ftp://example.com"), ("events", "*")])
         assert refused.status_code == 422
-        assert "only http:// and https://" in field_error(refused.text, "url")
+        assert "Only http:// and https://" in field_error(refused.text, "url")
         made = admin.post("/webhooks", [("url", hooks.url), ("events", "run.failed"), ("events", "alert.triggered"),
                                         ("description", "on-call")])  # fmt: skip
         assert made.status_code == 200
@@ -67,5 +67,5 @@ def test_admin_webhooks_and_the_export_pages_alert_rules(world: World) -> None:
     assert not re.search(r'name="enabled_stale"[^>]*checked', page)  # not sent: switched off
     bad = admin.post(f"/exports/{export_id}/alerts", [*form, ("threshold_slow", "soon")])
     assert bad.status_code == 303
-    assert "enter a number" in admin.get(f"/exports/{export_id}").text
+    assert "Enter a number" in admin.get(f"/exports/{export_id}").text
     assert viewer.post(f"/exports/{export_id}/alerts", form).status_code == 403

@@ -71,7 +71,7 @@ def test_an_error_is_shown_at_its_line(pages: Pages) -> None:
         {"name": "Bad", "description": "", "kind": "sql", "sql": bad, "rules": "", "action": "save"},
     )
     assert answer.status_code == 422
-    assert field_error(answer.text, "sql").startswith("line 3, column 6: the table function read_csv()")
+    assert field_error(answer.text, "sql").startswith("Line 3, column 6: the table function read_csv()")
     marked = re.search(r'<span class="hll">(.*?)\n', answer.text)  # Pygments: one line, then its newline
     assert marked is not None
     assert text(marked.group(1)) == "3" + bad.splitlines()[2]  # line number 3, then the line
@@ -88,7 +88,7 @@ def test_admins_only_sql_is_said_on_the_page(pages: Pages, runtime: Runtime) -> 
         {"name": "C", "description": "", "kind": "sql", "sql": SEGMENT_SQL, "rules": "", "action": "save"},
     )
     assert refused.status_code == 403
-    assert "only admins may write SQL segments" in text(refused.text)
+    assert "Only admins may write SQL segments" in text(refused.text)
 
 
 def test_the_dbt_tab_shows_the_models(pages: Pages, runtime: Runtime, dbt_manifest: Path) -> None:

@@ -71,8 +71,8 @@ def server_config(app: FastAPI, settings: Settings) -> uvicorn.Config:
 
 
 def threads_lifespan(threads: int) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
-    """Requests answered at once (sync routes run on threads): as many as the store's connection
-    pool can serve (``SEGMENTSYNC_API_THREADS``), instead of anyio's 40 waiting on 15 connections."""
+    """Requests worked on at once (sync routes run on threads): ``SEGMENTSYNC_API_THREADS``,
+    sized with the store's connection pool (see docs/operations.md, Sizing)."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
