@@ -10,20 +10,18 @@ committed, so a run interrupted at any point resumes from its last checkpoint (s
 
 from __future__ import annotations
 
-import errno
 import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 import duckdb
 import sqlalchemy as sa
 
-from segmentsync.db import database_now, sqlite_file, store_away
+from segmentsync.db import store_away
 from segmentsync.destinations.base import Limits
-from segmentsync.engine import bulk, end, plan, resume, snapshot, source
+from segmentsync.engine import bulk, end, failures, plan, resume, snapshot, source
 from segmentsync.engine.context import (
     Context,
     DestinationFactory,
@@ -81,78 +79,14 @@ def _execute(
         return end.failed(runtime, run_id, lease_owner, exc)
     except sa.exc.DBAPIError as exc:
         if store_away(exc):
-            return _store_failed(runtime, run_id, lease_owner, exc)
-        if disk_full(exc):
-            return _no_room(runtime, run_id, lease_owner, exc)
-        return _unexpected(runtime, run_id, lease_owner, exc)
+            return failures.store_failed(runtime, run_id, lease_owner, exc)
+        if failures.disk_full(exc):
+            return failures.no_room(runtime, run_id, lease_owner, exc)
+        return failures.unexpected(runtime, run_id, lease_owner, exc)
     except Exception as exc:  # a bug or an unexpected outage: retried, then reported
-        if disk_full(exc):
-            return _no_room(runtime, run_id, lease_owner, exc)
-        return _unexpected(runtime, run_id, lease_owner, exc)
-
-
-# A run stopped by a full disk is tried again this late (the attempt is not counted).
-NO_ROOM_RETRY = timedelta(minutes=1)
-
-
-def disk_full(exc: BaseException) -> bool:
-    """The filesystem of the data folder (or of the SQLite store) has no room left."""
-    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-        return True
-    text = str(getattr(exc, "orig", None) or exc)
-    return "database or disk is full" in text or "No space left on device" in text
-
-
-def _no_room(runtime: Runtime, run_id: int, lease_owner: str, exc: BaseException) -> RunStatus | None:
-    """The run stops where it is: every checkpoint before is committed, and it resumes from the
-    last one once there is room (it is tried again every minute, without spending an attempt; if
-    even that cannot be written, its lease expires and another claim resumes it)."""
-    store = sqlite_file(runtime.engine.url) if "database or disk is full" in str(exc) else None
-    folder = store.parent if store is not None else runtime.settings.data_dir
-    message = (
-        f"the data folder {folder} is full: free some room there (or give it a bigger disk); "
-        "the run resumes from its last checkpoint"
-    )
-    log.error("run %s: %s (%s)", run_id, message, getattr(exc, "orig", None) or exc)
-    try:
-        with runtime.readers() as session:
-            retry_at = database_now(session) + NO_ROOM_RETRY
-        return end.end(runtime, run_id, lease_owner, RunStatus.FAILED_RETRY, "disk_full", message,
-                       retry_at=retry_at)  # fmt: skip
-    except Exception:  # no room even for that: the lease expires, and the run is resumed
-        log.warning("run %s: could not record it; the run is resumed once its lease expires", run_id)
-        return None
-
-
-# A run whose store failed is tried again this soon (the attempt is not counted).
-STORE_RETRY = timedelta(seconds=5)
-
-
-def _store_failed(
-    runtime: Runtime, run_id: int, lease_owner: str, exc: sa.exc.DBAPIError
-) -> RunStatus | None:
-    """Every checkpoint before the failure is committed: the run resumes from the last one, soon,
-    without spending one of its attempts; if the store cannot take even that, the lease expires
-    and another claim resumes it."""
-    log.warning(
-        "run %s: the metadata store failed: %s; the run resumes from its last checkpoint", run_id, exc.orig
-    )
-    message = f"the metadata store failed ({type(exc.orig).__name__}); resumes from its last checkpoint"
-    try:
-        with runtime.readers() as session:
-            retry_at = database_now(session) + STORE_RETRY
-        return end.end(runtime, run_id, lease_owner, RunStatus.FAILED_RETRY, "store_unavailable", message,
-                       retry_at=retry_at)  # fmt: skip
-    except sa.exc.DBAPIError:
-        log.warning("run %s: the store is still away; the run is resumed once its lease expires", run_id)
-        return None
-
-
-def _unexpected(runtime: Runtime, run_id: int, lease_owner: str, exc: Exception) -> RunStatus | None:
-    log.exception("run %s: unexpected error", run_id)
-    return end.failed(
-        runtime, run_id, lease_owner, Retriable(f"unexpected error: {exc.__class__.__name__}: {exc}")
-    )
+        if failures.disk_full(exc):
+            return failures.no_room(runtime, run_id, lease_owner, exc)
+        return failures.unexpected(runtime, run_id, lease_owner, exc)
 
 
 def warm_up(runtime: Runtime) -> None:
