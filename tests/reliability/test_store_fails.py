@@ -6,12 +6,17 @@ segment, nobody arrives more often than the batches in flight allow, the counts 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from typing import Any, cast
 
 import sqlalchemy as sa
 
 from exports.world import World
+from segmentsync.connections.models import Connection
 from segmentsync.db import create_engine
+from segmentsync.destinations.base import Destination
 from segmentsync.exports.models import RunStatus
+from segmentsync.runtime import Runtime
 from segmentsync.scheduling.worker import Worker
 
 from .scenario import (
@@ -32,8 +37,36 @@ from .scenario import (
 
 PROFILES = 20_000
 BATCH_ROWS = 500
-EVERY = 0.8  # seconds between two rounds of terminations
+EVERY = 0.3  # seconds between two rounds of terminations by the clock (snapshot, plan, send)
 ROUNDS = 6  # rounds that terminated something; then the store is left alone
+AT_BATCHES = frozenset({2, 9, 17})  # and a round as these batches go out: mid-send whatever the speed
+
+
+class TerminatingAtBatches:
+    """The real destination; as the batches numbered in ``AT_BATCHES`` go out (counted over all
+    attempts), ``terminate`` runs first. A run on a fast machine ends before a clock-driven round
+    (CI once saw none at all), so these rounds make "terminated mid-send" certain."""
+
+    def __init__(self, destination: Destination, terminate: Callable[[], None], sent: list[int]):
+        self._destination = destination
+        self._terminate = terminate
+        self._sent = sent
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._destination, name)
+
+    def _batch(self) -> None:
+        self._sent.append(1)
+        if len(self._sent) in AT_BATCHES:
+            self._terminate()
+
+    def upsert(self, *args: Any, **kwargs: Any) -> Any:
+        self._batch()
+        return self._destination.upsert(*args, **kwargs)
+
+    def upsert_rows(self, *args: Any, **kwargs: Any) -> Any:
+        self._batch()
+        return self._destination.upsert_rows(*args, **kwargs)
 
 
 @ON_POSTGRESQL
@@ -52,22 +85,36 @@ def test_terminated_connections_mid_run_lose_nothing(world: World) -> None:
     terminated: list[int] = []
     quiet = threading.Lock()  # held by the test's own reads and writes: no termination meanwhile
 
+    at_batches: list[int] = []  # rounds run as a batch went out
+    sent: list[int] = []
+
+    def terminate_once() -> int:
+        with quiet, killer.connect() as connection:
+            killed: int = connection.execute(
+                sa.text(
+                    "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = :db AND pid <> pg_backend_pid()"
+                ),
+                {"db": database},
+            ).scalar_one()
+        return killed
+
     def terminate() -> None:
         while not done.wait(EVERY) and sum(1 for k in terminated if k) < ROUNDS:
-            with quiet, killer.connect() as connection:
-                killed = connection.execute(
-                    sa.text(
-                        "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
-                        "WHERE datname = :db AND pid <> pg_backend_pid()"
-                    ),
-                    {"db": database},
-                ).scalar_one()
-            terminated.append(killed)
+            terminated.append(terminate_once())
+
+    def destination(runtime: Runtime, connection: Connection) -> Destination:
+        return cast(
+            Destination,
+            TerminatingAtBatches(
+                fast_destination(runtime, connection), lambda: at_batches.append(terminate_once()), sent
+            ),
+        )
 
     thread = threading.Thread(target=terminate, name="terminator", daemon=True)
     thread.start()
     run_id = start_run(world, export_id)
-    worker = Worker(runtime, destination_factory=fast_destination)
+    worker = Worker(runtime, destination_factory=destination)
     seen: list[str] = []
     try:
         for _ in range(30):  # as Worker.run_forever: a failure of the store is logged, then claim again
@@ -85,9 +132,13 @@ def test_terminated_connections_mid_run_lose_nothing(world: World) -> None:
         done.set()
         thread.join()
         killer.dispose()
-    print(f"\nterminated {sum(terminated)} connections in {len(terminated)} rounds; attempts: {seen}")
+    print(
+        f"\nterminated {sum(terminated)} connections in {len(terminated)} rounds by the clock and "
+        f"{sum(at_batches)} in {len(at_batches)} as batches went out; attempts: {seen}"
+    )
     assert run.status is RunStatus.SUCCEEDED, (run.error, seen)
-    assert sum(terminated) > 0
+    assert len(at_batches) >= 2, at_batches  # rounds ran as batches went out, whatever the speed
+    assert sum(at_batches) > 0, at_batches  # and the worker lost connections mid-send
     counts_add_up(run)
     assert platform_list(world, "campaign_monitor") == profile_emails(runtime)
     got = received(world, "campaign_monitor")
