@@ -1,8 +1,13 @@
 """Data > Segments: the list, the segment page (new and edit) with its three tabs — the rule
 builder, a SQL query, a dbt model — preview members, refresh, delete.
 
-The SQL tab shows the query highlighted by Pygments on the server (line numbers, the line of an
-error marked): no script and no stylesheet from elsewhere, so the page keeps its strict CSP.
+The SQL tab's textarea is a plain form field; ``static/sql-editor.js`` turns it into a CodeMirror
+editor (vendored in ``static/vendor/``) that highlights the query as it is typed and, 400 ms after
+typing stops, asks ``POST /segments/sql/check`` whether the query passes the check a save makes
+(only sqlglot's: no query of the profile source), marking the refusal at its line and column.
+Without JavaScript, the query is highlighted by Pygments on the server after a preview or a refused
+save (line numbers, the line of an error marked). Nothing is loaded from elsewhere, so the page
+keeps its strict CSP.
 """
 
 from __future__ import annotations
@@ -10,7 +15,8 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import Response
+from fastapi import Depends, Request, Response
+from fastapi.responses import JSONResponse
 from markupsafe import Markup
 from pydantic import ValidationError
 from pygments import highlight
@@ -19,7 +25,7 @@ from pygments.lexers import SqlLexer
 
 from segmentsync.auth.policy import Action
 from segmentsync.dbt import manifest as dbt
-from segmentsync.errors import Invalid, SegmentSyncError
+from segmentsync.errors import Invalid, SegmentSyncError, Unauthenticated
 from segmentsync.profiles.source import KeyQuery
 from segmentsync.segments import kinds, service
 from segmentsync.segments import rules as rule_shapes
@@ -27,10 +33,11 @@ from segmentsync.segments import sql as sqlcheck
 from segmentsync.segments.compile import ALLOWED
 from segmentsync.segments.models import Segment
 from segmentsync.segments.schemas import PreviewOut, SegmentCreate, SegmentOut, SegmentUpdate
+from segmentsync.web import sql_problems
 from segmentsync.web.forms import FORM_ERROR, build, field_errors, invalid
 from segmentsync.web.labels import LABELS
 from segmentsync.web.messages import clean_loc
-from segmentsync.web.page import Form, Page, PostedForm, page_for
+from segmentsync.web.page import AnyPage, Form, Page, PostedForm, page_for, posted_form
 from segmentsync.web.routing import web_router
 
 router = web_router()
@@ -44,6 +51,9 @@ FIELDS = {
     "dbt_model": "dbt_model",
 }
 PREVIEW_ROWS = 20
+# The profile source's engine → the SQL editor's dialect (@codemirror/lang-sql's; DuckDB's SQL is
+# PostgreSQL's, give or take): which words it highlights as keywords and types.
+EDITOR_DIALECTS = {"duckdb": "PostgreSQL", "postgres": "PostgreSQL"}
 EMPTY_RULE = {"op": "and", "negate": False, "items": []}
 
 
@@ -105,6 +115,8 @@ def _errors(page: Page, error: SegmentSyncError, kind: str = "rule") -> dict[str
     paths = [path for path in [*paths, error.field or ""] if path.startswith("rules.")]
     if "rules" in errors and paths:
         errors["rules_path"] = paths[0]
+    if "sql" in errors and sql_problems.is_sql_problem(error):
+        errors["sql"] = sql_problems.problem_text(page.tr, error)
     if "sql" in errors and isinstance(error.details.get("line"), int):
         errors["sql_line"] = str(error.details["line"])
     return errors
@@ -190,6 +202,7 @@ def _editor(page: Page, *, segment: Segment | None, values: dict[str, Any], erro
         columns_problem=columns_problem, config=builder_config(page, columns), used=used, history=history,
         can_edit=page.can(Action.SEGMENTS_EDIT), rule=segment.rules if segment else EMPTY_RULE,
         can_write_sql=_may_write_sql(page), dbt=_dbt_listing(page), key_column=page.runtime.profiles.key,
+        sql_dialect=EDITOR_DIALECTS.get(page.runtime.profiles.engine, "StandardSQL"),
         sql_view=sql_view(values.get("sql") or "", int((errors or {}).get("sql_line") or 0) or None),
     )  # fmt: skip
 
@@ -274,6 +287,47 @@ def refresh_all(page: Editor, form: PostedForm) -> Response:
     else:
         page.flash(page._("Every segment is refreshed."))
     return page.redirect("/segments")
+
+
+async def _form_or_refusal(request: Request) -> Form | SegmentSyncError:
+    """The posted form with its CSRF token checked, or the refusal (answered as JSON, not a page)."""
+    try:
+        return await posted_form(request)
+    except SegmentSyncError as error:
+        return error
+
+
+@router.post("/segments/sql/check")
+def check_sql_as_typed(
+    page: AnyPage, form: Annotated[Form | SegmentSyncError, Depends(_form_or_refusal)]
+) -> JSONResponse:
+    """The SQL editor's check as it is typed: the check a save makes (sqlglot's parse and the
+    read-only rules of :mod:`segmentsync.segments.sql`), without running anything on the profile
+    source. ``{"ok": true, "message"}``, or the refusal with its ``line`` and ``column`` and the
+    message in the page's language (422; 403 for a missing CSRF token or a role or policy that does
+    not allow writing SQL; 401 signed out)."""
+    try:
+        if isinstance(form, SegmentSyncError):
+            raise form
+        if page.user is None:
+            raise Unauthenticated("sign in to check a query")
+        with page.transaction() as session:
+            kinds.check_may_write_sql(session, page.me)
+        sqlcheck.check(form.raw("sql"), page.runtime.profiles.engine)
+    except SegmentSyncError as error:
+        where = sql_problems.place(error)
+        text = (
+            sql_problems.problem_text(page.tr, error)
+            if sql_problems.is_sql_problem(error)
+            else page.error_text(error)
+        )
+        answer = {"ok": False, "code": error.code, "message": text,
+                  "line": where[0] if where else None, "column": where[1] if where else None}  # fmt: skip
+        return JSONResponse(answer, status_code=error.status, headers={"Cache-Control": "no-store"})
+    return JSONResponse(
+        {"ok": True, "message": page._("The query passes the check: one SELECT that only reads.")},
+        headers={"Cache-Control": "no-store"},
+    )
 
 
 def _segment(page: Page, segment_id: int) -> Segment:
