@@ -74,7 +74,9 @@ document.addEventListener("DOMContentLoaded", () => {
       window.location.reload(); // the old way still shows the finished run
       return;
     }
-    const focused = document.activeElement && main.contains(document.activeElement) ? document.activeElement.id : "";
+    const active = document.activeElement && main.contains(document.activeElement) ? document.activeElement : null;
+    const focused = active ? active.id : "";
+    const typed = active && "value" in active ? active.value : null; // e.g. a row search being typed
     // The notices shown when the page was opened stay; the rest is the finished run's.
     for (const node of [...main.childNodes]) if (!(node.matches && node.matches(".notice"))) node.remove();
     for (const node of [...fresh.childNodes]) if (!(node.matches && node.matches(".notice"))) main.append(node);
@@ -83,7 +85,10 @@ document.addEventListener("DOMContentLoaded", () => {
     if (window.segmentsync) window.segmentsync.enhance(main);
     if (window.segmentsyncCharts) window.segmentsyncCharts(main);
     const again = focused && document.getElementById(focused);
-    if (again) again.focus({ preventScroll: true });
+    if (again) {
+      if (typed !== null && "value" in again) again.value = typed;
+      again.focus({ preventScroll: true });
+    }
   }
   window.setTimeout(poll, 1000);
 });
