@@ -101,7 +101,6 @@ def _export(live: Live, connection: ConnectionCreate, list_id: str, name: str) -
 
 def _watch_a_run(page: Any, export_id: int) -> dict[str, list[Any]]:
     """Press Run on the export's page; wait for the finished run on the run page; what it showed."""
-    page.add_init_script(WATCH)
     page.goto(f"/exports/{export_id}")
     page.get_by_test_id("run").click()
     expect(page).to_have_url(re.compile(r"/runs/\d+$"))
@@ -142,6 +141,7 @@ def test_the_bar_follows_slow_runs_on_both_platforms_until_the_finished_run_show
     page_for: Any, live: Live
 ) -> None:
     page = page_for(ADMIN)
+    page.add_init_script(WATCH)
     # Constant Contact: 41 rows at 7 rows a second, so the import is "processing" for about 5.9 s,
     # its percent_done growing; the destination polls it after 0.5, 1.25, 2.4, 4.1 and 6.6 s (then
     # it is completed) and reports each, stored at most once a second: about 8, 40 and 69 %, each
