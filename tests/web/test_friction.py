@@ -14,6 +14,7 @@ from segmentsync.connections import service as connections
 from segmentsync.connections.models import ConnectionType
 from segmentsync.connections.schemas import ApiKeyAuth, ConnectionCreate
 from segmentsync.db import transaction
+from segmentsync.exports.models import Run, RunStatus
 from segmentsync.scheduling.models import SystemRefresh
 
 from .pages import field_error
@@ -74,6 +75,15 @@ def test_pages_say_what_happens_in_words_and_times_in_their_zone(world: World) -
     assert re.search(r'<li data-phase="send" class="phase-todo"', run)
     live = pages.get(f"/runs/{run_id}/live").json()
     assert [phase["name"] for phase in live["phases"]] == ["queued", "snapshot", "plan", "send", "finish"]
+    assert live["phaseLabel"] == "Queued"
+    with transaction(world.runtime.sessions) as session:  # a worker has just started it: no phase yet
+        started = session.get(Run, int(run_id))
+        assert started is not None
+        assert started.phase is None
+        started.status, started.started_at = RunStatus.RUNNING, datetime.now(UTC)
+    live = pages.get(f"/runs/{run_id}/live").json()
+    assert live["phaseLabel"] == "Snapshot", live  # as the list of phases says, not "—"
+    assert 'data-testid="run-phase">Snapshot<' in pages.get(f"/runs/{run_id}").text
 
     pages.get("/system/schedule")
     schedule = [("enabled", "1"), ("frequency", "daily"), ("times", "06:00"), ("timezone", "Europe/Warsaw")]

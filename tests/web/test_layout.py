@@ -34,6 +34,7 @@ from segmentsync.exports.models import Export, Run, RunStatus, Trigger
 from segmentsync.segments.models import Segment
 
 from .conftest import ADMIN, PASSWORD, REJECTED_EMAIL, Live, screenshot
+from .keyboard import choose, tab_to, type_into
 
 pytestmark = pytest.mark.browser
 DESKTOP = {"width": 1366, "height": 900}
@@ -61,33 +62,6 @@ HISTORY = [
     (3, RunStatus.SUCCEEDED, 6, 3, 25, 2, 0, 8),
     (1, RunStatus.SUCCEEDED_WITH_REJECTIONS, 2, 5, 28, 0, 1, 7),
 ]
-
-
-FOCUSED = "(selector) => document.activeElement !== null && document.activeElement.matches(selector)"
-
-
-def tab_to(page: Any, selector: str, *, back: bool = False, limit: int = 120) -> None:
-    """Press Tab (or Shift+Tab) until the focused element matches ``selector``."""
-    for _ in range(limit):
-        page.keyboard.press("Shift+Tab" if back else "Tab")
-        if page.evaluate(FOCUSED, selector):
-            return
-    raise AssertionError(f"the keyboard never reached {selector}")
-
-
-def choose(page: Any, value: str, *, limit: int = 60) -> None:
-    """In the focused select, move with the arrow keys to the option whose value is ``value``."""
-    page.keyboard.press("Home")
-    for _ in range(limit):
-        if page.evaluate("() => document.activeElement.value") == value:
-            return
-        page.keyboard.press("ArrowDown")
-    raise AssertionError(f"the focused select has no option {value!r}")
-
-
-def type_into(page: Any, selector: str, text: str, *, back: bool = False) -> None:
-    tab_to(page, selector, back=back)
-    page.keyboard.type(text)
 
 
 def _by_keyboard(page: Any, live: Live) -> dict[str, int]:

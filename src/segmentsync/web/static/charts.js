@@ -56,11 +56,16 @@ document.addEventListener("DOMContentLoaded", () => {
     return chart;
   }
 
-  for (const canvas of document.querySelectorAll("canvas[data-chart]")) {
-    try {
-      draw(canvas, JSON.parse(canvas.dataset.chart));
-    } catch (error) {
-      canvas.closest(".chart-box").hidden = true; // the table under it still has the numbers
+  function drawAll(root) {
+    for (const canvas of root.querySelectorAll("canvas[data-chart]:not([data-drawn])")) {
+      try {
+        draw(canvas, JSON.parse(canvas.dataset.chart));
+      } catch (error) {
+        canvas.closest(".chart-box").hidden = true; // the table under it still has the numbers
+      }
     }
   }
+  drawAll(document);
+  // For parts of the page swapped in later (run.js shows the finished run without reloading).
+  window.segmentsyncCharts = drawAll;
 });

@@ -55,8 +55,39 @@ document.addEventListener("DOMContentLoaded", () => {
     if (data.active) {
       window.setTimeout(poll, 1000);
     } else {
-      // Finished: load the per-row outcomes and the final details once.
-      window.setTimeout(() => window.location.reload(), 800);
+      showFinished();
+    }
+  }
+  // Finished: the per-row outcomes, the details and the chart come from the run's page, fetched
+  // once and swapped in — no reload, so the focus and the scroll position stay where they were.
+  async function showFinished() {
+    let fresh;
+    try {
+      const response = await fetch(window.location.href, { headers: { Accept: "text/html" }, cache: "no-store" });
+      if (!response.ok) throw new Error(String(response.status));
+      fresh = new DOMParser().parseFromString(await response.text(), "text/html").getElementById("main");
+    } catch (error) {
+      fresh = null;
+    }
+    const main = document.getElementById("main");
+    if (!fresh || !main) {
+      window.location.reload(); // the old way still shows the finished run
+      return;
+    }
+    const active = document.activeElement && main.contains(document.activeElement) ? document.activeElement : null;
+    const focused = active ? active.id : "";
+    const typed = active && "value" in active ? active.value : null; // e.g. a row search being typed
+    // The notices shown when the page was opened stay; the rest is the finished run's.
+    for (const node of [...main.childNodes]) if (!(node.matches && node.matches(".notice"))) node.remove();
+    for (const node of [...fresh.childNodes]) if (!(node.matches && node.matches(".notice"))) main.append(node);
+    const bar = main.querySelector("[data-live-progress]");
+    if (bar) bar.querySelector(".bar").style.width = `${bar.getAttribute("aria-valuenow")}%`;
+    if (window.segmentsync) window.segmentsync.enhance(main);
+    if (window.segmentsyncCharts) window.segmentsyncCharts(main);
+    const again = focused && document.getElementById(focused);
+    if (again) {
+      if (typed !== null && "value" in again) again.value = typed;
+      again.focus({ preventScroll: true });
     }
   }
   window.setTimeout(poll, 1000);

@@ -91,14 +91,17 @@ def live(page: Page, run: Run) -> dict[str, Any]:
     """What the page's script shows without reloading: status, phase, progress, counts."""
     progress = runs.progress(run, page.runtime.clock())
     cancelling = runs.cancelling(run)
+    steps = phases(page, run)
+    # Before the run names its phase (queued, or just started), the step the list shows as current.
+    current = next((step["label"] for step in steps if step["state"] in ("current", "waiting")), "—")
     return {
-        "phases": phases(page, run),
+        "phases": steps,
         "rowsNote": rows_note(page, run, progress),
         "status": run.status.value,
         "statusLabel": page._("Cancelling…") if cancelling else page.label("run_status", run.status),
         "cancelling": cancelling,
         "phase": progress["phase"],
-        "phaseLabel": page.label("phase", run.phase) if run.phase else "—",
+        "phaseLabel": page.label("phase", run.phase) if run.phase else current,
         "active": run.status in ACTIVE_STATUSES,
         "percent": progress["percent"],
         "batches": f"{page.number(progress['batches_done'])} / {page.number(progress['batches_total'])}",
