@@ -74,6 +74,32 @@ def _write_profiles(path: Path) -> None:
         writer.writerow(["p901", "not-an-email", "No", "Email", "PL", 1, 10.0])
 
 
+class WorkerThread:
+    """The ``live`` server's worker: a real ``Worker.run_forever`` in a thread, which a test may
+    stop (its runs then wait, queued) and start again — to open a run page before the run moves."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self._shutdown = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        assert self._thread is None, "the worker is running already"
+        self._shutdown = threading.Event()
+        self._thread = threading.Thread(
+            target=Worker(self.runtime, poll_seconds=0.2).run_forever, args=(self._shutdown,),
+            name="worker", daemon=True,
+        )  # fmt: skip
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._shutdown.set()
+            self._thread.join(timeout=10)
+            assert not self._thread.is_alive(), "the worker did not stop"
+            self._thread = None
+
+
 @dataclass
 class Live:
     url: str
@@ -81,6 +107,7 @@ class Live:
     sandbox: Sandbox
     cm_client: dict[str, Any]
     cc_account: dict[str, Any]
+    workers: WorkerThread
 
     def cm_list(self, title: str) -> str:
         """A Campaign Monitor list made through the emulator's real API; returns its ID."""
@@ -151,24 +178,25 @@ def live(tmp_path: Path, sandbox: Sandbox, _sqlite_template: Path) -> Iterator[L
     )
     serving = threading.Thread(target=server.run, name="web", daemon=True)
     serving.start()
-    shutdown = threading.Event()
-    working = threading.Thread(
-        target=Worker(runtime, poll_seconds=0.2).run_forever, args=(shutdown,), name="worker", daemon=True
-    )
-    working.start()
+    workers = WorkerThread(runtime)
+    workers.start()
     deadline = time.monotonic() + 20
     while not server.started:
         assert time.monotonic() < deadline, "the web server did not start"
         time.sleep(0.05)
     try:
         yield Live(
-            url, runtime, sandbox, sandbox.create_cm_client("Acme"), sandbox.create_cc_account("Acme CC")
+            url,
+            runtime,
+            sandbox,
+            sandbox.create_cm_client("Acme"),
+            sandbox.create_cc_account("Acme CC"),
+            workers,
         )
     finally:
-        shutdown.set()
         server.should_exit = True
         serving.join(timeout=10)
-        working.join(timeout=10)
+        workers.stop()
         runtime.close()
 
 

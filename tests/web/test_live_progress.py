@@ -99,14 +99,19 @@ def _export(live: Live, connection: ConnectionCreate, list_id: str, name: str) -
     return export.export_id
 
 
-def _watch_a_run(page: Any, export_id: int) -> dict[str, list[Any]]:
-    """Press Run on the export's page; wait for the finished run on the run page; what it showed."""
+def _watch_a_run(page: Any, live: Live, export_id: int) -> dict[str, list[Any]]:
+    """Press Run on the export's page; wait for the finished run on the run page; what it showed.
+
+    The worker is stopped while the run page opens (the run waits, queued), then started: the
+    page watches the whole run however slowly it opens on a loaded machine."""
+    live.workers.stop()
     page.goto(f"/exports/{export_id}")
     page.get_by_test_id("run").click()
     expect(page).to_have_url(re.compile(r"/runs/\d+$"))
     page.evaluate("window.__sameDocument = true")  # a reload would lose it
     search = page.get_by_test_id("row-search")
     search.press_sequentially("customer0")  # while it runs (for seconds yet): the focus and the text stay
+    live.workers.start()
     status = page.get_by_test_id("run-status")
     expect(status).to_have_text(FINISHED, timeout=60_000)
     expect(search).to_be_focused()
@@ -154,7 +159,7 @@ def test_the_bar_follows_slow_runs_on_both_platforms_until_the_finished_run_show
     )  # fmt: skip
     export_id = _export(live, connection, live.cc_list("Everyone"), "Everyone to Constant Contact")
     live.sandbox.cc_faults(activity_rows_per_second=7)
-    _assert_moved(_watch_a_run(page, export_id), "Constant Contact")
+    _assert_moved(_watch_a_run(page, live, export_id), "Constant Contact")
 
     # Campaign Monitor answers each import at once: the bar moves batch by batch. Batches of 8
     # rows (the operator's cap, SEGMENTSYNC_MAX_BATCH_ROWS) make 6 of the 41; the emulator's rate
@@ -167,4 +172,4 @@ def test_the_bar_follows_slow_runs_on_both_platforms_until_the_finished_run_show
     export_id = _export(live, connection, live.cm_list("Everyone"), "Everyone to Campaign Monitor")
     live.runtime.settings.max_batch_rows = 8
     live.sandbox.cm_faults(rate_limit=1, rate_limit_window_seconds=1)
-    _assert_moved(_watch_a_run(page, export_id), "Campaign Monitor")
+    _assert_moved(_watch_a_run(page, live, export_id), "Campaign Monitor")
