@@ -90,7 +90,8 @@ def test_sql_and_dbt_segments_round_trip(world: World, empty_runtime: Runtime, d
     assert created["Lifetime value"]["sql"] == [None, SEGMENT_SQL]
     assert created["Big spenders (dbt)"]["dbt_model"] == [None, "big_spenders"]
     assert created["Big spenders (dbt)"]["kind"] == [None, "dbt"]
-    assert state.current(empty_runtime.sessions())["segments"] == []  # a plan writes nothing
+    with empty_runtime.readers() as session:
+        assert state.current(session)["segments"] == []  # a plan writes nothing
 
     apply.apply(runtime=empty_runtime, actor=admin(empty_runtime), text=file)
     with empty_runtime.readers() as session:
