@@ -234,3 +234,41 @@ def test_cli_creates_sql_and_dbt_segments(runtime: Runtime, dbt_manifest: Path) 
     assert json.loads(dbt.stdout)["kind"] == "dbt"
     counted = cli.invoke(cli_app, ["segments", "refresh", "--all", "--json"])
     assert [row["member_count"] for row in json.loads(counted.stdout)] == [2, 2]
+
+
+SPENT_SQL = """
+SELECT p.profile_id, sum(o.amount) AS spent, max(o.order_id) AS last_order
+FROM profiles AS p JOIN orders AS o ON o.profile_id = p.profile_id
+GROUP BY p.profile_id
+"""
+
+
+def test_a_segments_columns_besides_the_key_are_offered_to_exports(
+    api: TestClient, runtime: Runtime, dbt_manifest: Path
+) -> None:
+    viewer = token(runtime, "v@example.com", Role.VIEWER)
+    editor = token(runtime, "c@example.com", Role.CONTRIBUTOR)
+    created = api.post(SEGMENTS, json={"name": "Spent", "sql": SPENT_SQL}, headers=editor)
+    assert created.status_code == 201, created.text
+    found = api.get(f"{SEGMENTS}/{created.json()['id']}/columns", headers=viewer)
+    assert found.status_code == 200, found.text
+    assert found.json() == {
+        "segment_id": created.json()["id"],
+        "kind": "sql",
+        "columns": [
+            {"name": "segment.spent", "column": "spent", "type": "float"},
+            {"name": "segment.last_order", "column": "last_order", "type": "integer"},
+        ],
+    }
+    rule = api.post(SEGMENTS, json={"name": "All", "rules": {"items": []}}, headers=editor).json()
+    assert api.get(f"{SEGMENTS}/{rule['id']}/columns", headers=viewer).json()["columns"] == []
+    assert error(api.get(f"{SEGMENTS}/999/columns", headers=viewer))["code"] == "segment_not_found"
+
+    # a dbt model's relation: its columns besides the key likewise
+    create_view(store.embedded_path(runtime.settings), "big_spenders_v1", SPENT_SQL)
+    admin = token(runtime, "a@example.com", Role.ADMIN)
+    assert api.put(f"{SEGMENTS}/dbt", json={"manifest": str(dbt_manifest)}, headers=admin).status_code == 200
+    model = api.post(SEGMENTS, json={"name": "D", "dbt_model": "big_spenders"}, headers=editor)
+    assert model.status_code == 201, model.text
+    columns = api.get(f"{SEGMENTS}/{model.json()['id']}/columns", headers=viewer).json()["columns"]
+    assert [c["name"] for c in columns] == ["segment.spent", "segment.last_order"]

@@ -108,3 +108,14 @@ def test_the_dbt_tab_shows_the_models(pages: Pages, runtime: Runtime, dbt_manife
     saved = pages.post("/segments/new", {**form, "action": "save"})
     assert saved.status_code == 303
     assert 'id="kind-dbt" checked' in pages.get(saved.headers["location"]).text
+
+
+def test_the_export_form_offers_a_sql_segments_extra_columns(pages: Pages, runtime: Runtime) -> None:
+    query = "SELECT p.profile_id, sum(o.amount) AS spent FROM profiles AS p JOIN orders AS o ON o.profile_id = p.profile_id GROUP BY p.profile_id"
+    form = {"name": "Spent", "description": "", "kind": "sql", "sql": query, "rules": "", "action": "save"}
+    assert pages.get("/segments/new").status_code == 200
+    assert pages.post("/segments/new", form).status_code == 303
+    page = pages.get("/exports/new")
+    assert page.status_code == 200
+    assert '<optgroup label="Columns of segment Spent">' in page.text
+    assert '<option value="segment.spent"' in page.text

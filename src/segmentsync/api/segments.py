@@ -15,7 +15,7 @@ from segmentsync.auth.models import User
 from segmentsync.auth.policy import Action
 from segmentsync.dbt import manifest as dbt
 from segmentsync.errors import SegmentSyncError
-from segmentsync.segments import kinds, service
+from segmentsync.segments import extras, kinds, service
 from segmentsync.segments import sql as sqlcheck
 from segmentsync.segments.models import SegmentRefresh
 from segmentsync.segments.rules import Group
@@ -46,6 +46,20 @@ class SqlIn(BaseModel):
 
 class SqlCheckOut(BaseModel):
     columns: list[str] = Field(description="the columns the query returns (the profile key among them)")
+
+
+class SegmentColumnOut(BaseModel):
+    name: str = Field(description="the name an export maps, e.g. segment.lifetime_value")
+    column: str = Field(description="the column as the query returns it")
+    type: str = Field(description="string, integer, float, boolean, date, timestamp or list")
+
+
+class SegmentColumnsOut(BaseModel):
+    segment_id: int
+    kind: str
+    columns: list[SegmentColumnOut] = Field(
+        description="what the segment's query returns besides the profile key (a rule segment: none)"
+    )
 
 
 class DbtColumnOut(BaseModel):
@@ -284,6 +298,22 @@ def preview_segment(
 ) -> PreviewOut:
     return service.preview(
         session=session, source=runtime.profiles, segment_id=segment_id, columns=columns, limit=limit
+    )
+
+
+@router.get(
+    "/{segment_id}/columns",
+    summary="The columns a SQL or dbt segment returns besides the key, which an export may map",
+)
+def segment_columns(
+    segment_id: int, session: SessionDep, runtime: RuntimeDep, actor: Viewer
+) -> SegmentColumnsOut:
+    segment = service.get(session=session, segment_id=segment_id)
+    found = extras.columns_of(session, runtime.profiles, segment)
+    return SegmentColumnsOut(
+        segment_id=segment.id,
+        kind=segment.kind,
+        columns=[SegmentColumnOut(name=c.name, column=c.column, type=c.type.value) for c in found],
     )
 
 

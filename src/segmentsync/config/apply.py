@@ -274,7 +274,7 @@ def _rehearse(ctx: _Context, session: Session, *, final: bool) -> None:
             ctx.after[("schedule", "system")] = state.schedule_doc(session)
     for index, spec in enumerate(doc.segments or []):
         with _object(ctx, session, "segment", spec.name, ("segments", index)):
-            _segment(ctx, session, actor, spec.name, spec.description, spec.rules.model_dump(mode="json"))
+            _segment(ctx, session, actor, spec.name, spec.description, spec.definition())
     for index, connection in enumerate(doc.connections or []):
         if ("connection", connection.name) in ctx.failed and not final:
             continue
@@ -291,23 +291,23 @@ def _rehearse(ctx: _Context, session: Session, *, final: bool) -> None:
 
 
 def _segment(
-    ctx: _Context, session: Session, actor: User, name: str, description: str, rules: dict[str, Any]
+    ctx: _Context, session: Session, actor: User, name: str, description: str, definition: dict[str, Any]
 ) -> None:
+    """Create or change a segment of any kind through the segment service: a rule is checked
+    against the profile table, a query (SQL, or a dbt model's relation) as the API checks it, and
+    writing SQL takes the policy ``segments.sql`` (and an admin's restriction to admins)."""
     found = session.scalar(sa.select(Segment).where(same_name(Segment.name, name)))
     source = ctx.runtime.profiles
     if found is None:
         found = segments.create(
             session=session, source=source, actor=actor,
-            segment_in=SegmentCreate.model_validate({"name": name, "description": description, "rules": rules}),
+            segment_in=SegmentCreate.model_validate({"name": name, "description": description, **definition}),
         )  # fmt: skip
-    elif state.segment_doc(found) != {
-        "name": found.name,
-        "description": description,
-        "rules": state.rules_of(rules),
-    }:
+    elif state.segment_doc(found) != state.wanted_segment_doc(found.name, description, definition):
+        what = {k: v for k, v in definition.items() if k != "kind"}
         segments.update(
             session=session, source=source, segment_id=found.id, actor=actor,
-            segment_in=SegmentUpdate.model_validate({"description": description, "rules": rules}),
+            segment_in=SegmentUpdate.model_validate({"description": description, **what}),
         )  # fmt: skip
     ctx.after[("segment", found.name)] = state.segment_doc(found)
 

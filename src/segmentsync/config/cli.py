@@ -67,7 +67,12 @@ def _show(plan: Plan, *, applied: bool) -> None:
 
 
 def _short(value: Any) -> str:
-    return "—" if value is None else orjson.dumps(value).decode() if not isinstance(value, str) else value
+    """A value on one line: text as it is, unless it has several lines (a query): then quoted."""
+    if value is None:
+        return "—"
+    if isinstance(value, str) and "\n" not in value:
+        return value
+    return orjson.dumps(value).decode()
 
 
 @app.command("export")

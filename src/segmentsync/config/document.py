@@ -14,10 +14,18 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 from pydantic_core import ErrorDetails
 
 from segmentsync.connections.models import ConnectionType
@@ -57,10 +65,55 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+SegmentKind = Literal["rule", "sql", "dbt"]
+KIND_FIELDS: dict[SegmentKind, str] = {"rule": "rules", "sql": "sql", "dbt": "dbt_model"}
+
+
 class SegmentSpec(_Strict):
+    """A segment: a rule (``rules``), a SQL query (``kind: sql``, ``sql``) or a dbt model
+    (``kind: dbt``, ``dbt_model``). Without ``kind``, the one of the three given says it."""
+
     name: Name
     description: str = Field(default="", max_length=2000)
-    rules: Group = Field(description="the rule tree, as in `segmentsync segments create --rule`")
+    kind: SegmentKind | None = Field(default=None, description="rule (the default), sql or dbt")
+    rules: Group | None = Field(
+        default=None, description="kind rule: the rule tree, as in `segmentsync segments create --rule`"
+    )
+    sql: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100_000,
+        description="kind sql: one SELECT over the profile source's tables, returning the profile key "
+        "(and, if you like, columns an export maps as segment.<column>)",
+    )
+    dbt_model: Name | None = Field(
+        default=None, description="kind dbt: the model's name in the dbt manifest (set by an admin)"
+    )
+
+    @model_validator(mode="after")
+    def _one_definition(self) -> Self:
+        given: list[SegmentKind] = [
+            kind for kind, key in KIND_FIELDS.items() if getattr(self, key) is not None
+        ]
+        if self.kind is None:
+            if len(given) > 1:
+                raise ValueError(f"give one of rules, sql or dbt_model, not {' and '.join(given)}")
+            self.kind = given[0] if given else "rule"
+        kind: SegmentKind = self.kind
+        extra = [KIND_FIELDS[other] for other in given if other != kind]
+        if extra:
+            raise ValueError(f"a {kind} segment takes {KIND_FIELDS[kind]}, not {', '.join(extra)}")
+        if kind not in given:
+            raise ValueError(f"a {kind} segment needs {KIND_FIELDS[kind]}")
+        return self
+
+    def definition(self) -> dict[str, Any]:
+        """``{"kind": …, <its field>: …}`` in the segment service's (and the store's) shape."""
+        kind = self.kind or "rule"
+        value = (
+            self.rules.model_dump(mode="json") if self.rules is not None else getattr(self, KIND_FIELDS[kind])
+        )
+        return {"kind": kind, KIND_FIELDS[kind]: value}
 
 
 class ApiKeyAuthSpec(_Strict):
@@ -406,6 +459,15 @@ class _Dumper(yaml.SafeDumper):
 
     def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
         super().increase_indent(flow, False)
+
+
+def _text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    """A text of several lines (a segment's SQL) as a literal block, as it was written."""
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _text)
 
 
 def dump(data: dict[str, Any]) -> str:

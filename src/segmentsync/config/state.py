@@ -19,7 +19,6 @@ from segmentsync.auth.models import User
 from segmentsync.auth.policy import Action, check
 from segmentsync.config.document import SECRET_FIELDS, VERSION
 from segmentsync.connections.models import Connection
-from segmentsync.errors import Invalid
 from segmentsync.exports.models import Export, ExportSegment
 from segmentsync.scheduling import schedule
 from segmentsync.segments.models import Segment
@@ -46,13 +45,23 @@ def rules_of(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def segment_doc(segment: Segment) -> dict[str, Any]:
-    if segment.rules is None:  # a SQL or dbt segment: not in configuration files (yet)
-        raise Invalid(
-            f"segment {segment.name!r} is a {segment.kind} segment; configuration as code covers rule "
-            "segments only so far",
-            code="not_a_rule",
-        )
-    return {"name": segment.name, "description": segment.description or "", "rules": rules_of(segment.rules)}
+    """A segment in the file's shape: name, description, kind, then the kind's own field."""
+    kind = segment.kind or "rule"
+    doc: dict[str, Any] = {"name": segment.name, "description": segment.description or "", "kind": kind}
+    if kind == "sql":
+        doc["sql"] = segment.sql
+    elif kind == "dbt":
+        doc["dbt_model"] = segment.dbt_model
+    else:
+        doc["rules"] = rules_of(segment.rules or {})
+    return doc
+
+
+def wanted_segment_doc(name: str, description: str, definition: dict[str, Any]) -> dict[str, Any]:
+    """What a file's segment makes of the stored one (its rule in the one normal form)."""
+    if definition["kind"] == "rule":
+        definition = {**definition, "rules": rules_of(definition["rules"])}
+    return {"name": name, "description": description, **definition}
 
 
 def connection_doc(connection: Connection, export_user: str | None) -> dict[str, Any]:

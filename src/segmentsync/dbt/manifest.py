@@ -52,9 +52,11 @@ class Model:
         """The model's relation as the engine names it: ``"db"."schema"."alias"``, quoted."""
         return self._table().sql(dialect=dialect)
 
-    def key_query(self, key: str, dialect: str) -> str:
-        """``SELECT key FROM`` the relation (the segment's members are the keys it holds)."""
-        return exp.select(exp.column(key, quoted=True)).from_(self._table()).sql(dialect=dialect)
+    def relation_query(self, dialect: str) -> str:
+        """``SELECT * FROM`` the relation: the segment's members are the profile keys it holds (the
+        profile source selects the key column from it); its other columns may be mapped by an
+        export (``segment.<column>``)."""
+        return exp.select(exp.Star()).from_(self._table()).sql(dialect=dialect)
 
 
 @dataclass(frozen=True)

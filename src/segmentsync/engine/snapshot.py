@@ -30,11 +30,12 @@ from email_validator import EmailNotValidError, validate_email
 from segmentsync.destinations.templates import Kind, Value
 from segmentsync.emails import FAST_EMAIL, MAX_LOCAL_PART, SPECIAL_USE_TLD
 from segmentsync.engine.workspace import Workspace
-from segmentsync.errors import Invalid
+from segmentsync.errors import Fatal, Invalid
 from segmentsync.profiles import store
 from segmentsync.profiles.source import Attachable
 
 CONSENT_VALUES = ("Yes", "No", "Unchanged")
+SEGMENT_PREFIX = "segment."  # a column of a segment's query (segments/extras.py), not of the profiles
 TRUE_WORDS = ("true", "t", "yes", "y", "1")
 
 
@@ -94,6 +95,7 @@ def build(ws: Workspace, members: Iterator[pa.RecordBatch] | Attachable, mapping
         _load_attached(ws, members, mapping)
     else:
         _load(ws, members, mapping)
+    _check_one_row_per_key(ws, mapping)
     _judge_doubtful(ws.con)
     values = _values(ws, mapping)
     consent = Value("consent", "text") if _consent_expr(mapping) else None
@@ -152,6 +154,24 @@ def _load_attached(ws: Workspace, query: Attachable, mapping: Mapping) -> None:
     finally:
         ws.con.execute("USE memory")
         ws.con.execute(f"DETACH {SOURCE_ALIAS}")
+
+
+def _check_one_row_per_key(ws: Workspace, mapping: Mapping) -> None:
+    """A segment's query whose columns are mapped (``segment.…``) and that returns a key twice
+    gives one member two rows (two values): refused, naming the key (see segments/extras.py)."""
+    mapped = [column for column, _ in mapping.attributes if column.startswith(SEGMENT_PREFIX)]
+    if not mapped:
+        return
+    found = ws.con.execute(
+        "SELECT k, count(*) FROM classified GROUP BY k HAVING count(*) > 1 ORDER BY k LIMIT 1"
+    ).fetchone()
+    if found is not None:
+        raise Fatal(
+            f"a segment's query returns the profile key {found[0]!r} {found[1]} times; an export "
+            f"that maps its columns ({', '.join(dict.fromkeys(mapped))}) needs one row per key: "
+            "aggregate by the key (GROUP BY) in the segment's query. Nothing was sent.",
+            code="repeated_key",
+        )
 
 
 def _neutral(table: pa.Table, mapping: Mapping) -> pa.Table:

@@ -18,7 +18,7 @@ from segmentsync.engine.snapshot import Mapping
 from segmentsync.errors import Fatal, Invalid
 from segmentsync.exports.models import Export, ExportSegment
 from segmentsync.profiles.source import KeyQuery
-from segmentsync.segments import kinds
+from segmentsync.segments import extras, kinds
 from segmentsync.segments.models import Segment
 from segmentsync.segments.rules import Group
 from segmentsync.segments.service import record_refresh
@@ -56,10 +56,13 @@ def members_query(ctx: Context, segments: list[Segment], mapping: Mapping) -> An
     """The source's query of the segments' members (key and mapped columns), once they are
     counted within the export limit."""
     source = ctx.runtime.profiles
-    mapping.check(list(source.columns()))
     with ctx.runtime.sessions() as session:  # a dbt segment's relation: from the manifest, read now
         rules = kinds.selections(session, source, segments)
-    members = source.members(rules, [source.key, *mapping.source_columns()])
+    # Columns of the segments' queries the export maps (``segment.<column>``): none, nothing read.
+    joins, types = extras.resolve(source, segments, rules, (column for column, _ in mapping.attributes))
+    mapping.check([*source.columns(), *types])
+    profile_columns = [c for c in mapping.source_columns() if c not in types]
+    members = source.members(rules, [source.key, *profile_columns], extras=joins)
     total = _count_and_refresh(ctx, segments, rules)
     limit = ctx.runtime.settings.export_limit
     if total > limit:

@@ -27,7 +27,7 @@ from segmentsync.exports.schemas import AttributeMap, ExportCreate
 from segmentsync.profiles.columns import ColumnType
 from segmentsync.runtime import Runtime
 from segmentsync.scheduling import schedule
-from segmentsync.segments import kinds
+from segmentsync.segments import extras, kinds
 from segmentsync.segments.models import Segment
 
 CM, CC = ConnectionType.CAMPAIGN_MONITOR, ConnectionType.CONSTANT_CONTACT
@@ -105,12 +105,15 @@ def draft(*, session: Session, runtime: Runtime, data: ExportCreate, actor: User
     connection = usable_connection(session, data.connection_id, actor)
     type = connection.type
     columns = runtime.profiles.columns()
+    mappable = {**columns, **extras.for_export_form(
+        session, runtime.profiles, data.segment_ids, [item.column.strip() for item in data.attributes]
+    )}  # fmt: skip
     values: dict[str, Any] = {
         "name": name,
         "connection_id": connection.id,
         "list_id": check_list_id(data.list_id, type),
         "email_column": _email_column(data.email_column, columns),
-        "attributes": _attributes(data.attributes, type, columns),
+        "attributes": _attributes(data.attributes, type, mappable),
         "create_missing_fields": _create_missing(data.create_missing_fields, type),
         "resubscribe": data.resubscribe,
         "sync_mode": data.sync_mode,
@@ -120,7 +123,7 @@ def draft(*, session: Session, runtime: Runtime, data: ExportCreate, actor: User
     }
     segment_ids = _segments(session, data.segment_ids)
     result = Draft(values=values, segment_ids=segment_ids, connection=connection)
-    result.column_types = {item["column"]: columns[item["column"]] for item in values["attributes"]}
+    result.column_types = {item["column"]: mappable[item["column"]] for item in values["attributes"]}
     count_members(session, runtime, result)
     return result
 

@@ -48,6 +48,7 @@ import ibis.common.exceptions as ibis_errors
 import ibis.expr.operations as ops
 import ibis.expr.types as ir
 import pyarrow as pa
+import sqlglot as sg
 
 from segmentsync.errors import ConfigError, Invalid, NotFound, Retriable
 from segmentsync.profiles import store
@@ -60,11 +61,13 @@ if TYPE_CHECKING:
 
     from segmentsync.segments.rules import Group
 
-__all__ = ["Attachable", "ColumnType", "KeyQuery", "ProfileSource"]
+__all__ = ["Attachable", "ColumnType", "ExtraColumns", "KeyQuery", "ProfileSource"]
 
 # Engines cheap to connect to: one connection per query (see the module docstring).
 PER_QUERY_ENGINES = frozenset({"duckdb", "postgres"})
 DEFAULT_BATCH_ROWS = 10_000
+_SQLGLOT_DIALECTS = {"pyspark": "spark"}  # the engine's name → sqlglot's, where they differ
+JOIN_KEY = "segmentsync_segment_key"  # the key of a segment's query, in a join of its extra columns
 
 
 def redact(url: str) -> str:
@@ -90,6 +93,18 @@ class KeyQuery:
 
     sql: str
     label: str = "the segment's query"
+
+
+@dataclass(frozen=True)
+class ExtraColumns:
+    """Columns a segment's query returns besides the key, which an export maps: joined to the
+    members by the key (a left join: a member the query does not return gets nulls). ``names``:
+    (the query's column, its name among the members, e.g. ``segment.lifetime_value``); ``schema``:
+    the query's columns and their types (:meth:`ProfileSource.query_schema`)."""
+
+    query: KeyQuery
+    names: tuple[tuple[str, str], ...]
+    schema: ibis.Schema
 
 
 @dataclass(frozen=True)
@@ -322,18 +337,34 @@ class ProfileSource:
         return table.filter(self._condition(selection, table, now))
 
     def _condition(
-        self, selection: Group | KeyQuery, table: ir.Table, now: datetime | None
+        self, selection: Group | KeyQuery, table: ir.Table, now: datetime | None, backend: Any = None
     ) -> ir.BooleanValue:
         if isinstance(selection, KeyQuery):
             schema = ibis.schema({self.key: table.schema()[self.key]})
-            keys = ops.SQLQueryResult(selection.sql, schema, table.op().source).to_expr()
+            # Only the key: the query may return more columns (an export maps them), and
+            # ``IN (SELECT * …)`` takes one.
+            only_key = f"SELECT {self._quoted(self.key)} FROM ({selection.sql}) AS segment_keys"  # noqa: S608
+            source = table.op().source if backend is None else backend
+            keys = ops.SQLQueryResult(only_key, schema, source).to_expr()
             return table[self.key].isin(keys[self.key])
         return compile_filter(selection, table, now=now)
 
+    def _quoted(self, name: str) -> str:
+        return str(
+            sg.to_identifier(name, quoted=True).sql(dialect=_SQLGLOT_DIALECTS.get(self.engine, self.engine))
+        )
+
     def members(
-        self, rules: Sequence[Group | KeyQuery], columns: Sequence[str], *, now: datetime | None = None
+        self,
+        rules: Sequence[Group | KeyQuery],
+        columns: Sequence[str],
+        *,
+        now: datetime | None = None,
+        extras: Sequence[ExtraColumns] = (),
     ) -> ir.Table:
-        """The union of several segments as one table: key + ``columns``, each profile once."""
+        """The union of several segments as one table: key + ``columns``, each profile once, then
+        the ``extras`` of segments' queries joined by the key (a query that returns a key twice
+        makes that profile's row twice: :meth:`repeated_key` finds it)."""
         if not rules:
             raise Invalid("members of no segment were asked for: give at least one segment rule")
         table = self.table()
@@ -345,8 +376,51 @@ class ProfileSource:
                 code="unknown_column",
             )
         wanted = list(dict.fromkeys([self.key, *columns]))
+        if extras:
+            return self._members_with_extras(table, rules, wanted, now, extras)
         condition = reduce(or_, (self._condition(rule, table, now) for rule in rules))
         return table.filter(condition).select(*wanted)
+
+    def _members_with_extras(
+        self,
+        table: ir.Table,
+        rules: Sequence[Group | KeyQuery],
+        wanted: list[str],
+        now: datetime | None,
+        extras: Sequence[ExtraColumns],
+    ) -> ir.Table:
+        """The profile table left-joined by the key to each query whose columns are mapped, then
+        filtered: a query joined says who it selects by its key being there, so it runs once (a
+        second ``key IN (query)`` would run it twice: 4.8 s instead of 2.4 s at a million)."""
+        joined, backend = table, table.op().source
+        found: dict[str, str] = {}  # a query's SQL → its key's name in the join
+        names: list[str] = []
+        for index, extra in enumerate(extras):
+            key = f"{JOIN_KEY}_{index}"
+            schema = ibis.schema({**dict(extra.schema.items()), self.key: table.schema()[self.key]})
+            query = ops.SQLQueryResult(extra.query.sql, schema, backend).to_expr()
+            right = query.select(
+                **{key: query[self.key]}, **{alias: query[name] for name, alias in extra.names}
+            )
+            joined = joined.left_join(right, joined[self.key] == right[key])
+            found[extra.query.sql] = key
+            names += [alias for _, alias in extra.names]
+        conditions = [
+            joined[found[rule.sql]].notnull()
+            if isinstance(rule, KeyQuery) and rule.sql in found
+            else self._condition(rule, joined, now, backend)
+            for rule in rules
+        ]
+        return joined.filter(reduce(or_, conditions)).select(*wanted, *names)
+
+    def repeated_key(self, expr: ir.Table) -> tuple[Any, int] | None:
+        """A key that ``expr`` holds more than once, and how many times (None: each once)."""
+        counted = expr.group_by(self.key).aggregate(n=expr.count())
+        found = counted.filter(counted.n > 1).order_by(self.key).limit(1)
+        query = _has_query(expr)
+        with self._backend(guarded=query, timed=query) as backend:
+            rows = _arrow(backend, found).to_pylist()
+        return (rows[0][self.key], int(rows[0]["n"])) if rows else None
 
     def counts(self, rules: Sequence[Group | KeyQuery], *, now: datetime | None = None) -> list[int]:
         """The member count of each segment: the rules all in one scan of the profile table, each
@@ -387,6 +461,20 @@ class ProfileSource:
             if backend.name == "pyspark":
                 return list(backend._session.sql(sql).columns)
             return list(backend._get_schema_using_query(query.sql).names)
+
+    def query_schema(self, query: KeyQuery) -> ibis.Schema:
+        """The columns a segment's query returns, with their types (nothing is read; timed)."""
+        sql = f"SELECT * FROM ({query.sql}) AS segment_query LIMIT 0"  # noqa: S608  # checked query
+        with self._backend(guarded=True, timed=True) as backend:
+            if backend.name == "postgres":  # Ibis's way makes a temporary view: not when read-only
+                mapper = backend.compiler.type_mapper
+                with backend.con.cursor() as cursor:
+                    cursor.execute(sql)
+                    return ibis.schema(
+                        {c.name: mapper.from_string(c.type_display) for c in cursor.description}
+                    )
+            found: ibis.Schema = backend._get_schema_using_query(sql)  # DuckDB: DESCRIBE; Spark: its plan
+            return found
 
     # -- execution ---------------------------------------------------------------------------
 

@@ -103,7 +103,7 @@ def sql_query(text: str, source: ProfileSource) -> KeyQuery:
 def dbt_query(model_name: str, source: ProfileSource, found: dbt.Manifest) -> KeyQuery:
     model = found.model(model_name)
     dialect = sqlcheck.dialect_of(source.engine)
-    return KeyQuery(model.key_query(source.key, dialect), label=f"dbt model {model.name}")
+    return KeyQuery(model.relation_query(dialect), label=f"dbt model {model.name}")
 
 
 def check_returns_key(query: KeyQuery, source: ProfileSource) -> list[str]:

@@ -22,6 +22,7 @@ from segmentsync.errors import Forbidden, Invalid, SegmentSyncError
 from segmentsync.exports import service, views
 from segmentsync.exports.models import RemovalMode, ScheduleMode, SyncMode
 from segmentsync.exports.schemas import ExportCreate, ExportOut, ExportUpdate
+from segmentsync.segments import extras
 from segmentsync.segments import service as segments
 from segmentsync.web.forms import build, field_errors
 from segmentsync.web.page import Form, Page, PostedForm, page_for
@@ -105,6 +106,9 @@ def _form(page: Page, *, values: dict[str, Any], export: ExportOut | None = None
     with page.transaction() as session:
         usable = list(session.scalars(connections.connection_query(actor=page.me)))
         all_segments = segments.list_segments(session=session)
+        offered = extras.offered(
+            session, page.runtime.profiles, all_segments
+        )  # SQL and dbt segments' columns
     grouped = {kind: [c for c in usable if c.type is kind] for kind in ConnectionType}
     columns, columns_problem = profile_columns(page)
     return page.render(
@@ -112,6 +116,7 @@ def _form(page: Page, *, values: dict[str, Any], export: ExportOut | None = None
         values=values, errors=errors or {}, grouped={k: v for k, v in grouped.items() if v},
         connection_types={c.id: c.type.value for c in usable}, columns=columns, columns_problem=columns_problem,
         segments=all_segments, limit=page.runtime.settings.export_limit,
+        segment_columns=[(segment, found) for segment, found in offered if not isinstance(found, str) and found],
     )  # fmt: skip
 
 
