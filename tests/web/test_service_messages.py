@@ -24,6 +24,7 @@ from segmentsync.exports.models import Export, RunStatus
 from segmentsync.scheduling.worker import Worker
 from segmentsync.web import i18n, messages
 from segmentsync.web.i18n import Translator
+from segmentsync.web.labels import LABELS
 
 from .pages import field_error
 from .test_pages import World, _segment, world  # noqa: F401  # the pages' world: users, profiles, the sandbox
@@ -191,4 +192,5 @@ def test_a_failed_run_and_a_refused_action_speak_polish(world: World) -> None:  
     pages.get(f"/runs/{run_id}")
     refused = pages.post(f"/runs/{run_id}/cancel", {})  # the run has ended: a notice says so
     notice = pages.get(refused.headers["location"]).text
-    assert f"Przebieg #{run_id} już się zakończył (failed)." in notice
+    failed = Translator("pl")(LABELS["run_status"]["failed"])  # the status by its label
+    assert f"Przebieg #{run_id} już się zakończył ({failed})." in notice

@@ -237,9 +237,18 @@ def localise_text(tr: Translator, text: str, *, depth: int = 0) -> str:
     for template, pattern in _patterns():
         found = pattern.match(text)
         if found:
-            values = {k: localise_text(tr, v, depth=depth + 1) for k, v in found.groupdict().items()}
+            values = {k: _value(tr, k, v, depth + 1) for k, v in found.groupdict().items()}
             return _fill(i18n.translations(tr.lang).gettext(template), values)
     return text
+
+
+# Values named so that are stored words with a label (a run's status): shown by their label.
+VALUE_LABELS = {"status": "run_status"}
+
+
+def _value(tr: Translator, name: str, value: str, depth: int) -> str:
+    label = LABELS.get(VALUE_LABELS.get(name, ""), {}).get(value)
+    return tr(label) if label else localise_text(tr, value, depth=depth)
 
 
 def localise(tr: Translator, template: str, params: Mapping[str, object]) -> str:
@@ -247,7 +256,7 @@ def localise(tr: Translator, template: str, params: Mapping[str, object]) -> str
     service messages themselves translated too)."""
     if not params:
         return localise_text(tr, template)
-    values = {k: localise_text(tr, v) if isinstance(v, str) else v for k, v in params.items()}
+    values = {k: _value(tr, k, v, 0) if isinstance(v, str) else v for k, v in params.items()}
     if tr.lang == i18n.SOURCE_LANGUAGE:
         return template % params
     return _fill(i18n.translations(tr.lang).gettext(template), values)
