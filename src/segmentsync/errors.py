@@ -2,12 +2,26 @@
 
 Each error carries a stable machine ``code``, a human message, an optional ``field`` (the input
 it concerns, so forms can show it beside that field) and an HTTP ``status``.
+
+The message is written as a template with named ``%(placeholders)s`` and its ``params``:
+``Invalid("there is no segment with id %(ids)s", params={"ids": "7"})``. ``message`` is the
+English sentence the API and the logs show; the web pages translate ``template`` into the reader's
+language and fill in the same ``params`` (see ``segmentsync.web.messages``). The templates are
+collected into the UI's catalogs by ``python -m segmentsync.web.i18n`` (the error classes and
+``N_`` are its keywords), so a template must be a string literal at the ``raise`` (or marked with
+``N_`` where it is written), never an f-string.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, ClassVar
+
+
+def N_(message: str) -> str:  # the gettext convention: mark now, translate where shown
+    """Mark a message template for the UI's catalogs without translating it."""
+    return message
 
 
 class SegmentSyncError(Exception):
@@ -23,12 +37,16 @@ class SegmentSyncError(Exception):
         code: str | None = None,
         field: str | None = None,
         details: dict[str, Any] | None = None,
+        params: Mapping[str, object] | None = None,
     ) -> None:
-        super().__init__(message)
-        self.message = message
+        self.template = message
+        self.params: dict[str, object] = dict(params or {})
+        self.message = message % self.params if self.params else message
+        super().__init__(self.message)
         self.code = code or self.default_code
         self.field = field
         self.details = details or {}
+        self.each_problem: list[SegmentSyncError] = []  # where this error lists several (Problems)
 
     def to_dict(self) -> dict[str, Any]:
         body: dict[str, Any] = {"code": self.code, "message": self.message}
@@ -97,3 +115,41 @@ class Fatal(SegmentSyncError):
 
     status = 502
     default_code = "fatal"
+
+
+class Problems:
+    """The problems of one input, collected so that all of them are reported at once.
+
+    ``check(function, *args)`` calls a check and keeps the input error it raises (returning
+    None); ``raise_any()`` then raises the one problem as it was, or an :class:`Invalid` listing
+    each (``details.errors``: its ``loc``, ``code`` and English ``message``).
+    """
+
+    KINDS = (Invalid, NotFound, Forbidden, Conflict)
+
+    def __init__(self) -> None:
+        self.found: list[SegmentSyncError] = []
+
+    def add(self, error: SegmentSyncError) -> None:
+        self.found.append(error)
+
+    def check(self, function: Any, *args: Any) -> Any:
+        try:
+            return function(*args)
+        except self.KINDS as error:
+            self.found.append(error)
+            return None
+
+    def raise_any(self) -> None:
+        if len(self.found) == 1:
+            raise self.found[0]
+        if self.found:
+            listed = [
+                {"loc": (error.field or "").split(".") if error.field else [], "type": "service",
+                 "code": error.code, "message": error.message}
+                for error in self.found
+            ]  # fmt: skip
+            every = "; ".join(error.message for error in self.found)  # the English messages, in order
+            several = Invalid(every, field=self.found[0].field, details={"errors": listed})
+            several.each_problem = list(self.found)
+            raise several

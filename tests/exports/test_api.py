@@ -97,6 +97,37 @@ def test_errors_name_the_field(client: TestClient, world: World) -> None:
     )
 
 
+def test_every_problem_of_an_export_is_reported_at_once(client: TestClient, world: World) -> None:
+    """The service's checks and the stored export's form (PATCH) report all their problems in one
+    422: each with its field (``loc``), code and an English sentence (``message``)."""
+    sent = {**body(world, name="Several", list_id="123", email_column="no_such_column", consent_to_track="column",
+                   schedule_mode="cron"), "segment_ids": [9999]}  # fmt: skip
+    answer = client.post(f"{API}/exports", json=sent, headers=world.admin.auth)
+    assert answer.status_code == 422, answer.text
+    error = answer.json()["error"]
+    found = {tuple(item["loc"]): item for item in error["details"]["errors"]}
+    assert set(found) == {("list_id",), ("email_column",), ("consent_column",), ("cron",), ("segment_ids",)}
+    assert found[("list_id",)]["code"] == "bad_list_id"
+    assert (
+        found[("list_id",)]["message"]
+        == "'123' is not a Campaign Monitor list ID: it is 32 hexadecimal characters"
+    )
+    assert found[("email_column",)]["code"] == "unknown_column"
+    assert found[("segment_ids",)]["message"] == "there is no segment with id 9999"
+    assert (error["field"],) in found  # the first one found
+    assert all(item["message"] in error["message"] for item in found.values())
+    one = client.post(f"{API}/exports", json=body(world, name="One", list_id="123"), headers=world.admin.auth)
+    assert one.json()["error"]["code"] == "bad_list_id"  # a single problem keeps its own code and status
+
+    export = created(client, world)
+    changes = {"name": None, "email_column": None, "segment_ids": None}  # fit the change, not the export
+    patched = client.patch(f"{API}/exports/{export['id']}", json=changes, headers=world.admin.auth)
+    assert patched.status_code == 422, patched.text
+    listed = patched.json()["error"]["details"]["errors"]
+    assert {item["loc"][0] for item in listed} == {"name", "email_column", "segment_ids"}
+    assert all(item["message"] for item in listed)
+
+
 def test_duplicate_detach_attach_and_remove(client: TestClient, world: World) -> None:
     export = created(client, world)
     copy = client.post(f"{API}/exports/{export['id']}/duplicate", headers=world.admin.auth)

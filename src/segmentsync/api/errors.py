@@ -119,12 +119,28 @@ def _answer(body: dict[str, Any], status: int, headers: dict[str, str] | None = 
     return JSONResponse(json_safe(body), status_code=status, headers=headers)
 
 
+def _listed(body: dict[str, Any]) -> dict[str, Any]:
+    """An error listing several problems (``details.errors``): each with its English ``message``
+    (a validator's finding as a sentence naming the field), the answer's message all of them."""
+    listed = (body.get("details") or {}).get("errors")
+    if not isinstance(listed, list) or not listed:
+        return body
+    errors = [
+        {**error, "message": error.get("message") or english(error)}
+        for error in listed
+        if isinstance(error, dict)
+    ]
+    if len(errors) > 1:
+        body["message"] = " ".join(str(error["message"]) for error in errors)
+    return {**body, "details": {**body["details"], "errors": errors}}
+
+
 async def domain_error(request: Request, exc: SegmentSyncError) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
     wait = retry_after(exc)
     if wait is not None:
         headers["Retry-After"] = str(wait)
-    return _answer({"error": {"status": exc.status, **exc.to_dict()}}, exc.status, headers)
+    return _answer({"error": {"status": exc.status, **_listed(exc.to_dict())}}, exc.status, headers)
 
 
 async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -113,7 +113,8 @@ def check(user: User, action: Action) -> None:
         raise Forbidden("this account is deactivated", code="deactivated")
     if not allowed(user.role, action):
         raise Forbidden(
-            f"your role ({user.role.value}) does not allow {action.value}",
+            "your role (%(role)s) does not allow %(action)s",
+            params={"role": user.role.value, "action": action.value},
             code="forbidden",
             details={"action": action.value, "role": user.role.value},
         )

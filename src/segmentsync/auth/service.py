@@ -22,7 +22,7 @@ from segmentsync.auth import audit, sessions
 from segmentsync.auth.models import ApiToken, Role, User
 from segmentsync.connections.models import Connection  # the connections domain owns the table
 from segmentsync.db import contains
-from segmentsync.errors import Conflict, Invalid, NotFound
+from segmentsync.errors import N_, Conflict, Invalid, NotFound
 
 # argon2-cffi's default is RFC 9106's low-memory profile (argon2id, 64 MiB, t=3).
 HASHER = PasswordHasher()
@@ -45,7 +45,7 @@ def normalize_email(email: str) -> str:
             email.strip(), check_deliverability=False, globally_deliverable=False, test_environment=True
         )
     except EmailNotValidError as exc:
-        raise Invalid(f"not a valid email address: {exc}", field="email") from exc
+        raise Invalid("not a valid email address: %(exc)s", params={"exc": exc}, field="email") from exc
     return valid.normalized.lower()
 
 
@@ -60,8 +60,8 @@ def refuse_look_alikes(address: str) -> str:
     for part in (local, *domain.split(".")):
         if confusables.is_mixed_script(part):
             raise Invalid(
-                f"the email address {address!r} mixes alphabets in {part!r} (a look-alike of another "
-                f"address?); type it in one alphabet",
+                "the email address %(address)s mixes alphabets in %(part)s (a look-alike of another address?); type it in one alphabet",
+                params={"address": repr(address), "part": repr(part)},
                 code="look_alike_email",
                 field="email",
             )
@@ -70,9 +70,17 @@ def refuse_look_alikes(address: str) -> str:
 
 def hash_password(password: str, *, field: str = "password") -> str:
     if len(password) < MIN_PASSWORD:
-        raise Invalid(f"the password must have at least {MIN_PASSWORD} characters", field=field)
+        raise Invalid(
+            "the password must have at least %(min)s characters",
+            params={"min": MIN_PASSWORD},
+            field=field,
+        )
     if len(password) > MAX_PASSWORD:
-        raise Invalid(f"the password must have at most {MAX_PASSWORD} characters", field=field)
+        raise Invalid(
+            "the password must have at most %(max)s characters",
+            params={"max": MAX_PASSWORD},
+            field=field,
+        )
     return HASHER.hash(password)
 
 
@@ -93,7 +101,9 @@ def generate_password() -> str:
 def _check_language(language: str | None) -> str | None:
     if language is not None and language not in LANGUAGES:
         raise Invalid(
-            f"unknown language {language!r}; choose one of {', '.join(LANGUAGES)}", field="language"
+            "unknown language %(language)s; choose one of %(names)s",
+            params={"language": repr(language), "names": ", ".join(LANGUAGES)},
+            field="language",
         )
     return language
 
@@ -126,7 +136,12 @@ def create_user(
     """Create a user. Without a password the user can use API tokens but not sign in yet."""
     address = refuse_look_alikes(normalize_email(email))
     if session.scalar(sa.select(User.id).where(User.email == address)) is not None:
-        raise Conflict(f"a user with the email {address} already exists", code="email_taken", field="email")
+        raise Conflict(
+            "a user with the email %(address)s already exists",
+            params={"address": address},
+            code="email_taken",
+            field="email",
+        )
     user = User(
         email=address,
         name=name.strip(),
@@ -153,7 +168,7 @@ def create_user(
 def get_user(*, session: Session, user_id: int) -> User:
     user = session.get(User, user_id)
     if user is None:
-        raise NotFound(f"no user with id {user_id}")
+        raise NotFound("no user with id %(user_id)s", params={"user_id": user_id})
     return user
 
 
@@ -161,7 +176,7 @@ def get_user_by_email(*, session: Session, email: str) -> User:
     address = email.strip().lower()
     user = session.scalar(sa.select(User).where(User.email == address))
     if user is None:
-        raise NotFound(f"no user with the email {address}", field="email")
+        raise NotFound("no user with the email %(address)s", params={"address": address}, field="email")
     return user
 
 
@@ -193,7 +208,8 @@ def _ensure_another_admin(session: Session, user: User, doing: str) -> None:
     if [admin for admin in admins if admin != user.id]:
         return
     raise Conflict(
-        f"{user.email} is the last active admin and cannot be {doing}; make another user an admin first",
+        "%(email)s is the last active admin and cannot be %(doing)s; make another user an admin first",
+        params={"email": user.email, "doing": doing},
         code="last_admin",
     )
 
@@ -224,7 +240,7 @@ def _change(
 def set_role(*, session: Session, user: User, role: Role, actor: User | None, ip: str | None = None) -> User:
     """Change the role; the user's browser sessions end (they sign in again under the new role)."""
     if role is not Role.ADMIN:
-        _ensure_another_admin(session, user, "demoted")
+        _ensure_another_admin(session, user, N_("demoted"))
     if role is not user.role:
         sessions.end(session=session, user_id=user.id)
     return _change(session, user, action="user.set_role", actor=actor, ip=ip, role=role)
@@ -232,7 +248,7 @@ def set_role(*, session: Session, user: User, role: Role, actor: User | None, ip
 
 def deactivate(*, session: Session, user: User, actor: User | None, ip: str | None = None) -> User:
     """Deactivate (never delete): sign-in, sessions and API tokens stop working at once."""
-    _ensure_another_admin(session, user, "deactivated")
+    _ensure_another_admin(session, user, N_("deactivated"))
     sessions.end(session=session, user_id=user.id)
     return _change(session, user, action="user.deactivate", actor=actor, ip=ip, is_active=False)
 
@@ -319,7 +335,7 @@ def end_sessions(
     """
     ended = sessions.end(session=session, user_id=user.id, session_id=session_id)
     if session_id is not None and not ended:
-        raise NotFound(f"no session with id {session_id}")
+        raise NotFound("no session with id %(session_id)s", params={"session_id": session_id})
     if ended:
         audit.record(
             session,
@@ -340,13 +356,21 @@ def export_user_problem(user: User | None) -> str | None:
     Exports run on behalf of the connection's export user, who must be an active admin
     (docs/users-and-roles.md, "Export users"); the run engine calls this before sending anything.
     """
-    fix = "until another admin adds themselves as the connection's export user"
     if user is None:
-        return f"this connection has no export user; runs fail {fix}"
+        return N_(
+            "this connection has no export user; runs fail until another admin adds themselves as "
+            "the connection's export user"
+        )
     if not user.is_active:
-        return f"the export user {user.email} is deactivated; runs on this connection fail {fix}"
+        return N_(
+            "the export user %(email)s is deactivated; runs on this connection fail until another "
+            "admin adds themselves as the connection's export user"
+        ) % {"email": user.email}
     if user.role is not Role.ADMIN:
-        return f"the export user {user.email} is no longer an admin; runs on this connection fail {fix}"
+        return N_(
+            "the export user %(email)s is no longer an admin; runs on this connection fail until "
+            "another admin adds themselves as the connection's export user"
+        ) % {"email": user.email}
     return None
 
 
@@ -407,7 +431,7 @@ def get_api_token(*, session: Session, token_id: int, user_id: int | None = None
     """A token by id; with ``user_id`` only that user's (so nobody can probe others' token ids)."""
     row = session.get(ApiToken, token_id)
     if row is None or (user_id is not None and row.user_id != user_id):
-        raise NotFound(f"no API token with id {token_id}")
+        raise NotFound("no API token with id %(token_id)s", params={"token_id": token_id})
     return row
 
 

@@ -187,7 +187,7 @@ def verify(
         account = destination.verify()
     except ConfigError as exc:
         raise ConfigError(
-            f"the credentials were not accepted: {exc.message}", code=exc.code, field=exc.field or "auth",
+            "the credentials were not accepted: %(message)s", params={"message": exc.message}, code=exc.code, field=exc.field or "auth",
             details=exc.details,
         ) from exc  # fmt: skip
     finally:

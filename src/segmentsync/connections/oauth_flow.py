@@ -51,8 +51,8 @@ def _app(runtime: Runtime, type: ConnectionType) -> tuple[str, str | None]:
     if not client_id:
         prefix = f"SEGMENTSYNC_{type.value.upper()}"
         raise ConfigError(
-            f"no OAuth application is configured for {type.value}: register one with the platform "
-            f"(redirect URI {redirect_uri(runtime)}) and set {prefix}_CLIENT_ID and {prefix}_CLIENT_SECRET",
+            "no OAuth application is configured for %(type)s: register one with the platform (redirect URI %(value)s) and set %(prefix)s_CLIENT_ID and %(prefix)s_CLIENT_SECRET",
+            params={"type": type.value, "value": redirect_uri(runtime), "prefix": prefix},
             code="oauth_not_configured",
         )
     if type is ConnectionType.CAMPAIGN_MONITOR and not secret:
@@ -156,7 +156,9 @@ def complete(
     if error:
         described = f" ({error_description})" if error_description else ""
         raise ConfigError(
-            f"the platform did not authorize the connection: {error}{described}", code="oauth_denied"
+            "the platform did not authorize the connection: %(error)s%(described)s",
+            params={"error": error, "described": described},
+            code="oauth_denied",
         )
     if not code:
         raise Invalid("the platform sent no authorization code", field="code")
@@ -320,7 +322,10 @@ def _reauthenticate(
 ) -> int:
     connection = session.get(Connection, connection_id)
     if connection is None:
-        raise NotFound(f"connection {connection_id} was removed while it was being re-authenticated")
+        raise NotFound(
+            "connection %(connection_id)s was removed while it was being re-authenticated",
+            params={"connection_id": connection_id},
+        )
     before = service.snapshot(connection)
     service.reauthenticated(session=session, runtime=runtime, connection=connection, verified=verified)
     session.flush()

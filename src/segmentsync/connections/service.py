@@ -60,7 +60,7 @@ def get(*, session: Session, connection_id: int, actor: User) -> Connection:
     check(actor, Action.CONNECTIONS_LIST)
     connection = session.get(Connection, connection_id)
     if connection is None or not _visible(connection, actor):
-        raise NotFound(f"no connection with id {connection_id}")
+        raise NotFound("no connection with id %(connection_id)s", params={"connection_id": connection_id})
     return connection
 
 
@@ -78,7 +78,7 @@ def get_by_name(*, session: Session, name: str, actor: User) -> Connection:
     check(actor, Action.CONNECTIONS_LIST)
     connection = session.scalar(sa.select(Connection).where(Connection.name == name.strip()))
     if connection is None or not _visible(connection, actor):
-        raise NotFound(f"no connection named {name!r}", field="name")
+        raise NotFound("no connection named %(name)s", params={"name": repr(name)}, field="name")
     return connection
 
 
@@ -135,7 +135,12 @@ def _check_name_free(session: Session, name: str, *, except_id: int | None = Non
     if except_id is not None:
         query = query.where(Connection.id != except_id)
     if session.scalar(query) is not None:
-        raise Conflict(f"a connection named {name!r} already exists", code="name_taken", field="name")
+        raise Conflict(
+            "a connection named %(name)s already exists",
+            params={"name": repr(name)},
+            code="name_taken",
+            field="name",
+        )
 
 
 def _flush_named(session: Session, name: str) -> None:
@@ -144,7 +149,10 @@ def _flush_named(session: Session, name: str) -> None:
         session.flush()
     except sa.exc.IntegrityError as exc:
         raise Conflict(
-            f"a connection named {name!r} already exists", code="name_taken", field="name"
+            "a connection named %(name)s already exists",
+            params={"name": repr(name)},
+            code="name_taken",
+            field="name",
         ) from exc
 
 
@@ -273,8 +281,8 @@ def remove(*, session: Session, connection: Connection, actor: User, ip: str | N
     if in_use:
         names = ", ".join(repr(e.name) for e in in_use)
         raise Conflict(
-            f"connection {connection.name!r} is used by {len(in_use)} export(s): {names}; "
-            "detach them (they are kept, with no connection) or remove them first",
+            "connection %(connection_name)s is used by %(count)s export(s): %(names)s; detach them (they are kept, with no connection) or remove them first",
+            params={"connection_name": repr(connection.name), "count": len(in_use), "names": names},
             code="connection_in_use",
             details={"exports": [{"id": e.id, "name": e.name} for e in in_use]},
         )
@@ -301,7 +309,8 @@ def detach(
         unknown = set(export_ids) - {e.id for e in exports}
         if unknown:
             raise Invalid(
-                f"export(s) {sorted(unknown)} do not use connection {connection.name!r}",
+                "export(s) %(value)s do not use connection %(connection_name)s",
+                params={"value": sorted(unknown), "connection_name": repr(connection.name)},
                 field="export_ids",
             )
         exports = [e for e in exports if e.id in set(export_ids)]

@@ -73,7 +73,8 @@ class Manifest:
         if len(found) > 1:
             both = ", ".join(sorted(f"{m.package}.{m.name}" for m in found))
             raise Invalid(
-                f"more than one dbt model is named {wanted!r} ({both}): name it as package.model",
+                "more than one dbt model is named %(wanted)s (%(both)s): name it as package.model",
+                params={"wanted": repr(wanted), "both": both},
                 code="dbt_model_ambiguous",
                 field="dbt_model",
             )
@@ -82,16 +83,16 @@ class Manifest:
             close = difflib.get_close_matches(wanted, names, n=3, cutoff=0.6)
             hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
             raise NotFound(
-                f"the dbt manifest has no model named {wanted!r}{hint} (models: "
-                f"{', '.join(names[:30]) or 'none'})",
+                "the dbt manifest has no model named %(wanted)s%(hint)s (models: %(value)s)",
+                params={"wanted": repr(wanted), "hint": hint, "value": ", ".join(names[:30]) or "none"},
                 code="dbt_model_not_found",
                 field="dbt_model",
             )
         model = found[0]
         if model.materialized == "ephemeral":
             raise Invalid(
-                f"the dbt model {model.name!r} is ephemeral: it has no table or view to select from; "
-                "materialize it as a view or table",
+                "the dbt model %(model_name)s is ephemeral: it has no table or view to select from; materialize it as a view or table",
+                params={"model_name": repr(model.name)},
                 code="dbt_model_ephemeral",
                 field="dbt_model",
             )
@@ -110,10 +111,15 @@ def parse(raw: bytes, location: str = "manifest.json") -> Manifest:
     try:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise Invalid(f"{location} is not JSON: {exc}", code="dbt_manifest_invalid") from None
+        raise Invalid(
+            "%(location)s is not JSON: %(exc)s",
+            params={"location": location, "exc": exc},
+            code="dbt_manifest_invalid",
+        ) from None
     if not isinstance(data, dict) or not isinstance(data.get("nodes"), dict):
         raise Invalid(
-            f"{location} is not a dbt manifest (no 'nodes'): use the project's target/manifest.json",
+            "%(location)s is not a dbt manifest (no 'nodes'): use the project's target/manifest.json",
+            params={"location": location},
             code="dbt_manifest_invalid",
         )
     metadata: dict[str, Any] = data["metadata"] if isinstance(data.get("metadata"), dict) else {}
@@ -183,27 +189,35 @@ def _read(location: str) -> bytes:
                 response = http.get(location)
         except httpx.HTTPError as exc:
             raise Invalid(
-                f"cannot fetch the dbt manifest from {location}: {exc.__class__.__name__}: {exc}",
+                "cannot fetch the dbt manifest from %(location)s: %(name)s: %(exc)s",
+                params={"location": location, "name": exc.__class__.__name__, "exc": exc},
                 code="dbt_manifest_unreadable",
             ) from None
         if response.status_code != 200:
             raise Invalid(
-                f"cannot fetch the dbt manifest from {location}: HTTP {response.status_code}",
+                "cannot fetch the dbt manifest from %(location)s: HTTP %(status_code)s",
+                params={"location": location, "status_code": response.status_code},
                 code="dbt_manifest_unreadable",
             )
         if len(response.content) > MAX_MANIFEST_BYTES:
             raise Invalid(
-                f"the dbt manifest at {location} is larger than 200 MB", code="dbt_manifest_invalid"
+                "the dbt manifest at %(location)s is larger than 200 MB",
+                params={"location": location},
+                code="dbt_manifest_invalid",
             )
         return response.content
     path = Path(location)
     try:
         if path.stat().st_size > MAX_MANIFEST_BYTES:
-            raise Invalid(f"the dbt manifest {path} is larger than 200 MB", code="dbt_manifest_invalid")
+            raise Invalid(
+                "the dbt manifest %(path)s is larger than 200 MB",
+                params={"path": path},
+                code="dbt_manifest_invalid",
+            )
         return path.read_bytes()
     except OSError as exc:
         raise Invalid(
-            f"cannot read the dbt manifest {path}: {exc.strerror or exc}; run `dbt parse` (or any dbt "
-            "command) to write target/manifest.json, or set its path with `segmentsync dbt set-manifest`",
+            "cannot read the dbt manifest %(path)s: %(value)s; run `dbt parse` (or any dbt command) to write target/manifest.json, or set its path with `segmentsync dbt set-manifest`",
+            params={"path": path, "value": exc.strerror or exc},
             code="dbt_manifest_unreadable",
         ) from None

@@ -54,7 +54,11 @@ def create_destination(
     """
     cls = REGISTRY.get(str(type))
     if cls is None:
-        raise Invalid(f"unknown destination type {type!r}; known: {', '.join(REGISTRY)}", field="type")
+        raise Invalid(
+            "unknown destination type %(type)s; known: %(names)s",
+            params={"type": repr(type), "names": ", ".join(REGISTRY)},
+            field="type",
+        )
     return cls(
         credentials=credentials,
         api_url=api_url,

@@ -29,7 +29,7 @@ import stamina
 from segmentsync.destinations.auth import Auth
 from segmentsync.destinations.policy import Reaction, Tuning, classify, config_error_code
 from segmentsync.destinations.ratelimit import Clock, Quota, next_utc_midnight
-from segmentsync.errors import ConfigError, Fatal, QuotaExceeded, Retriable
+from segmentsync.errors import N_, ConfigError, Fatal, QuotaExceeded, Retriable
 from segmentsync.observe import metrics
 
 log = logging.getLogger(__name__)
@@ -97,7 +97,9 @@ def json_of(response: httpx.Response) -> Any:
     try:
         return orjson.loads(response.content) if response.content else None
     except orjson.JSONDecodeError as exc:
-        raise Fatal(f"unreadable answer from {response.request.url}: {exc}") from exc
+        raise Fatal(
+            "unreadable answer from %(url)s: %(exc)s", params={"url": response.request.url, "exc": exc}
+        ) from exc
 
 
 class ApiClient:
@@ -155,19 +157,30 @@ class ApiClient:
                         return self._send_once(method, url, kwargs)
             except _Transient as exc:
                 raise Retriable(
-                    f"{self.title}: {method} {path} failed {failed + tried} times, giving up: {exc}",
+                    "%(platform)s: %(method)s %(path)s failed %(value)s times, giving up: %(exc)s",
+                    params={
+                        "platform": self.title,
+                        "method": method,
+                        "path": path,
+                        "value": failed + tried,
+                        "exc": exc,
+                    },
                     details={"attempts": failed + tried},
                 ) from exc
             except _RateLimited as limited:
                 waited += limited.wait
                 if waited > policy.rate_limit_budget:
                     raise Retriable(
-                        f"{self.title}: still rate limited after waiting {waited:.0f} s"
+                        "%(platform)s: still rate limited after waiting %(waited)s s",
+                        params={"platform": self.title, "waited": format(waited, ".0f")},
                     ) from limited
             except _Refreshed:
                 refreshes += 1
                 if refreshes > 2:
-                    raise ConfigError(f"{self.title}: the refreshed OAuth token is refused too") from None
+                    raise ConfigError(
+                        "%(platform)s: the refreshed OAuth token is refused too",
+                        params={"platform": self.title},
+                    ) from None
             failed += tried - 1  # the attempt that was rate limited or refreshed is not a failure
             failing_time += self._clock() - started
 
@@ -189,7 +202,10 @@ class ApiClient:
             if rule.action is Reaction.RETRY:
                 self.pushback += 1
                 raise _Transient(f"{exc.__class__.__name__}: {exc}") from exc
-            raise Fatal(f"{self.title}: {exc.__class__.__name__}: {exc}") from exc
+            raise Fatal(
+                "%(platform)s: %(name)s: %(exc)s",
+                params={"platform": self.title, "name": exc.__class__.__name__, "exc": exc},
+            ) from exc
         finally:
             if self._observe is not None:
                 self._observe(response.headers if response is not None else {})
@@ -204,12 +220,17 @@ class ApiClient:
         status = response.status_code
         code, message = error_of(response)
         rule = classify(self.platform, status=status, code=code)
-        what = f"{self.title}: {message} (HTTP {status}" + (f", code {code})" if code else ")")
+        what = (
+            N_("%(platform)s: %(message)s (HTTP %(status)s, code %(code)s)")
+            if code
+            else N_("%(platform)s: %(message)s (HTTP %(status)s)")
+        )
+        said = {"platform": self.title, "message": message, "status": status, "code": code}
         details = {"status": status, "platform_code": code, "platform_message": message}
         match rule.action:
             case Reaction.RETRY:
                 self.pushback += 1
-                raise _Transient(what)
+                raise _Transient(what % said)
             case Reaction.RATE_LIMITED:
                 self.pushback += 1
                 metrics.throttled(self.platform)
@@ -228,9 +249,9 @@ class ApiClient:
             case Reaction.REFRESH_TOKEN:
                 if self.auth.refresh(token):
                     raise _Refreshed
-                raise ConfigError(what, code="unauthorized", details=details)
+                raise ConfigError(what, params=said, code="unauthorized", details=details)
             case Reaction.CONFIG_ERROR:
-                raise ConfigError(what, code=config_error_code(rule, status), details=details)
+                raise ConfigError(what, params=said, code=config_error_code(rule, status), details=details)
             case Reaction.REJECT_ROWS:
                 body = json_of(response) if response.content else None
                 raise RowsRejected(status, code, message, body)
@@ -238,9 +259,9 @@ class ApiClient:
                 if self._quota is not None:
                     raise self._quota.spent()
                 resets_at = next_utc_midnight(self._clock())
-                raise QuotaExceeded(what, resets_at=resets_at)
+                raise QuotaExceeded(what, params=said, resets_at=resets_at)
             case _:
-                raise Fatal(what, details=details)
+                raise Fatal(what, params=said, details=details)
 
     def close(self) -> None:
         self.http.close()

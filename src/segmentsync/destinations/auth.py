@@ -102,8 +102,8 @@ class BearerAuth:
                 except Exception as exc:  # whatever failed, the new tokens are not saved
                     metrics.token_refresh(self._label, "not_saved")
                     self._dead = ConfigError(
-                        f"{self._platform}: the refreshed OAuth tokens could not be saved "
-                        f"({exc.__class__.__name__}: {exc}); re-authenticate the connection",
+                        "%(platform)s: the refreshed OAuth tokens could not be saved (%(name)s: %(exc)s); re-authenticate the connection",
+                        params={"platform": self._platform, "name": exc.__class__.__name__, "exc": exc},
                         code="tokens_not_saved",
                     )
                     raise self._dead from exc

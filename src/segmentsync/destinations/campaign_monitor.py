@@ -120,7 +120,10 @@ class CampaignMonitor:
         if credentials.api_key:
             return BasicAuth(credentials.api_key)
         if not credentials.access_token:
-            raise ConfigError(f"{TITLE}: the connection has neither an API key nor an OAuth token")
+            raise ConfigError(
+                "%(platform)s: the connection has neither an API key nor an OAuth token",
+                params={"platform": TITLE},
+            )
         return BearerAuth(
             access_token=credentials.access_token,
             refresh_token=credentials.refresh_token,
@@ -152,13 +155,15 @@ class CampaignMonitor:
         choices = [{"client_id": c["ClientID"], "name": c["Name"]} for c in clients]
         if self._client_id is None:
             raise ConfigError(
-                f"{TITLE}: these credentials see {len(clients)} clients; choose one by its client ID",
+                "%(platform)s: these credentials see %(count)s clients; choose one by its client ID",
+                params={"platform": TITLE, "count": len(clients)},
                 code="choose_client",
                 field="client_id",
                 details={"clients": choices},
             )
         raise ConfigError(
-            f"{TITLE}: client {self._client_id} is not visible with these credentials",
+            "%(platform)s: client %(client_id)s is not visible with these credentials",
+            params={"platform": TITLE, "client_id": self._client_id},
             code="unknown_client",
             field="client_id",
             details={"clients": choices},
@@ -196,7 +201,11 @@ class CampaignMonitor:
         self, list_id: str, name: str, type: FieldType, *, options: Sequence[str] = ()
     ) -> FieldInfo:
         if type not in CREATE_TYPES:
-            raise Invalid(f"{TITLE} has no custom field type {type!s}", field="type")
+            raise Invalid(
+                "%(platform)s has no custom field type %(type)s",
+                params={"platform": TITLE, "type": str(type)},
+                field="type",
+            )
         body = {
             "FieldName": name,
             "DataType": CREATE_TYPES[type],
@@ -344,7 +353,11 @@ class CampaignMonitor:
 
     def remove(self, list_id: str, emails: Sequence[str], *, mode: str = "delete") -> list[RowResult]:
         if mode not in ("delete", "unsubscribe"):
-            raise Invalid(f"{TITLE}: removal mode must be delete or unsubscribe, not {mode!r}", field="mode")
+            raise Invalid(
+                "%(platform)s: removal mode must be delete or unsubscribe, not %(mode)s",
+                params={"platform": TITLE, "mode": repr(mode)},
+                field="mode",
+            )
         with self._lock:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(REMOVE_WORKERS, thread_name_prefix="cm-remove")

@@ -59,7 +59,8 @@ def prepare(members: Sequence[Member], lookup: Mapping[str, FieldInfo]) -> Prepa
     missing = unknown_keys(members, lookup)
     if missing:
         raise ConfigError(
-            f"Campaign Monitor: the list has no custom field {', '.join(missing)}; create it or change the mapping",
+            "Campaign Monitor: the list has no custom field %(names)s; create it or change the mapping",
+            params={"names": ", ".join(missing)},
             code="unknown_field",
             details={"fields": missing},
         )
@@ -152,7 +153,8 @@ def template(
     missing = sorted(key for key, _ in values if key not in ("Name", "name") and key.casefold() not in lookup)
     if missing:
         raise ConfigError(
-            f"Campaign Monitor: the list has no custom field {', '.join(missing)}; create it or change the mapping",
+            "Campaign Monitor: the list has no custom field %(names)s; create it or change the mapping",
+            params={"names": ", ".join(missing)},
             code="unknown_field",
             details={"fields": missing},
         )

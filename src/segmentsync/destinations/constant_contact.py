@@ -111,7 +111,9 @@ class ConstantContact:
         limit_store: LimitStore | None = None,
     ) -> None:
         if not credentials.access_token:
-            raise ConfigError(f"{TITLE}: the connection has no OAuth token; authenticate it")
+            raise ConfigError(
+                "%(platform)s: the connection has no OAuth token; authenticate it", params={"platform": TITLE}
+            )
         tuning = tuning or Tuning()
         self._claims = token_claims(credentials.access_token)
         app_key = credentials.oauth_client_id or str(self._claims.get("cid") or "unknown application")
@@ -235,18 +237,28 @@ class ConstantContact:
         self, list_id: str, name: str, type: FieldType, *, options: Sequence[str] = ()
     ) -> FieldInfo:
         if type not in CREATE_TYPES:
-            raise Invalid(f"{TITLE} has no custom field type {type!s}", field="type")
+            raise Invalid(
+                "%(platform)s has no custom field type %(type)s",
+                params={"platform": TITLE, "type": str(type)},
+                field="type",
+            )
         body: dict[str, Any] = {"label": name, "type": CREATE_TYPES[type]}
         if options:
             body["choices"] = [{"choice_name": option} for option in options]
         try:
             item = json_of(self.api.request("POST", "/contact_custom_fields", json=body))
         except RowsRejected as refused:
-            raise Invalid(f"{TITLE}: {refused.message}", field="name") from None
+            raise Invalid(
+                "%(platform)s: %(message)s",
+                params={"platform": TITLE, "message": refused.message},
+                field="name",
+            ) from None
         except Fatal as exc:
             if exc.details.get("status") == 409:
                 raise Conflict(
-                    f"{TITLE}: a custom field named {name!r} exists already", field="name"
+                    "%(platform)s: a custom field named %(name)s exists already",
+                    params={"platform": TITLE, "name": repr(name)},
+                    field="name",
                 ) from exc
             raise
         with self._lock:

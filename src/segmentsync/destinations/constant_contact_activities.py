@@ -40,7 +40,10 @@ class Activities:
                 return final
             last = "not final in time" if final is None else f"ended {final.get('state')}"
             last += f" ({'; '.join((final or {}).get('activity_errors') or [])})"
-        raise Retriable(f"Constant Contact: the {path.rsplit('/', 1)[-1]} activity {last}, {ROUNDS} times")
+        raise Retriable(
+            "Constant Contact: the %(value)s activity %(last)s, %(rounds)s times",
+            params={"value": path.rsplit("/", 1)[-1], "last": last, "rounds": ROUNDS},
+        )
 
     def _wait(self, activity: dict[str, Any], part: int, rows: int) -> dict[str, Any] | None:
         """The final activity (None: not final in time); its ``percent_done`` is reported as it grows."""

@@ -89,7 +89,8 @@ def prepare(members: Sequence[Member], lookup: Mapping[str, FieldInfo]) -> Prepa
     missing = unknown_keys(members, lookup)
     if missing:
         raise ConfigError(
-            f"Constant Contact: the account has no field {', '.join(missing)}; create it or change the mapping",
+            "Constant Contact: the account has no field %(names)s; create it or change the mapping",
+            params={"names": ", ".join(missing)},
             code="unknown_field",
             details={"fields": missing},
         )
@@ -224,14 +225,16 @@ def template(values: Sequence[tuple[str, Value]], lookup: Mapping[str, FieldInfo
     )
     if missing:
         raise ConfigError(
-            f"Constant Contact: the account has no field {', '.join(missing)}; create it or change the mapping",
+            "Constant Contact: the account has no field %(names)s; create it or change the mapping",
+            params={"names": ", ".join(missing)},
             code="unknown_field",
             details={"fields": missing},
         )
     custom_keys = [key for key, _ in values if key not in TEXT_LIMITS and key not in NUMBER_KEYS]
     if len(custom_keys) > MAX_CUSTOM_FIELDS:
         raise ConfigError(
-            f"Constant Contact: a contact holds at most {MAX_CUSTOM_FIELDS} custom fields; {len(custom_keys)} are mapped",
+            "Constant Contact: a contact holds at most %(max)s custom fields; %(count)s are mapped",
+            params={"max": MAX_CUSTOM_FIELDS, "count": len(custom_keys)},
             code="too_many_fields",
         )
     row = sql("'{\"email\":' || to_json(email)")

@@ -95,10 +95,19 @@ class _TokenEndpoint:
         if not isinstance(body, dict) or "error" in body or "access_token" not in body:
             error = body.get("error", "no access token") if isinstance(body, dict) else "unexpected answer"
             description = body.get("error_description", "") if isinstance(body, dict) else ""
-            raise ConfigError(f"{self.title}: the token endpoint refused: {error} {description}".strip())
+            raise ConfigError(
+                "%(platform)s: the token endpoint refused: %(error)s",
+                params={
+                    "platform": self.title,
+                    "error": " ".join(str(part) for part in (error, description) if part),
+                },
+            )
         refresh_token = body.get("refresh_token") or old_refresh_token
         if not refresh_token:
-            raise ConfigError(f"{self.title}: no refresh token was granted (is offline access allowed?)")
+            raise ConfigError(
+                "%(platform)s: no refresh token was granted (is offline access allowed?)",
+                params={"platform": self.title},
+            )
         expires_in = float(body.get("expires_in") or self.default_expires_in)
         expires_at = datetime.fromtimestamp(self._clock(), UTC) + timedelta(seconds=expires_in)
         return TokenSet(access_token=body["access_token"], refresh_token=refresh_token, expires_at=expires_at)

@@ -102,8 +102,8 @@ class DailyQuota:
 
     def _error(self, resets_at: datetime) -> QuotaExceeded:
         return QuotaExceeded(
-            f"{self.name}: the daily API quota of the application is spent; it resets at "
-            f"{resets_at:%Y-%m-%d %H:%M} UTC",
+            "%(platform)s: the daily API quota of the application is spent; it resets at %(resets_at)s UTC",
+            params={"platform": self.name, "resets_at": format(resets_at, "%Y-%m-%d %H:%M")},
             resets_at=resets_at,
             details={"resets_at": resets_at.isoformat()},
         )

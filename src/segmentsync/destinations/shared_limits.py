@@ -205,8 +205,8 @@ class StoreLimits:
                     conn.execute(sa.update(TABLE).where(TABLE.c.key == self.key).values(**values))
         except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
             raise Retriable(
-                f"{self.name}: the metadata store, which keeps the application's shared rate limit "
-                f"and daily quota, did not answer: {exc.orig or exc}"
+                "%(platform)s: the metadata store, which keeps the application's shared rate limit and daily quota, did not answer: %(value)s",
+                params={"platform": self.name, "value": exc.orig or exc},
             ) from exc
 
     def _create(self, conn: Connection) -> None:
@@ -220,8 +220,12 @@ class StoreLimits:
     def _error(self, until: float) -> QuotaExceeded:
         resets_at = datetime.fromtimestamp(until, UTC)
         return QuotaExceeded(
-            f"{self.name}: the daily API quota of the application ({self.limit:,} requests) is spent; "
-            f"it resets at {resets_at:%Y-%m-%d %H:%M} UTC",
+            "%(platform)s: the daily API quota of the application (%(limit)s requests) is spent; it resets at %(resets_at)s UTC",
+            params={
+                "platform": self.name,
+                "limit": format(self.limit, ","),
+                "resets_at": format(resets_at, "%Y-%m-%d %H:%M"),
+            },
             resets_at=resets_at,
             details={"resets_at": resets_at.isoformat(), "quota": self.limit},
         )

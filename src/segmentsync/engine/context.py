@@ -20,7 +20,7 @@ from segmentsync.connections.destination import destination_for
 from segmentsync.connections.models import Connection
 from segmentsync.destinations.base import Destination
 from segmentsync.engine.lease import Cancelled, LeaseLost, update_run
-from segmentsync.errors import ConfigError, Fatal
+from segmentsync.errors import N_, ConfigError, Fatal
 from segmentsync.exports.models import Export, Run, RunPhase, RunStatus
 from segmentsync.observe import runs as observe_runs
 from segmentsync.runtime import Runtime
@@ -100,10 +100,11 @@ def prepare(
 
 def _check_export_user(session: Session, connection: Connection) -> None:
     user = session.get(User, connection.export_user_id) if connection.export_user_id else None
-    problem = "this connection has no export user" if user is None else export_user_problem(user)
+    problem = N_("this connection has no export user") if user is None else export_user_problem(user)
     if problem:
         raise ConfigError(
-            f"{problem}. An admin must open the connection “{connection.name}” and add themselves as export user.",
+            "%(problem)s. An admin must open the connection “%(connection_name)s” and add themselves as export user.",
+            params={"problem": problem, "connection_name": connection.name},
             code="export_user",
         )
 

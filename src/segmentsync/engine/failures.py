@@ -77,5 +77,8 @@ def store_failed(runtime: Runtime, run_id: int, lease_owner: str, exc: sa.exc.DB
 def unexpected(runtime: Runtime, run_id: int, lease_owner: str, exc: Exception) -> RunStatus | None:
     log.exception("run %s: unexpected error", run_id)
     return end.failed(
-        runtime, run_id, lease_owner, Retriable(f"unexpected error: {exc.__class__.__name__}: {exc}")
+        runtime,
+        run_id,
+        lease_owner,
+        Retriable("unexpected error: %(name)s: %(exc)s", params={"name": exc.__class__.__name__, "exc": exc}),
     )

@@ -173,8 +173,8 @@ def _snapshot_and_plan(ctx: Context, start: resume.Start) -> tuple[plan.Plan, bo
         _steps(work, (store_unchanged, finish_sending))  # the workspace is closed: its memory freed
     except duckdb.OutOfMemoryException as exc:
         raise Fatal(
-            f"the run's workspace ran out of memory ({settings.workspace_memory}): raise "
-            f"SEGMENTSYNC_WORKSPACE_MEMORY or give the data dir's disk more room. DuckDB said: {exc}",
+            "the run's workspace ran out of memory (%(workspace_memory)s): raise SEGMENTSYNC_WORKSPACE_MEMORY or give the data dir's disk more room. DuckDB said: %(exc)s",
+            params={"workspace_memory": settings.workspace_memory, "exc": exc},
             code="workspace_memory",
         ) from exc
     return work.planned, work.sending is not None

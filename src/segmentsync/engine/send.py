@@ -300,7 +300,10 @@ def _remove(job: SendJob, batch: list[PlanRow]) -> dict[int, RowResult]:
     with job.in_flight.batch() if job.in_flight else nullcontext():
         results = job.destination.remove(job.list_id, [row.email for row in batch], mode=job.removal_mode)
     if len(results) != len(batch):
-        raise Fatal(f"the destination answered {len(results)} outcomes for {len(batch)} removals")
+        raise Fatal(
+            "the destination answered %(count)s outcomes for %(removals)s removals",
+            params={"count": len(results), "removals": len(batch)},
+        )
     return {
         index: result
         for index, result in enumerate(results)

@@ -65,10 +65,15 @@ class Mapping:
         ):
             if not column or column not in known:
                 raise Invalid(
-                    f"the {role} {column!r} is not a column of the profile table", code="unknown_column"
+                    "the %(role)s %(column)s is not a column of the profile table",
+                    params={"role": role, "column": repr(column)},
+                    code="unknown_column",
                 )
         if self.consent not in (None, "column", *CONSENT_VALUES):
-            raise Invalid(f"consent to track must be Yes, No, Unchanged or a column, not {self.consent!r}")
+            raise Invalid(
+                "consent to track must be Yes, No, Unchanged or a column, not %(consent)s",
+                params={"consent": repr(self.consent)},
+            )
 
     def aliases(self) -> dict[str, str]:
         """Attribute columns → their neutral names in the workspace (a0, a1, …)."""

@@ -67,8 +67,8 @@ def members_query(ctx: Context, segments: list[Segment], mapping: Mapping) -> An
     limit = ctx.runtime.settings.export_limit
     if total > limit:
         raise Fatal(
-            f"the selected segments hold {total:,} profiles; an export may send at most {limit:,}. "
-            "Nothing was sent. Narrow the segments or raise SEGMENTSYNC_EXPORT_LIMIT.",
+            "the selected segments hold %(total)s profiles; an export may send at most %(limit)s. Nothing was sent. Narrow the segments or raise SEGMENTSYNC_EXPORT_LIMIT.",
+            params={"total": format(total, ","), "limit": format(limit, ",")},
             code="limit_exceeded",
         )
     return members

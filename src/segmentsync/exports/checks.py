@@ -21,7 +21,7 @@ from segmentsync.connections import access, lists
 from segmentsync.connections.models import Connection, ConnectionType
 from segmentsync.connections.service import destination_for
 from segmentsync.destinations.base import Destination, FieldInfo, FieldType
-from segmentsync.errors import ConfigError, Forbidden, Invalid, NotFound, SegmentSyncError
+from segmentsync.errors import N_, ConfigError, Forbidden, Invalid, NotFound, Problems, SegmentSyncError
 from segmentsync.exports.models import RemovalMode, ScheduleMode
 from segmentsync.exports.schemas import AttributeMap, ExportCreate
 from segmentsync.profiles.columns import ColumnType
@@ -74,9 +74,12 @@ def check_list_id(list_id: str, type: ConnectionType) -> str:
     cleaned = list_id.strip().lower()
     if list_type(cleaned) is type:
         return cleaned if type is CM else str(uuid.UUID(cleaned))
-    example = "32 hexadecimal characters" if type is CM else "a UUID such as 1c2d3e4f-…"
+    example = N_("32 hexadecimal characters") if type is CM else N_("a UUID such as 1c2d3e4f-…")
     raise Invalid(
-        f"{list_id!r} is not a {TITLES[type]} list ID: it is {example}", code="bad_list_id", field="list_id"
+        "%(list_id)s is not a %(platform)s list ID: it is %(example)s",
+        params={"list_id": repr(list_id), "platform": TITLES[type], "example": example},
+        code="bad_list_id",
+        field="list_id",
     )
 
 
@@ -84,10 +87,15 @@ def usable_connection(session: Session, connection_id: int, actor: User) -> Conn
     """A connection ``actor`` may export to: admins any, contributors the shared ones."""
     connection = session.get(Connection, connection_id)
     if connection is None:
-        raise NotFound(f"there is no connection with id {connection_id}", field="connection_id")
+        raise NotFound(
+            "there is no connection with id %(connection_id)s",
+            params={"connection_id": connection_id},
+            field="connection_id",
+        )
     if actor.role is not Role.ADMIN and not connection.shared_with_contributors:
         raise Forbidden(
-            f"the connection “{connection.name}” is for administrators; choose a connection shared with contributors",
+            "the connection “%(connection_name)s” is for administrators; choose a connection shared with contributors",
+            params={"connection_name": connection.name},
             code="connection_forbidden",
             field="connection_id",
         )
@@ -99,29 +107,38 @@ def usable_connection(session: Session, connection_id: int, actor: User) -> Conn
 
 def draft(*, session: Session, runtime: Runtime, data: ExportCreate, actor: User) -> Draft:
     """Check the form against the rules, the store and the profile table (not the platform)."""
+    problems = Problems()  # every problem of the form at once
     name = data.name.strip()
     if not name:
-        raise Invalid("give the export a name", field="name")
-    connection = usable_connection(session, data.connection_id, actor)
-    type = connection.type
+        problems.add(Invalid("give the export a name", field="name"))
+    connection = problems.check(usable_connection, session, data.connection_id, actor)
     columns = runtime.profiles.columns()
-    mappable = {**columns, **extras.for_export_form(
-        session, runtime.profiles, data.segment_ids, [item.column.strip() for item in data.attributes]
-    )}  # fmt: skip
+    segment_columns = [item.column.strip() for item in data.attributes]
+    mappable = columns | (
+        problems.check(extras.for_export_form, session, runtime.profiles, data.segment_ids, segment_columns)
+        or {}
+    )
     values: dict[str, Any] = {
         "name": name,
-        "connection_id": connection.id,
-        "list_id": check_list_id(data.list_id, type),
-        "email_column": _email_column(data.email_column, columns),
-        "attributes": _attributes(data.attributes, type, mappable),
-        "create_missing_fields": _create_missing(data.create_missing_fields, type),
+        "email_column": problems.check(_email_column, data.email_column, columns),
         "resubscribe": data.resubscribe,
         "sync_mode": data.sync_mode,
-        "removal_mode": _removal_mode(data.removal_mode, type),
-        **_consent(data, type, columns),
-        **_schedule(data),
+        **(problems.check(_schedule, data) or {}),
     }
-    segment_ids = _segments(session, data.segment_ids)
+    if connection is not None:  # the platform's own checks need to know which it is
+        type = connection.type
+        values.update(
+            connection_id=connection.id,
+            list_id=problems.check(check_list_id, data.list_id, type),
+            attributes=problems.check(_attributes, data.attributes, type, mappable),
+            create_missing_fields=problems.check(_create_missing, data.create_missing_fields, type),
+            removal_mode=problems.check(_removal_mode, data.removal_mode, type),
+            **(problems.check(_consent, data, type, columns) or {}),
+        )
+    segment_ids = problems.check(_segments, session, data.segment_ids)
+    problems.raise_any()
+    assert connection is not None  # else a problem was raised
+    assert segment_ids is not None
     result = Draft(values=values, segment_ids=segment_ids, connection=connection)
     result.column_types = {item["column"]: mappable[item["column"]] for item in values["attributes"]}
     count_members(session, runtime, result)
@@ -132,7 +149,8 @@ def _column(name: str, columns: dict[str, ColumnType], what: str, field: str) ->
     if name not in columns:
         shown = ", ".join(list(columns)[:30]) + (" …" if len(columns) > 30 else "")
         raise Invalid(
-            f"the {what} {name!r} is not a column of the profile table (its columns: {shown})",
+            "the %(what)s %(name)s is not a column of the profile table (its columns: %(shown)s)",
+            params={"what": what, "name": repr(name), "shown": shown},
             code="unknown_column",
             field=field,
         )
@@ -140,10 +158,12 @@ def _column(name: str, columns: dict[str, ColumnType], what: str, field: str) ->
 
 
 def _email_column(name: str, columns: dict[str, ColumnType]) -> str:
-    _column(name, columns, "email column", "email_column")
+    _column(name, columns, N_("email column"), "email_column")
     if columns[name] is not ColumnType.STRING:
         raise Invalid(
-            f"the email column {name!r} holds {columns[name].value} values, not text", field="email_column"
+            "the email column %(name)s holds %(value)s values, not text",
+            params={"name": repr(name), "value": columns[name].value},
+            field="email_column",
         )
     return name
 
@@ -155,10 +175,14 @@ def _attributes(
     mapped: list[dict[str, str]] = []
     seen: set[tuple[str, str]] = set()
     for item in items:
-        column = _column(item.column.strip(), columns, "attribute column", "attributes")
+        column = _column(item.column.strip(), columns, N_("attribute column"), "attributes")
         target = _target(item.target.strip(), type)
         if (column, target.casefold()) in seen:
-            raise Invalid(f"the column {column!r} is mapped to {target!r} twice", field="attributes")
+            raise Invalid(
+                "the column %(column)s is mapped to %(target)s twice",
+                params={"column": repr(column), "target": repr(target)},
+                field="attributes",
+            )
         seen.add((column, target.casefold()))
         mapped.append({"column": column, "target": target})
     return mapped
@@ -170,14 +194,19 @@ def _target(target: str, type: ConnectionType) -> str:
             return "Name"
         bare = target[1:-1] if target.startswith("[") and target.endswith("]") else target
         if not bare.strip() or "[" in bare or "]" in bare:
-            raise Invalid(f"{target!r} is not a Campaign Monitor field name", field="attributes")
+            raise Invalid(
+                "%(target)s is not a Campaign Monitor field name",
+                params={"target": repr(target)},
+                field="attributes",
+            )
         return f"[{bare.strip()}]"
     if target.casefold() in CC_NAME_FIELDS:
         return CC_NAME_FIELDS[target.casefold()]
     if target.lower().startswith("cf:") and target[3:].strip():
         return "cf:" + target[3:].strip()
     raise Invalid(
-        f"{target!r} is not a Constant Contact field: use first_name, last_name or cf:<custom field name>",
+        "%(target)s is not a Constant Contact field: use first_name, last_name or cf:<custom field name>",
+        params={"target": repr(target)},
         field="attributes",
     )
 
@@ -210,7 +239,7 @@ def _consent(data: ExportCreate, type: ConnectionType, columns: dict[str, Column
     if data.consent_to_track == "column":
         if not data.consent_column:
             raise Invalid("choose the profile column that holds the consent to track", field="consent_column")
-        column = _column(data.consent_column.strip(), columns, "consent column", "consent_column")
+        column = _column(data.consent_column.strip(), columns, N_("consent column"), "consent_column")
         return {"consent_to_track": "column", "consent_column": column}
     return {"consent_to_track": data.consent_to_track, "consent_column": None}
 
@@ -230,7 +259,11 @@ def _segments(session: Session, segment_ids: list[int]) -> list[int]:
     found = set(session.scalars(sa.select(Segment.id).where(Segment.id.in_(wanted))))
     unknown = [sid for sid in wanted if sid not in found]
     if unknown:
-        raise Invalid(f"there is no segment with id {', '.join(map(str, unknown))}", field="segment_ids")
+        raise Invalid(
+            "there is no segment with id %(names)s",
+            params={"names": ", ".join(map(str, unknown))},
+            field="segment_ids",
+        )
     return wanted
 
 
@@ -242,13 +275,18 @@ def count_members(session: Session, runtime: Runtime, result: Draft) -> None:
         rules = kinds.selections(session, source, segments)
         result.members = source.count(source.members(rules, [source.key]))
     except SegmentSyncError as exc:
-        result.warnings.append(f"the segments' members could not be counted: {exc.message}")
+        result.warnings.append(
+            N_("the segments' members could not be counted: %(problem)s") % {"problem": exc.message}
+        )
         return
     limit = runtime.settings.export_limit
     if result.members > limit:
         result.warnings.append(
-            f"the selected segments hold {result.members:,} profiles, over the limit of {limit:,} per "
-            "export: runs will fail before sending anything until the segments are narrowed"
+            N_(
+                "the selected segments hold %(members)s profiles, over the limit of %(limit)s per "
+                "export: runs will fail before sending anything until the segments are narrowed"
+            )
+            % {"members": format(result.members, ","), "limit": format(limit, ",")}
         )
 
 
@@ -273,7 +311,8 @@ def check_platform(*, runtime: Runtime, draft: Draft) -> None:
             lists.note_auth_failure(runtime=runtime, connection_id=connection.id, message=exc.message)
             raise
         raise ConfigError(
-            f"the list {list_id} could not be used on “{connection.name}”: {exc.message}",
+            "the list %(list_id)s could not be used on “%(connection_name)s”: %(message)s",
+            params={"list_id": list_id, "connection_name": connection.name, "message": exc.message},
             code=exc.code,
             field=exc.field or "list_id",
             details=exc.details,
@@ -295,12 +334,15 @@ def _field_key(
     if type is CM and draft.values["create_missing_fields"]:
         kind = FIELD_TYPES.get(draft.column_types.get(item["column"], ColumnType.STRING), FieldType.TEXT)
         created = destination.create_custom_field(draft.values["list_id"], bare, kind)
-        draft.warnings.append(f"created the custom field {created.key} on the list")
+        draft.warnings.append(N_("created the custom field %(field)s on the list") % {"field": created.key})
         known.append(created)
         return created
-    hint = "tick 'create missing fields' or create it" if type is CM else "create it in Constant Contact"
+    hint = (
+        N_("tick 'create missing fields' or create it") if type is CM else N_("create it in Constant Contact")
+    )
     raise Invalid(
-        f"the list has no custom field {bare!r}: {hint}, or change the mapping",
+        "the list has no custom field %(bare)s: %(hint)s, or change the mapping",
+        params={"bare": repr(bare), "hint": hint},
         code="unknown_field",
         field="attributes",
     )

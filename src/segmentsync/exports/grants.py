@@ -28,6 +28,7 @@ def permission(user: User, connection: Connection | None) -> Permission:
 def require_edit(user: User, connection: Connection | None, export_name: str) -> None:
     if permission(user, connection) != "edit":
         raise Forbidden(
-            f"you may view the export “{export_name}” but not change or run it: its connection is for administrators",
+            "you may view the export “%(export_name)s” but not change or run it: its connection is for administrators",
+            params={"export_name": export_name},
             code="export_forbidden",
         )

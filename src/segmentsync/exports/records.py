@@ -20,7 +20,7 @@ def get(*, session: Session, export_id: int, actor: User) -> Export:
     check(actor, Action.EXPORTS_VIEW)
     export = session.get(Export, export_id)
     if export is None:
-        raise NotFound(f"there is no export with id {export_id}")
+        raise NotFound("there is no export with id %(export_id)s", params={"export_id": export_id})
     return export
 
 
@@ -31,7 +31,7 @@ def find(*, session: Session, key: str, actor: User) -> Export:
     if export is None and (number := id_from_text(key)) is not None:
         export = session.get(Export, number)
     if export is None:
-        raise NotFound(f"there is no export named {key!r}", field="name")
+        raise NotFound("there is no export named %(key)s", params={"key": repr(key)}, field="name")
     return export
 
 

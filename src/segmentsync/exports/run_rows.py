@@ -88,7 +88,8 @@ class Filter:
             raise Invalid("the email search is longer than an email address can be", field="email")
         if outcome and outcome != "pending" and outcome not in OUTCOMES:
             raise Invalid(
-                f"unknown outcome {outcome!r}; choose one of {', '.join(OUTCOMES)} or pending",
+                "unknown outcome %(outcome)s; choose one of %(names)s or pending",
+                params={"outcome": repr(outcome), "names": ", ".join(OUTCOMES)},
                 field="outcome",
             )
         return cls(needle or None, outcome or None)

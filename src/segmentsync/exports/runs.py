@@ -16,7 +16,7 @@ from segmentsync.auth.models import User
 from segmentsync.auth.policy import Action, check
 from segmentsync.connections.models import Connection
 from segmentsync.db import utcnow
-from segmentsync.errors import Conflict, NotFound
+from segmentsync.errors import N_, Conflict, NotFound
 from segmentsync.exports import run_rows
 from segmentsync.exports.grants import require_edit
 from segmentsync.exports.models import (
@@ -85,7 +85,8 @@ def start_run(
         require_edit(actor, connection, export.name)
     if export.connection_id is None:
         raise Conflict(
-            f"the export “{export.name}” has no connection; attach one before running it",
+            "the export “%(export_name)s” has no connection; attach one before running it",
+            params={"export_name": export.name},
             code="no_connection",
         )
     run = Run(
@@ -105,7 +106,8 @@ def start_run(
         running = active_run(session, export.id)
         if running is not None:
             raise Conflict(
-                f"the export “{export.name}” already has an active run (#{running.id}, {running.status.value})",
+                "the export “%(export_name)s” already has an active run (#%(running_id)s, %(status)s)",
+                params={"export_name": export.name, "running_id": running.id, "status": running.status.value},
                 code="run_active",
                 details={"run_id": running.id},
             ) from exc
@@ -126,7 +128,7 @@ def start_run(
 def get_run(session: Session, run_id: int) -> Run:
     run = session.get(Run, run_id)
     if run is None:
-        raise NotFound(f"there is no run #{run_id}")
+        raise NotFound("there is no run #%(run_id)s", params={"run_id": run_id})
     return run
 
 
@@ -148,10 +150,14 @@ def cancel_run(*, session: Session, run_id: int, actor: User) -> Run:
     elif run.status in (RunStatus.QUEUED, RunStatus.FAILED_RETRY, RunStatus.AWAITING_CONFIRMATION):
         run.status = RunStatus.CANCELLED
         run.finished_at = utcnow()
-        run.error = "cancelled by a user"
+        run.error = N_("cancelled by a user")
         hooks.run_cancelled(session, run)
     else:
-        raise Conflict(f"run #{run.id} has already ended ({run.status.value})", code="run_ended")
+        raise Conflict(
+            "run #%(run_id)s has already ended (%(status)s)",
+            params={"run_id": run.id, "status": run.status.value},
+            code="run_ended",
+        )
     audit.record(
         session,
         actor=actor,
@@ -173,7 +179,11 @@ def confirm_removals(*, session: Session, run_id: int, actor: User) -> Run:
     run = get_run(session, run_id)
     _check_can_change(session, run, actor)
     if run.status is not RunStatus.AWAITING_CONFIRMATION:
-        raise Conflict(f"run #{run.id} is not waiting for a confirmation", code="not_awaiting")
+        raise Conflict(
+            "run #%(run_id)s is not waiting for a confirmation",
+            params={"run_id": run.id},
+            code="not_awaiting",
+        )
     try:
         with session.begin_nested():
             run.status = RunStatus.QUEUED

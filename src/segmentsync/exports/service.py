@@ -26,7 +26,7 @@ from segmentsync.auth import audit
 from segmentsync.auth.models import User
 from segmentsync.auth.policy import Action, check
 from segmentsync.db import transaction, utcnow
-from segmentsync.errors import Conflict, Invalid
+from segmentsync.errors import N_, Conflict, Invalid
 from segmentsync.exports import checks, runs
 from segmentsync.exports.models import (
     ACTIVE_STATUSES,
@@ -94,17 +94,32 @@ def _check_name_free(session: Session, name: str, *, except_id: int | None = Non
     if except_id is not None:
         query = query.where(Export.id != except_id)
     if session.scalar(query) is not None:
-        raise Conflict(f"an export named {name!r} already exists", code="name_taken", field="name")
+        raise Conflict(
+            "an export named %(name)s already exists",
+            params={"name": repr(name)},
+            code="name_taken",
+            field="name",
+        )
 
 
 def form_of(values: dict[str, Any]) -> ExportCreate:
-    """The export form from stored and sent values; Invalid (with the field) if it does not fit."""
+    """The export form from stored and sent values; Invalid if it does not fit, listing every
+    problem (``details.errors``: pydantic's ``loc``, ``type``, ``msg`` and ``ctx`` of each)."""
     try:
         return ExportCreate.model_validate(values)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(part) for part in first["loc"])
-        raise Invalid(f"{field}: {first['msg']}", field=field) from None
+        found = [
+            {"loc": list(error["loc"]), "type": error["type"], "msg": error["msg"],
+             "ctx": {k: v for k, v in (error.get("ctx") or {}).items() if isinstance(v, str | int | float)}}
+            for error in exc.errors(include_url=False, include_input=False)
+        ]  # fmt: skip
+        field = ".".join(str(part) for part in found[0]["loc"])
+        raise Invalid(
+            "%(field)s: %(problem)s",
+            params={"field": field, "problem": "; ".join(str(error["msg"]) for error in found)},
+            field=field,
+            details={"errors": found},
+        ) from None
 
 
 def draft_create(*, session: Session, runtime: Runtime, data: ExportCreate, actor: User) -> checks.Draft:
@@ -123,7 +138,9 @@ def draft_update(
     before = audited(session, export)
     if export.connection_id is None and "connection_id" not in sent:
         raise Conflict(
-            f"the export “{export.name}” has no connection: attach one first", code="no_connection"
+            "the export “%(export_name)s” has no connection: attach one first",
+            params={"export_name": export.name},
+            code="no_connection",
         )
     merged = form_of({**before, **sent})
     draft = checks.draft(session=session, runtime=runtime, data=merged, actor=actor)
@@ -175,8 +192,8 @@ def _write(session: Session, export: Export, segments: list[int], *, add: bool =
             _set_segments(session, export.id, segments)
     except IntegrityError as exc:  # the name was taken (or a segment removed) meanwhile
         raise Conflict(
-            f"the export “{export.name}” could not be saved: its name is taken, or its connection or a "
-            "segment was removed meanwhile; try again",
+            "the export “%(export_name)s” could not be saved: its name is taken, or its connection or a segment was removed meanwhile; try again",
+            params={"export_name": export.name},
             code="save_conflict",
         ) from exc
 
@@ -227,8 +244,12 @@ def detach(*, session: Session, export: Export, actor: User, ip: str | None = No
     """The export is kept, inactive, with "No connection"; attach one to use it again."""
     require_edit_on(session, export, actor)
     if export.connection_id is None:
-        raise Conflict(f"the export “{export.name}” has no connection already", code="no_connection")
-    _refuse_while_active(session, export, "detaching its connection")
+        raise Conflict(
+            "the export “%(export_name)s” has no connection already",
+            params={"export_name": export.name},
+            code="no_connection",
+        )
+    _refuse_while_active(session, export, N_("detaching its connection"))
     before = audited(session, export)
     export.connection_id = None
     export.updated_at = utcnow()
@@ -250,12 +271,15 @@ def attach(
         wanted = checks.list_type(export.list_id)
         if wanted is not None and connection.type is not wanted:
             raise Invalid(
-                f"the export “{export.name}” sends to a {checks.TITLES[wanted]} list; attach a "
-                f"{checks.TITLES[wanted]} connection",
+                "the export “%(export_name)s” sends to a %(platform)s list; attach a %(platform)s connection",
+                params={
+                    "export_name": export.name,
+                    "platform": checks.TITLES[wanted],
+                },
                 code="wrong_platform",
                 field="connection_id",
             )
-        _refuse_while_active(session, export, "changing its connection")
+        _refuse_while_active(session, export, N_("changing its connection"))
     return update(
         runtime=runtime,
         export_id=export_id,
@@ -269,7 +293,8 @@ def _refuse_while_active(session: Session, export: Export, doing: str) -> None:
     running = runs.active_run(session, export.id)
     if running is not None:
         raise Conflict(
-            f"the export “{export.name}” has an active run (#{running.id}); cancel it or wait before {doing}",
+            "the export “%(export_name)s” has an active run (#%(running_id)s); cancel it or wait before %(doing)s",
+            params={"export_name": export.name, "running_id": running.id, "doing": doing},
             code="run_active",
             details={"run_id": running.id},
         )
@@ -291,7 +316,9 @@ def duplicate(
     require_edit_on(session, export, actor)
     if export.connection_id is None:
         raise Conflict(
-            f"the export “{export.name}” has no connection: attach one first", code="no_connection"
+            "the export “%(export_name)s” has no connection: attach one first",
+            params={"export_name": export.name},
+            code="no_connection",
         )
     values = audited(session, export)
     values["name"] = name.strip() if name else copy_name(session, export.name)
@@ -328,13 +355,14 @@ def remove(*, session: Session, export: Export, actor: User, ip: str | None = No
     )
     if any(run.status is RunStatus.RUNNING for run in waiting):
         raise Conflict(
-            f"the export “{export.name}” is running; cancel the run or wait before removing it",
+            "the export “%(export_name)s” is running; cancel the run or wait before removing it",
+            params={"export_name": export.name},
             code="run_active",
         )
     for run in [*waiting, *_awaiting(session, export.id)]:
         run.status = RunStatus.CANCELLED
         run.finished_at = utcnow()
-        run.error = "cancelled: the export was removed"
+        run.error = N_("cancelled: the export was removed")
     audit.record(
         session, actor=actor, action="export.remove", object_type=OBJECT, object_id=export.id,
         object_label=export.name, before=audited(session, export), ip=ip,
@@ -386,7 +414,7 @@ def run_all(
                 {
                     "export_id": export.id,
                     "name": export.name,
-                    "reason": "its connection is for administrators",
+                    "reason": N_("its connection is for administrators"),
                 }
             )
             continue

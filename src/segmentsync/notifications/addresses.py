@@ -15,7 +15,7 @@ import ipaddress
 import socket
 from urllib.parse import urlsplit
 
-from segmentsync.errors import Invalid
+from segmentsync.errors import N_, Invalid
 
 SCHEMES = ("http", "https")
 MAX_URL = 2000
@@ -31,16 +31,18 @@ def check_url(url: str, *, allow_private: bool) -> str:
     """The URL, trimmed, if a webhook may be sent there; Invalid (naming the problem) otherwise."""
     url = url.strip()
     if not url or len(url) > MAX_URL:
-        raise Invalid(f"the URL must be 1 to {MAX_URL} characters", field="url")
+        raise Invalid("the URL must be 1 to %(max)s characters", params={"max": MAX_URL}, field="url")
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:
-        raise Invalid(f"{url!r} is not a URL: {exc}", field="url") from None
+        raise Invalid(
+            "%(url)s is not a URL: %(exc)s", params={"url": repr(url), "exc": exc}, field="url"
+        ) from None
     if parts.scheme.lower() not in SCHEMES:
         raise Invalid("only http:// and https:// URLs can receive webhooks", field="url")
     if not parts.hostname:
-        raise Invalid(f"{url!r} has no host name", field="url")
+        raise Invalid("%(url)s has no host name", params={"url": repr(url)}, field="url")
     if parts.username or parts.password:
         raise Invalid(
             "a webhook URL cannot carry a user name or password (they would be stored in the clear); "
@@ -60,10 +62,10 @@ def check_url(url: str, *, allow_private: bool) -> str:
 
 
 def private_message(host: str) -> str:
-    return (
-        f"{host} is a loopback, private, link-local or otherwise non-public address; webhooks go to "
+    return N_(
+        "%(host)s is a loopback, private, link-local or otherwise non-public address; webhooks go to "
         "public addresses only (set SEGMENTSYNC_WEBHOOKS_ALLOW_PRIVATE=true for receivers on your own network)"
-    )
+    ) % {"host": host}
 
 
 def _literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:

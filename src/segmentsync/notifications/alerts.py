@@ -140,7 +140,8 @@ def set_rules(
             kind = AlertKind(str(item.get("kind")))
         except ValueError:
             raise Invalid(
-                f"unknown alert rule {item.get('kind')!r}; one of: {', '.join(k.value for k in AlertKind)}",
+                "unknown alert rule %(value)s; one of: %(names)s",
+                params={"value": repr(item.get("kind")), "names": ", ".join(k.value for k in AlertKind)},
                 field="rules",
             ) from None
         row = _row(session, export.id, kind)
@@ -153,7 +154,13 @@ def set_rules(
             value = float(item["threshold"])
             if not low <= value <= high:
                 raise Invalid(
-                    f"the {kind.value} threshold must be between {low:g} and {high:g} {UNITS[kind]}",
+                    "the %(kind)s threshold must be between %(low)s and %(high)s %(unit)s",
+                    params={
+                        "kind": kind.value,
+                        "low": format(low, "g"),
+                        "high": format(high, "g"),
+                        "unit": UNITS[kind],
+                    },
                     field=f"threshold_{kind.value}",
                 )
             row.threshold = value
@@ -181,11 +188,19 @@ def _emails(emails: list[str]) -> list[str]:
         try:
             normal = validate_email(text, check_deliverability=False).normalized.lower()
         except EmailNotValidError as exc:
-            raise Invalid(f"{text!r} is not an e-mail address: {exc}", field="emails") from None
+            raise Invalid(
+                "%(text)s is not an e-mail address: %(exc)s",
+                params={"text": repr(text), "exc": exc},
+                field="emails",
+            ) from None
         if normal not in clean:
             clean.append(normal)
     if len(clean) > MAX_RECIPIENTS:
-        raise Invalid(f"at most {MAX_RECIPIENTS} alert addresses per export", field="emails")
+        raise Invalid(
+            "at most %(max)s alert addresses per export",
+            params={"max": MAX_RECIPIENTS},
+            field="emails",
+        )
     return clean
 
 

@@ -51,7 +51,9 @@ def _events(values: list[str]) -> list[str]:
     unknown = [v for v in values if v != events.ALL and v not in events.EVENT_TYPES]
     if unknown:
         raise Invalid(
-            f'unknown event {unknown[0]!r}; one of: {", ".join(events.EVENT_TYPES)}, or "*"', field="events"
+            'unknown event %(unknown)s; one of: %(names)s, or "*"',
+            params={"unknown": repr(unknown[0]), "names": ", ".join(events.EVENT_TYPES)},
+            field="events",
         )
     return [events.ALL] if events.ALL in values else sorted(set(values), key=events.EVENT_TYPES.index)
 
@@ -66,7 +68,10 @@ def _url(session: Session, settings: Settings, url: str, *, other_than: int | No
     taken = session.scalar(sa.select(WebhookEndpoint.id).where(WebhookEndpoint.url == url))
     if taken is not None and taken != other_than:
         raise Conflict(
-            f"an endpoint with this URL exists already (#{taken})", code="webhook_exists", field="url"
+            "an endpoint with this URL exists already (#%(taken)s)",
+            params={"taken": taken},
+            code="webhook_exists",
+            field="url",
         )
     return url
 
@@ -103,7 +108,11 @@ def create(
 def get(session: Session, endpoint_id: int) -> WebhookEndpoint:
     endpoint = session.get(WebhookEndpoint, endpoint_id)
     if endpoint is None:
-        raise NotFound(f"no webhook endpoint #{endpoint_id}", code="webhook_not_found")
+        raise NotFound(
+            "no webhook endpoint #%(endpoint_id)s",
+            params={"endpoint_id": endpoint_id},
+            code="webhook_not_found",
+        )
     return endpoint
 
 
@@ -218,11 +227,15 @@ def redeliver(
     delivery = session.get(Delivery, delivery_id)
     if delivery is None or delivery.endpoint_id != endpoint.id:
         raise NotFound(
-            f"no delivery #{delivery_id} of webhook endpoint #{endpoint.id}", code="delivery_not_found"
+            "no delivery #%(delivery_id)s of webhook endpoint #%(endpoint_id)s",
+            params={"delivery_id": delivery_id, "endpoint_id": endpoint.id},
+            code="delivery_not_found",
         )
     if delivery.status in (DeliveryStatus.PENDING, DeliveryStatus.SENDING):
         raise Conflict(
-            f"delivery #{delivery_id} is still being sent ({delivery.status.value})", code="delivery_active"
+            "delivery #%(delivery_id)s is still being sent (%(status)s)",
+            params={"delivery_id": delivery_id, "status": delivery.status.value},
+            code="delivery_active",
         )
     if not endpoint.enabled:
         raise Conflict("the endpoint is disabled; enable it first", code="webhook_disabled")

@@ -50,7 +50,7 @@ import ibis.expr.types as ir
 import pyarrow as pa
 import sqlglot as sg
 
-from segmentsync.errors import ConfigError, Invalid, NotFound, Retriable
+from segmentsync.errors import N_, ConfigError, Invalid, NotFound, Retriable
 from segmentsync.profiles import store
 from segmentsync.profiles.columns import ColumnType, column_type
 from segmentsync.segments.compile import compile_filter
@@ -226,13 +226,14 @@ class ProfileSource:
             text = f"{exc.__class__.__name__}: {exc}"
             if fired.is_set() or "statement timeout" in text:
                 raise Invalid(
-                    f"the segment's query ran longer than {self.sql_timeout:g} s and was stopped "
-                    "(SEGMENTSYNC_SQL_TIMEOUT_SECONDS); make it cheaper, e.g. join on keys, filter early",
+                    "the segment's query ran longer than %(sql_timeout)s s and was stopped (SEGMENTSYNC_SQL_TIMEOUT_SECONDS); make it cheaper, e.g. join on keys, filter early",
+                    params={"sql_timeout": format(self.sql_timeout, "g")},
                     code="sql_timeout",
                     field="sql",
                 ) from None
             raise Invalid(
-                f"the segment's query failed in the engine ({self.engine}): {_first_lines(str(exc))}",
+                "the segment's query failed in the engine (%(engine)s): %(value)s",
+                params={"engine": self.engine, "value": _first_lines(str(exc))},
                 code="sql_failed",
                 field="sql",
                 details={"engine_message": str(exc)[:2000]},
@@ -256,7 +257,8 @@ class ProfileSource:
             raise
         except Exception as exc:  # any driver's connect failure: report it without the password
             raise Retriable(
-                f"cannot connect to the profile source {redact(self.url)}: {exc.__class__.__name__}: {exc}",
+                "cannot connect to the profile source %(value)s: %(name)s: %(exc)s",
+                params={"value": redact(self.url), "name": exc.__class__.__name__, "exc": exc},
                 code="profile_source_unreachable",
             ) from exc
 
@@ -309,14 +311,22 @@ class ProfileSource:
             table = backend.table(name, database=database or None)
         except ibis_errors.TableNotFound as exc:
             raise NotFound(
-                f"the profile table {self.table_name!r} does not exist in {redact(self.url)}"
-                f"{_listing(backend)}; load profiles first or set SEGMENTSYNC_PROFILES_TABLE",
+                "the profile table %(table_name)s does not exist in %(url)s%(tables)s; load profiles first or set SEGMENTSYNC_PROFILES_TABLE",
+                params={
+                    "table_name": repr(self.table_name),
+                    "url": redact(self.url),
+                    "tables": _listing(backend),
+                },
                 code="no_profile_table",
             ) from exc
         if self.key not in table.columns:
             raise ConfigError(
-                f"the key column {self.key!r} is not in the profile table {self.table_name!r} "
-                f"(its columns: {', '.join(table.columns)}); set SEGMENTSYNC_PROFILES_KEY",
+                "the key column %(key)s is not in the profile table %(table_name)s (its columns: %(names)s); set SEGMENTSYNC_PROFILES_KEY",
+                params={
+                    "key": repr(self.key),
+                    "table_name": repr(self.table_name),
+                    "names": ", ".join(table.columns),
+                },
                 code="no_key_column",
             )
         return table
@@ -371,8 +381,8 @@ class ProfileSource:
         unknown = [name for name in columns if name not in table.columns]
         if unknown:
             raise Invalid(
-                f"unknown profile column(s): {', '.join(unknown)} (the profile table has: "
-                f"{', '.join(table.columns)})",
+                "unknown profile column(s): %(names)s (the profile table has: %(names2)s)",
+                params={"names": ", ".join(unknown), "names2": ", ".join(table.columns)},
                 code="unknown_column",
             )
         wanted = list(dict.fromkeys([self.key, *columns]))
@@ -562,7 +572,11 @@ def _listing(backend: BaseBackend) -> str:
         tables = [name for name in backend.list_tables() if not name.startswith(store.STAGING_PREFIX)]
     except Exception:  # listing is only a hint in an error message
         return ""
-    return f" (tables there: {', '.join(tables[:20])})" if tables else " (it has no tables)"
+    return (
+        N_(" (tables there: %(names)s)") % {"names": ", ".join(tables[:20])}
+        if tables
+        else N_(" (it has no tables)")
+    )
 
 
 def _connect_pyspark(url: str) -> BaseBackend:

@@ -48,8 +48,8 @@ def embedded_path(settings: Settings) -> Path:
     if path is None:
         scheme = urllib.parse.urlparse(url).scheme or url
         raise ConfigError(
-            f"profiles load and generate write into the embedded DuckDB store, but the profile source "
-            f"is a {scheme} engine (SEGMENTSYNC_PROFILES_URL); load data with that engine's own tools",
+            "profiles load and generate write into the embedded DuckDB store, but the profile source is a %(scheme)s engine (SEGMENTSYNC_PROFILES_URL); load data with that engine's own tools",
+            params={"scheme": scheme},
             code="not_embedded",
         )
     return path
@@ -59,8 +59,8 @@ def check_identifier(name: str, *, what: str) -> str:
     """A table name we create ourselves: plain letters, digits and underscores only."""
     if not IDENTIFIER.match(name):
         raise Invalid(
-            f"{what} {name!r} is not allowed: use letters, digits and underscores, starting with a "
-            f"letter (at most 63 characters)",
+            "%(what)s %(name)s is not allowed: use letters, digits and underscores, starting with a letter (at most 63 characters)",
+            params={"what": what, "name": repr(name)},
             field=what.replace(" ", "_"),
         )
     return name
@@ -98,8 +98,8 @@ def attach(
 
 def _no_store(path: Path) -> NotFound:
     return NotFound(
-        f"there is no profile store at {path} yet: load profiles with `segmentsync profiles load FILE` "
-        f"or create synthetic ones with `segmentsync profiles generate --rows N`",
+        "there is no profile store at %(path)s yet: load profiles with `segmentsync profiles load FILE` or create synthetic ones with `segmentsync profiles generate --rows N`",
+        params={"path": path},
         code="no_profile_store",
     )
 
@@ -112,12 +112,13 @@ def _waiting_for_lock(path: Path, lock_wait: float, open_it: Callable[[], T]) ->
             return open_it()
         except duckdb.Error as exc:
             if not _lock_conflict(exc):
-                raise ConfigError(f"cannot open the profile store {path}: {exc}") from exc
+                raise ConfigError(
+                    "cannot open the profile store %(path)s: %(exc)s", params={"path": path, "exc": exc}
+                ) from exc
             if time.monotonic() + delay > deadline:
                 raise Retriable(
-                    f"the profile store {path} is locked by another process (a `profiles load` or "
-                    f"`profiles generate` that is still running?); try again when it has finished. "
-                    f"DuckDB says: {exc}",
+                    "the profile store %(path)s is locked by another process (a `profiles load` or `profiles generate` that is still running?); try again when it has finished. DuckDB says: %(exc)s",
+                    params={"path": path, "exc": exc},
                     code="profile_store_locked",
                 ) from exc
             time.sleep(delay)

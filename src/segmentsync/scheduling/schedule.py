@@ -92,7 +92,8 @@ def zone(name: str, *, field: str = "timezone") -> ZoneInfo:
         return ZoneInfo(name.strip())
     except (ZoneInfoNotFoundError, ValueError, OSError) as exc:  # OSError: a directory, a long name
         raise Invalid(
-            f"unknown time zone {name!r}: use an IANA name such as UTC, Europe/Warsaw or America/New_York",
+            "unknown time zone %(name)s: use an IANA name such as UTC, Europe/Warsaw or America/New_York",
+            params={"name": repr(name)},
             code="unknown_timezone",
             field=field,
         ) from exc
@@ -102,7 +103,11 @@ def parse_time(text: str) -> time:
     match = _TIME.match(text.strip())
     hour, minute = (int(match[1]), int(match[2])) if match else (-1, -1)
     if not (0 <= hour <= 23 and 0 <= minute <= 59):
-        raise Invalid(f"{text!r} is not a time of day: write HH:MM, from 00:00 to 23:59", field="times")
+        raise Invalid(
+            "%(text)s is not a time of day: write HH:MM, from 00:00 to 23:59",
+            params={"text": repr(text)},
+            field="times",
+        )
     return time(hour, minute)
 
 
@@ -112,7 +117,9 @@ def parse_weekday(value: int | str) -> int:
     if isinstance(value, str) and value.strip().lower()[:3] in WEEKDAYS:
         return WEEKDAYS.index(value.strip().lower()[:3])
     raise Invalid(
-        f"{value!r} is not a weekday: use 0 (Monday) … 6 (Sunday) or {', '.join(WEEKDAYS)}", field="weekdays"
+        "%(value)s is not a weekday: use 0 (Monday) … 6 (Sunday) or %(names)s",
+        params={"value": repr(value), "names": ", ".join(WEEKDAYS)},
+        field="weekdays",
     )
 
 
@@ -122,7 +129,11 @@ def validate(data: ScheduleIn) -> Spec:
     if len(times) != len(data.times):
         raise Invalid("the same time is given twice", field="times")
     if len(times) > MAX_TIMES:
-        raise Invalid(f"at most {MAX_TIMES} refreshes a day ({len(times)} times given)", field="times")
+        raise Invalid(
+            "at most %(max)s refreshes a day (%(count)s times given)",
+            params={"max": MAX_TIMES, "count": len(times)},
+            field="times",
+        )
     weekdays = sorted({parse_weekday(day) for day in data.weekdays}) if data.frequency == "weekly" else []
     if data.enabled and not times:
         raise Invalid("give at least one time of day for the refresh (HH:MM)", field="times")
@@ -150,15 +161,16 @@ def check_cron(expression: str) -> str:
     if cleaned.startswith("@"):
         if cleaned.lower() not in CRON_MACROS:
             raise Invalid(
-                f"unknown cron macro {cleaned!r}; use one of {', '.join(sorted(CRON_MACROS))}",
+                "unknown cron macro %(cleaned)s; use one of %(names)s",
+                params={"cleaned": repr(cleaned), "names": ", ".join(sorted(CRON_MACROS))},
                 code="bad_cron",
                 field="cron",
             )
         return cleaned.lower()
     if len(cleaned.split(" ")) != 5 or not croniter.is_valid(cleaned):
         raise Invalid(
-            f"{expression!r} is not a cron recurrence: give five fields, minute hour day-of-month "
-            "month day-of-week, e.g. '0 6 * * 1-5' (06:00 on weekdays)",
+            "%(expression)s is not a cron recurrence: give five fields, minute hour day-of-month month day-of-week, e.g. '0 6 * * 1-5' (06:00 on weekdays)",
+            params={"expression": repr(expression)},
             code="bad_cron",
             field="cron",
         )

@@ -115,7 +115,10 @@ def mark_read(*, session: Session, notification_id: int, actor: User, now: datet
     check(actor, Action.NOTIFICATIONS_VIEW)
     notice = session.get(Notification, notification_id)
     if notice is None:
-        raise NotFound(f"there is no notification with id {notification_id}")
+        raise NotFound(
+            "there is no notification with id %(notification_id)s",
+            params={"notification_id": notification_id},
+        )
     if notice.read_at is None:
         notice.read_at = now
         audit.record(

@@ -28,7 +28,7 @@ import ibis
 import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
-from segmentsync.errors import Invalid
+from segmentsync.errors import N_, Invalid
 from segmentsync.profiles.columns import ColumnType, column_type
 from segmentsync.segments import values
 from segmentsync.segments.rules import DAYS_VALUE, NO_VALUE, TEXT_MATCH, Condition, Group
@@ -119,9 +119,17 @@ class _Compiler:
         names = list(self.schema)
         close = [n for n in names if n.lower() == cond.column.lower()]
         close += [n for n in difflib.get_close_matches(cond.column, names, n=3, cutoff=0.6) if n not in close]
-        hint = f"; did you mean {' or '.join(repr(n) for n in close)}?" if close else ""
+        hint = (
+            N_("; did you mean %(names)s?") % {"names": " or ".join(repr(n) for n in close)} if close else ""
+        )
         raise Invalid(
-            f"{path}: unknown column {_short(repr(cond.column))}{hint} (columns: {', '.join(names)})",
+            "%(path)s: unknown column %(value)s%(hint)s (columns: %(names)s)",
+            params={
+                "path": path,
+                "value": _short(repr(cond.column)),
+                "hint": hint,
+                "names": ", ".join(names),
+            },
             code="unknown_column",
             field=f"{path}.column",
             details={"column": cond.column, "close_matches": close},
@@ -202,7 +210,8 @@ def _emptiness(column: ir.Column, kind: ColumnType, *, empty: bool) -> ir.Boolea
 
 def _invalid(cond: Condition, path: str, reason: str, part: str) -> Invalid:
     return Invalid(
-        f"{path} ({_short(cond.describe(), 120)}): {reason}",
+        "%(path)s (%(value)s): %(reason)s",
+        params={"path": path, "value": _short(cond.describe(), 120), "reason": reason},
         code="invalid_rule",
         field=f"{path}.{part}",
         details={"condition": cond.model_dump(mode="json")},

@@ -111,14 +111,20 @@ def check_returns_key(query: KeyQuery, source: ProfileSource) -> list[str]:
     columns = source.query_columns(query)
     if source.key not in columns:
         raise Invalid(
-            f"{query.label} must return the profile key column {source.key!r} (it returns: "  # noqa: S608  # a message
-            f"{', '.join(columns) or 'no columns'}); e.g. SELECT p.{source.key} FROM …",
+            "%(label)s must return the profile key column %(key)s (it returns: %(value)s); e.g. SELECT p.%(column)s FROM …",
+            params={
+                "label": query.label,
+                "key": repr(source.key),
+                "value": ", ".join(columns) or "no columns",
+                "column": source.key,
+            },
             code="sql_without_key",
             field="sql",
         )
     if columns.count(source.key) > 1:
         raise Invalid(
-            f"{query.label} returns the column {source.key!r} more than once; name it once",
+            "%(label)s returns the column %(key)s more than once; name it once",
+            params={"label": query.label, "key": repr(source.key)},
             code="sql_without_key",
             field="sql",
         )

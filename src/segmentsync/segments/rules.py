@@ -234,7 +234,8 @@ def parse(data: object) -> Group:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in ("rules", *first["loc"]) if not _is_tag(part))
         raise Invalid(
-            f"{where}: {first['msg'].removeprefix('Value error, ')}",
+            "%(where)s: %(value)s",
+            params={"where": where, "value": first["msg"].removeprefix("Value error, ")},
             field=where,
             details={"errors": [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]},
         ) from exc

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, computed_field, model_validator
 
+from segmentsync.errors import N_
 from segmentsync.segments.rules import Group
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -37,14 +38,19 @@ class SegmentCreate(BaseModel):
         given: list[Kind] = [kind for kind, field in WHAT.items() if getattr(self, field) is not None]
         if self.kind is None:
             if len(given) > 1:
-                raise ValueError(f"give one of rules, sql or dbt_model, not {' and '.join(given)}")
+                raise ValueError(
+                    N_("give one of rules, sql or dbt_model, not %(given)s") % {"given": " and ".join(given)}
+                )
             self.kind = given[0] if given else "rule"
         kind: Kind = self.kind
         extra = [WHAT[other] for other in given if other != kind]
         if extra:
-            raise ValueError(f"a {kind} segment takes {WHAT[kind]}, not {', '.join(extra)}")
+            raise ValueError(
+                N_("a %(kind)s segment takes %(field)s, not %(extra)s")
+                % {"kind": kind, "field": WHAT[kind], "extra": ", ".join(extra)}
+            )
         if kind not in given:
-            raise ValueError(f"a {kind} segment needs {WHAT[kind]}")
+            raise ValueError(N_("a %(kind)s segment needs %(field)s") % {"kind": kind, "field": WHAT[kind]})
         return self
 
 
@@ -64,7 +70,9 @@ class SegmentUpdate(BaseModel):
     def _one_definition(self) -> Self:
         given = [field for field in WHAT.values() if getattr(self, field) is not None]
         if len(given) > 1:
-            raise ValueError(f"give one of rules, sql or dbt_model, not {' and '.join(given)}")
+            raise ValueError(
+                N_("give one of rules, sql or dbt_model, not %(given)s") % {"given": " and ".join(given)}
+            )
         return self
 
 

@@ -23,7 +23,7 @@ from segmentsync.auth.models import User
 from segmentsync.auth.policy import Action, check
 from segmentsync.connections.models import Connection
 from segmentsync.db import id_from_text, same_name
-from segmentsync.errors import Conflict, Forbidden, Invalid, NotFound, SegmentSyncError
+from segmentsync.errors import N_, Conflict, Forbidden, Invalid, NotFound, SegmentSyncError
 from segmentsync.exports.grants import permission
 from segmentsync.exports.models import Export, ExportSegment
 from segmentsync.profiles.source import KeyQuery, ProfileSource
@@ -46,7 +46,11 @@ def list_segments(*, session: Session) -> list[Segment]:
 def get(*, session: Session, segment_id: int) -> Segment:
     segment = session.get(Segment, segment_id)
     if segment is None:
-        raise NotFound(f"there is no segment with id {segment_id}", code="segment_not_found")
+        raise NotFound(
+            "there is no segment with id %(segment_id)s",
+            params={"segment_id": segment_id},
+            code="segment_not_found",
+        )
     return segment
 
 
@@ -56,14 +60,20 @@ def find(*, session: Session, ref: str) -> Segment:
     if segment is None and (number := id_from_text(ref)) is not None:
         segment = session.get(Segment, number)
     if segment is None:
-        raise NotFound(f"there is no segment named {ref!r}", code="segment_not_found")
+        raise NotFound(
+            "there is no segment named %(ref)s", params={"ref": repr(ref)}, code="segment_not_found"
+        )
     return segment
 
 
 def rules_of(segment: Segment) -> Group:
     """A rule segment's rule (Invalid for the other kinds)."""
     if segment.kind != "rule" or segment.rules is None:
-        raise Invalid(f"segment {segment.name!r} is a {segment.kind} segment, not a rule", code="not_a_rule")
+        raise Invalid(
+            "segment %(segment_name)s is a %(kind)s segment, not a rule",
+            params={"segment_name": repr(segment.name), "kind": segment.kind},
+            code="not_a_rule",
+        )
     return Group.model_validate(segment.rules)
 
 
@@ -114,8 +124,8 @@ def _check_exports_in_reach(session: Session, segment: Segment, actor: User, doi
     names = [name for name, connection in rows if permission(actor, connection) != "edit"]
     if names:
         raise Forbidden(
-            f"you may not {doing} segment {segment.name!r}: it is sent by export(s) you may not edit "
-            f"(their connections are for administrators): {', '.join(names)}; ask an admin",
+            "you may not %(doing)s segment %(segment_name)s: it is sent by export(s) you may not edit (their connections are for administrators): %(names)s; ask an admin",
+            params={"doing": doing, "segment_name": repr(segment.name), "names": ", ".join(names)},
             code="segment_used_by_restricted_exports",
             details={"exports": names},
         )
@@ -173,7 +183,7 @@ def update(
         current.get(key) != value
         for key, value in segment_in.model_dump(exclude_none=True, mode="json").items()
     ):
-        _check_exports_in_reach(session, segment, actor, "change")
+        _check_exports_in_reach(session, segment, actor, N_("change"))
     if segment_in.name is not None and segment_in.name != segment.name:
         _check_name_free(session, segment_in.name, other_than=segment.id)
         segment.name = segment_in.name
@@ -200,12 +210,12 @@ def delete(*, session: Session, segment_id: int, actor: User, ip: str | None = N
     """Remove a segment; refused while exports send it (the answer names them)."""
     check(actor, Action.SEGMENTS_EDIT)
     segment = get(session=session, segment_id=segment_id)
-    _check_exports_in_reach(session, segment, actor, "remove")
+    _check_exports_in_reach(session, segment, actor, N_("remove"))
     users = exports_using(session=session, segment_id=segment_id)
     if users:
         raise Conflict(
-            f"segment {segment.name!r} is used by {len(users)} export(s): {', '.join(users)}; remove it "
-            f"from those exports first",
+            "segment %(segment_name)s is used by %(count)s export(s): %(names)s; remove it from those exports first",
+            params={"segment_name": repr(segment.name), "count": len(users), "names": ", ".join(users)},
             code="segment_in_use",
             details={"exports": users},
         )
@@ -222,7 +232,12 @@ def _check_name_free(session: Session, name: str, *, other_than: int | None = No
     if other_than is not None:
         query = query.where(Segment.id != other_than)
     if session.scalar(query) is not None:
-        raise Conflict(f"a segment named {name!r} exists already", code="name_taken", field="name")
+        raise Conflict(
+            "a segment named %(name)s exists already",
+            params={"name": repr(name)},
+            code="name_taken",
+            field="name",
+        )
 
 
 def _define(
@@ -246,7 +261,9 @@ def _define(
         try:
             kinds.check_returns_key(query, source)
         except Invalid as exc:
-            raise Invalid(exc.message, code=exc.code, field="dbt_model", details=exc.details) from None
+            raise Invalid(
+                exc.template, params=exc.params, code=exc.code, field="dbt_model", details=exc.details
+            ) from None
         segment.kind, segment.dbt_model, segment.rules, segment.sql = "dbt", dbt_model, None, None
     elif rules is not None:
         new_rules = rules.model_dump(mode="json")
@@ -457,7 +474,7 @@ def preview_rule(
     now: datetime | None = None,
 ) -> PreviewOut:
     if not 1 <= limit <= PREVIEW_MAX:
-        raise Invalid(f"limit must be between 1 and {PREVIEW_MAX}", field="limit")
+        raise Invalid("limit must be between 1 and %(max)s", params={"max": PREVIEW_MAX}, field="limit")
     selected = source.members([rule], list(columns or source.columns()), now=now)
     rows = source.preview(selected, limit=limit).to_pylist()
     return PreviewOut(segment_id=None, columns=list(selected.columns), rows=rows, limit=limit)

@@ -133,13 +133,15 @@ def check(text: str, engine: str) -> CheckedQuery:
         raise Invalid("the SQL is empty: write one SELECT", code="invalid_sql", field="sql")
     if len(text) > MAX_SQL_CHARS:
         raise Invalid(
-            f"the SQL is {len(text):,} characters long; at most {MAX_SQL_CHARS:,} are accepted",
+            "the SQL is %(count)s characters long; at most %(max)s are accepted",
+            params={"count": format(len(text), ","), "max": format(MAX_SQL_CHARS, ",")},
             code="invalid_sql",
             field="sql",
         )
     if "\x00" in text:
         raise Invalid(
-            f"{_where(text, text.index(chr(0)))}: the SQL holds a NUL character",
+            "%(value)s: the SQL holds a NUL character",
+            params={"value": _where(text, text.index(chr(0)))},
             code="invalid_sql",
             field="sql",
         )
@@ -154,7 +156,8 @@ def check(text: str, engine: str) -> CheckedQuery:
         place = f"line {line}, column {col}" if line else "the SQL"
         reason = str(first.get("description") or exc).splitlines()[0]
         raise Invalid(
-            f"{place}: the SQL cannot be parsed ({dialect}): {reason}",
+            "%(place)s: the SQL cannot be parsed (%(dialect)s): %(reason)s",
+            params={"place": place, "dialect": dialect, "reason": reason},
             code="invalid_sql",
             field="sql",
             details={"line": line, "column": col},
@@ -167,13 +170,19 @@ def check(text: str, engine: str) -> CheckedQuery:
         line, col = _line_col(text, offset) if offset >= 0 else (None, None)
         place = f"line {line}, column {col}" if line else "the SQL"
         raise Invalid(
-            f"{place}: the SQL cannot be read from about here (a comment or quote that is not closed?)",
+            "%(place)s: the SQL cannot be read from about here (a comment or quote that is not closed?)",
+            params={"place": place},
             code="invalid_sql",
             field="sql",
             details={"line": line, "column": col},
         ) from None
     except SqlglotError as exc:  # any other of sqlglot's refusals
-        raise Invalid(f"the SQL cannot be read ({dialect}): {exc}", code="invalid_sql", field="sql") from None
+        raise Invalid(
+            "the SQL cannot be read (%(dialect)s): %(exc)s",
+            params={"dialect": dialect, "exc": exc},
+            code="invalid_sql",
+            field="sql",
+        ) from None
     if not statements:
         raise Invalid("the SQL holds no statement: write one SELECT", code="invalid_sql", field="sql")
     if len(statements) > 1:
@@ -189,7 +198,11 @@ def check(text: str, engine: str) -> CheckedQuery:
         regenerated = tree.sql(dialect=dialect, comments=False, unsupported_level=ErrorLevel.RAISE)
     except (SqlglotError, RecursionError) as exc:
         raise Invalid(
-            f"the SQL cannot be checked ({dialect}): {str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__}",
+            "the SQL cannot be checked (%(dialect)s): %(value)s",
+            params={
+                "dialect": dialect,
+                "value": str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__,
+            },
             code="invalid_sql",
             field="sql",
         ) from None
@@ -271,7 +284,8 @@ def _refused(
     place = _where(text, start) if start is not None else "the SQL"
     line, col = _line_col(text, start) if start is not None else (None, None)
     return Invalid(
-        f"{place}: {reason}",
+        "%(place)s: %(reason)s",
+        params={"place": place, "reason": reason},
         code="unsafe_sql",
         field="sql",
         details={"line": line, "column": col},

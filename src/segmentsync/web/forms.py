@@ -28,7 +28,12 @@ def invalid(exc: ValidationError, *, prefix: tuple[str, ...] = ()) -> Invalid:
         error["loc"] = [*prefix, *error["loc"]]
     first = found[0] if found else {"loc": list(prefix), "msg": "invalid"}
     where = ".".join(str(part) for part in messages.clean_loc(first["loc"]))
-    return Invalid(f"{where}: {first['msg']}", field=where or None, details={"errors": found})
+    return Invalid(
+        "%(where)s: %(first)s",
+        params={"where": where, "first": first["msg"]},
+        field=where or None,
+        details={"errors": found},
+    )
 
 
 def build(model: type[M], data: Mapping[str, Any]) -> M:
@@ -65,8 +70,10 @@ def field_errors(page: Page, error: SegmentSyncError, fields: Mapping[str, str] 
     fields = fields or {}
     labels = labels or {}
     found: dict[str, str] = {}
+    for problem in error.each_problem:  # a service's checks (errors.Problems), each in its own words
+        _add(found, _target(fields, problem.field or "", default), page.error_text(problem))
     listed = [e for e in error.details.get("errors", []) if isinstance(e, dict) and "type" in e]
-    for item in listed:
+    for item in listed if not error.each_problem else ():
         loc = messages.clean_loc(item.get("loc", ()))
         target = _target(fields, ".".join(str(part) for part in loc), default)
         if loc and loc[0] == "rules" and len(loc) > 1:

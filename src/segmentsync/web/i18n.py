@@ -7,16 +7,23 @@ repository: :func:`translations` compiles each one in memory the first time it i
 Messages are marked with ``_("…")`` in templates and with ``_``/``N_`` in Python. To add new
 messages to the catalogs after changing the UI, run ``python -m segmentsync.web.i18n`` (new
 messages get an empty translation; the test suite fails until every language has one).
+
+Two catalogs per language: ``messages.po`` (the pages' own words) and ``errors.po`` (the
+services' messages: every template given to an error class of ``segmentsync.errors`` or marked
+with ``segmentsync.errors.N_`` outside the web package, in the modules whose messages can reach a
+page, see :data:`ERROR_METHODS`). Both are loaded as one translation.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 from gettext import NullTranslations
 from io import BytesIO
 from pathlib import Path
+from typing import Any
 
 from babel.messages.catalog import Catalog
 from babel.messages.extract import extract_from_dir
@@ -33,6 +40,22 @@ SOURCE_LANGUAGE = "en"
 LANGUAGE_NAMES = {"en": "English", "pl": "Polski", "lv": "Latviešu", "ro": "Română", "fi": "Suomi"}
 KEYWORDS = {"_": None, "gettext": None, "N_": None}
 EXTRACT_METHODS = [("**/templates/**.html", "jinja2"), ("**.py", "python")]
+CATALOGS = ("messages", "errors")
+TRANSLATED = tuple(lang for lang in LANGUAGES if lang != SOURCE_LANGUAGE)
+PACKAGE_DIR = WEB_DIR.parent
+ERROR_CLASSES = ("Invalid", "NotFound", "Conflict", "Forbidden", "Unauthenticated", "ConfigError",
+                 "Retriable", "QuotaExceeded", "Fatal", "SegmentSyncError")  # fmt: skip
+ERROR_KEYWORDS: dict[str, None] = dict.fromkeys(ERROR_CLASSES)
+# The services' modules whose messages can reach a page. Left out, in English only: the API's
+# own checks (the API speaks English), configuration as code, the command line, profile loading
+# (a command), the emulators; the web package's pages are extracted separately (its errors below).
+ERROR_METHODS = [
+    *((pattern, "ignore") for pattern in ("web/**", "sandbox/**", "api/**", "config/**", "migrations/**",
+                                          "**/cli.py", "**/runs_cli.py", "cli_main.py", "terminal.py",
+                                          "quickstart.py", "profiles/load.py", "profiles/readers.py",
+                                          "profiles/generate.py", "exports/idempotency.py")),
+    ("**.py", "python"),
+]  # fmt: skip
 
 
 def N_(message: str) -> str:  # the gettext convention: mark now, translate where shown
@@ -40,24 +63,30 @@ def N_(message: str) -> str:  # the gettext convention: mark now, translate wher
     return message
 
 
-def catalog_path(lang: str) -> Path:
-    return LOCALE_DIR / lang / "LC_MESSAGES" / "messages.po"
+def catalog_path(lang: str, name: str = "messages") -> Path:
+    return LOCALE_DIR / lang / "LC_MESSAGES" / f"{name}.po"
 
 
-def read_catalog(lang: str) -> Catalog:
-    with catalog_path(lang).open("rb") as handle:
+def read_catalog(lang: str, name: str = "messages") -> Catalog:
+    with catalog_path(lang, name).open("rb") as handle:
         return read_po(handle, locale=lang)
+
+
+def _compiled(lang: str, name: str) -> Translations:
+    buffer = BytesIO()
+    write_mo(buffer, read_catalog(lang, name), use_fuzzy=False)
+    buffer.seek(0)
+    return Translations(buffer, domain="messages")
 
 
 @cache
 def translations(lang: str) -> NullTranslations:
-    """The compiled catalog of a language (English: the messages themselves)."""
+    """The compiled catalogs of a language, as one (English: the messages themselves)."""
     if lang == SOURCE_LANGUAGE:
         return NullTranslations()
-    buffer = BytesIO()
-    write_mo(buffer, read_catalog(lang), use_fuzzy=False)
-    buffer.seek(0)
-    return Translations(buffer, domain="messages")
+    merged = _compiled(lang, "messages")
+    merged.merge(_compiled(lang, "errors"))
+    return merged
 
 
 def load_all() -> None:
@@ -99,31 +128,50 @@ class Translator:
 # ---------------------------------------------------------------- maintaining the catalogs
 
 
+def _add_all(
+    catalog: Catalog, found: Iterable[tuple[str, int, Any, list[str], str | None]], prefix: str = ""
+) -> None:
+    for filename, lineno, message, comments, context in found:
+        catalog.add(message, None, [(prefix + filename, lineno)], auto_comments=comments, context=context)
+
+
 def extract() -> Catalog:
     """Every message marked in the templates and the Python code of the web UI."""
     catalog = Catalog(project="segmentsync", locale=None)
-    for filename, lineno, message, comments, context in extract_from_dir(
-        WEB_DIR, EXTRACT_METHODS, keywords=KEYWORDS, strip_comment_tags=True
-    ):
-        catalog.add(message, None, [(filename, lineno)], auto_comments=comments, context=context)
+    _add_all(catalog, extract_from_dir(WEB_DIR, EXTRACT_METHODS, keywords=KEYWORDS, strip_comment_tags=True))
+    return catalog
+
+
+def extract_errors() -> Catalog:
+    """Every service message that can reach a page: the error classes' templates and ``N_``."""
+    catalog = Catalog(project="segmentsync", locale=None)
+    keywords = {**ERROR_KEYWORDS, "N_": None}
+    _add_all(
+        catalog, extract_from_dir(PACKAGE_DIR, ERROR_METHODS, keywords=keywords, strip_comment_tags=True)
+    )
+    web = extract_from_dir(WEB_DIR, [("**.py", "python")], keywords=ERROR_KEYWORDS, strip_comment_tags=True)
+    _add_all(catalog, web, prefix="web/")
     return catalog
 
 
 def update_catalogs() -> dict[str, int]:
-    """Add new messages to every language's catalog (untranslated) and drop unused ones."""
-    template = extract()
+    """Add new messages to every language's catalogs (untranslated) and drop unused ones."""
+    templates = {"messages": extract(), "errors": extract_errors()}
     missing: dict[str, int] = {}
     for lang in LANGUAGES:
         if lang == SOURCE_LANGUAGE:
             continue
-        path = catalog_path(lang)
-        catalog = read_catalog(lang) if path.exists() else Catalog(locale=lang, project="segmentsync")
-        catalog.update(template, no_fuzzy_matching=True)
-        catalog.obsolete.clear()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("wb") as handle:
-            write_po(handle, catalog, width=100, omit_header=False, sort_output=False)
-        missing[lang] = sum(1 for message in catalog if message.id and not message.string)
+        missing[lang] = 0
+        for name, template in templates.items():
+            path = catalog_path(lang, name)
+            exists = path.exists()
+            catalog = read_catalog(lang, name) if exists else Catalog(locale=lang, project="segmentsync")
+            catalog.update(template, no_fuzzy_matching=True)
+            catalog.obsolete.clear()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("wb") as handle:
+                write_po(handle, catalog, width=100, omit_header=False, sort_output=False)
+            missing[lang] += sum(1 for message in catalog if message.id and not message.string)
     return missing
 
 

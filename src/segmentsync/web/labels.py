@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from segmentsync.errors import SegmentSyncError
 from segmentsync.web.i18n import N_, Translator
 
 LABELS: dict[str, dict[str, str]] = {
@@ -153,11 +152,6 @@ ERRORS: dict[str, str] = {
     ),
     "oauth_state_expired": N_("The authorization took longer than 10 minutes. Authenticate again."),
 }
-
-
-def error_message(tr: Translator, error: SegmentSyncError) -> str:
-    known = ERRORS.get(error.code)
-    return tr(known) if known else error.message
 
 
 def audit_action(tr: Translator, action: str) -> str:

@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from functools import cache
 from typing import Any
 
 from pydantic import ValidationError
 
+from segmentsync.errors import SegmentSyncError
+from segmentsync.web import i18n
 from segmentsync.web.i18n import N_, Translator
 from segmentsync.web.labels import LABELS
 
@@ -138,7 +141,7 @@ def problem_text(tr: Translator, problem: str) -> str:
         found = pattern.search(detail)
         if found:
             return tr(text, **found.groupdict())
-    return detail
+    return localise_text(tr, detail)
 
 
 def sentence(tr: Translator, error: Mapping[str, Any], label: str) -> str:
@@ -186,3 +189,79 @@ def english(error: Mapping[str, Any]) -> str:
     """The API's message for one error: the same sentence, in English, naming the dotted field."""
     loc = clean_loc(error.get("loc", ()))
     return sentence(Translator("en"), error, ".".join(str(part) for part in loc) or "request")
+
+
+# ---------------------------------------------------------------- the services' messages
+
+PLACEHOLDER = re.compile(r"%\((\w+)\)[-#0 +]*\d*(?:\.\d+)?[sdifr]")
+
+
+@cache
+def _patterns() -> tuple[tuple[str, re.Pattern[str]], ...]:
+    """Every service template of the catalogs as a pattern matching its English sentences, the most
+    specific first (templates with no words of their own, ``%(place)s: %(reason)s``, match nothing)."""
+    found = []
+    for message in i18n.read_catalog(i18n.TRANSLATED[0], "errors"):
+        template = str(message.id or "")
+        literal = PLACEHOLDER.sub("", template).replace("%%", "%")
+        if not PLACEHOLDER.search(template) or not re.search(r"[A-Za-z]{2}", literal):
+            continue
+        pattern, at = "", 0
+        for found_placeholder in PLACEHOLDER.finditer(template):
+            pattern += re.escape(template[at : found_placeholder.start()].replace("%%", "%"))
+            name = found_placeholder.group(1)
+            pattern += f"(?P={name})" if f"(?P<{name}>" in pattern else f"(?P<{name}>.*?)"
+            at = found_placeholder.end()
+        pattern += re.escape(template[at:].replace("%%", "%"))
+        found.append((len(literal), template, re.compile(f"^{pattern}$", re.DOTALL)))
+    return tuple((template, compiled) for _, template, compiled in sorted(found, key=lambda f: -f[0]))
+
+
+def _fill(text: str, values: Mapping[str, object]) -> str:
+    """A translated template with its placeholders replaced by ``values`` as they are."""
+    return PLACEHOLDER.sub(lambda m: str(values.get(m.group(1), m.group(0))), text).replace("%%", "%")
+
+
+def localise_text(tr: Translator, text: str, *, depth: int = 0) -> str:
+    """A service's English message (as stored: a run's error, a notice) in the reader's language.
+
+    The message is matched against the services' templates to find its values again; each value
+    that is itself a service message (a platform's refusal inside "the list … could not be used")
+    is translated the same way. A message no template matches is kept as the service wrote it.
+    """
+    if tr.lang == i18n.SOURCE_LANGUAGE or not text:
+        return text
+    exact = i18n.translations(tr.lang).gettext(text)
+    if exact != text or depth > 3:
+        return exact
+    for template, pattern in _patterns():
+        found = pattern.match(text)
+        if found:
+            values = {k: _value(tr, k, v, depth + 1) for k, v in found.groupdict().items()}
+            return _fill(i18n.translations(tr.lang).gettext(template), values)
+    return text
+
+
+# Values named so that are stored words with a label (a run's status): shown by their label.
+VALUE_LABELS = {"status": "run_status"}
+
+
+def _value(tr: Translator, name: str, value: str, depth: int) -> str:
+    label = LABELS.get(VALUE_LABELS.get(name, ""), {}).get(value)
+    return tr(label) if label else localise_text(tr, value, depth=depth)
+
+
+def localise(tr: Translator, template: str, params: Mapping[str, object]) -> str:
+    """A service's message template with its values, in the reader's language (values that are
+    service messages themselves translated too)."""
+    if not params:
+        return localise_text(tr, template)
+    values = {k: _value(tr, k, v, 0) if isinstance(v, str) else v for k, v in params.items()}
+    if tr.lang == i18n.SOURCE_LANGUAGE:
+        return template % params
+    return _fill(i18n.translations(tr.lang).gettext(template), values)
+
+
+def error_sentence(tr: Translator, error: SegmentSyncError) -> str:
+    """A domain error in the reader's language, as a sentence."""
+    return capitalised(localise(tr, error.template, error.params))

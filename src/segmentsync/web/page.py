@@ -28,7 +28,7 @@ from segmentsync.auth.policy import Action, allowed
 from segmentsync.db import id_from_text, transaction
 from segmentsync.errors import Forbidden, SegmentSyncError, Unauthenticated
 from segmentsync.runtime import Runtime
-from segmentsync.web import i18n, labels
+from segmentsync.web import i18n, labels, messages
 from segmentsync.web.messages import capitalised
 from segmentsync.web.templating import format_duration, render
 
@@ -98,12 +98,17 @@ class Page:
 
     def error_text(self, error: SegmentSyncError) -> str:
         """The error in the page's language where we know its code, else the service's words."""
-        return capitalised(labels.error_message(self.tr, error))
+        known = labels.ERRORS.get(error.code)
+        return self.tr(known) if known else messages.error_sentence(self.tr, error)
 
     def _flash_text(self, notice: dict[str, Any]) -> str:
         """A notice in the page's language where its code is known, always a sentence."""
         known = labels.ERRORS.get(str(notice.get("code", "")))
-        return self.tr(known) if known else capitalised(str(notice.get("message", "")))
+        return (
+            self.tr(known)
+            if known
+            else capitalised(messages.localise_text(self.tr, str(notice.get("message", ""))))
+        )
 
     def render(self, template: str, *, status: int = 200, **context: Any) -> HTMLResponse:
         flashes = [
@@ -186,7 +191,9 @@ class RequirePage:
 
     def __call__(self, page: Annotated[Page, Depends(signed_in_page)]) -> Page:
         if not page.can(self.action):
-            raise Forbidden(f"your role does not allow {self.action.value}", code="forbidden")
+            raise Forbidden(
+                "your role does not allow %(action)s", params={"action": self.action.value}, code="forbidden"
+            )
         return page
 
     def __repr__(self) -> str:

@@ -45,7 +45,10 @@ class WebRoute(APIRoute):
             try:
                 return await handler(request)
             except RequestValidationError as exc:  # e.g. a word where the path wants an id
-                return error_page(request, NotFound(f"no such page: {exc.errors()[0].get('msg', '')}"))
+                return error_page(
+                    request,
+                    NotFound("no such page: %(value)s", params={"value": exc.errors()[0].get("msg", "")}),
+                )
             except Unauthenticated:
                 return sign_in_redirect(request)
             except SegmentSyncError as error:

@@ -14,7 +14,8 @@ from babel.numbers import format_decimal
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, pass_context
 from jinja2.runtime import Context
 
-from segmentsync.web.messages import capitalised
+from segmentsync.web.i18n import Translator
+from segmentsync.web.messages import capitalised, localise_text
 
 WEB_DIR = Path(__file__).parent
 TEMPLATES_DIR = WEB_DIR / "templates"
@@ -73,6 +74,12 @@ def _duration(context: Context, seconds: float | None) -> str:
     return format_duration(seconds, context["lang"])
 
 
+@pass_context
+def _sentence(context: Context, text: str | None) -> str:
+    """A service's stored message (a run's error, a refresh's) in the page's language, as a sentence."""
+    return capitalised(localise_text(Translator(context["lang"]), str(text or "")))
+
+
 def _iso(value: datetime | None) -> str:
     return value.astimezone(UTC).isoformat() if value else ""
 
@@ -87,7 +94,7 @@ def environment() -> Environment:
         undefined=StrictUndefined,  # a misspelt variable fails the test instead of showing nothing
     )
     env.filters.update(
-        number=_number, when=_when, when_in=_when_in, duration=_duration, iso=_iso, sentence=capitalised
+        number=_number, when=_when, when_in=_when_in, duration=_duration, iso=_iso, sentence=_sentence
     )
     env.globals.update(static_url=static_url)
     return env

@@ -16,7 +16,7 @@ from segmentsync.auth.policy import Action
 from segmentsync.errors import SegmentSyncError
 from segmentsync.exports import service, views
 from segmentsync.scheduling import schedule
-from segmentsync.web import charts
+from segmentsync.web import charts, messages
 from segmentsync.web.i18n import N_
 from segmentsync.web.page import Page, PostedForm, page_for
 from segmentsync.web.routing import web_router
@@ -61,7 +61,8 @@ def run_all(page: Runner, form: PostedForm) -> Response:
         queued, skipped = service.run_all(session=session, actor=page.me, ip=page.ip)
     page.flash(page._("Run all: %(queued)s runs queued.", queued=len(queued)))
     for item in skipped:
-        page.flash(f"{item['name']}: {item['reason']}", "warn")
+        reason = messages.localise_text(page.tr, str(item["reason"]))
+        page.flash(f"{item['name']}: {reason}", "warn")
     return page.redirect("/exports")
 
 

@@ -18,7 +18,7 @@ from segmentsync.exports import runs, views
 from segmentsync.exports.grants import permission
 from segmentsync.exports.models import ACTIVE_STATUSES, Export, Outcome, Run, RunPhase, RunStatus
 from segmentsync.web import charts
-from segmentsync.web.messages import capitalised
+from segmentsync.web.messages import capitalised, localise_text
 from segmentsync.web.page import Page, PostedForm, page_for
 from segmentsync.web.routing import web_router
 
@@ -109,7 +109,7 @@ def live(page: Page, run: Run) -> dict[str, Any]:
         "rate": page.number(round(progress["rows_per_second"])) if progress["rows_per_second"] else "—",
         "eta": page.duration(progress["eta_seconds"]),
         "counts": {name: page.number(getattr(run, name)) for name in COUNTS},
-        "error": capitalised(run.error) if run.error else None,
+        "error": capitalised(localise_text(page.tr, run.error)) if run.error else None,
     }
 
 
