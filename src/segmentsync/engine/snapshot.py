@@ -172,9 +172,10 @@ def _check_one_row_per_key(ws: Workspace, mapping: Mapping) -> None:
     ).fetchone()
     if found is not None:
         raise Fatal(
-            f"a segment's query returns the profile key {found[0]!r} {found[1]} times; an export "
-            f"that maps its columns ({', '.join(dict.fromkeys(mapped))}) needs one row per key: "
+            "a segment's query returns the profile key %(key)s %(times)s times; an export "
+            "that maps its columns (%(mapped)s) needs one row per key: "
             "aggregate by the key (GROUP BY) in the segment's query. Nothing was sent.",
+            params={"key": repr(found[0]), "times": found[1], "mapped": ", ".join(dict.fromkeys(mapped))},
             code="repeated_key",
         )
 

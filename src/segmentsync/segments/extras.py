@@ -107,7 +107,8 @@ def resolve(
             query, columns, schema = of_segment(source, segment, selection)
         except SegmentSyncError as exc:
             raise Invalid(
-                f"the columns of segment “{segment.name}” could not be read: {exc.message}",
+                "the columns of segment “%(segment)s” could not be read: %(reason)s",
+                params={"segment": segment.name, "reason": exc.message},
                 code=exc.code,
                 field="attributes",
             ) from None
@@ -121,13 +122,14 @@ def resolve(
         if len(found) > 1:
             both = " and ".join(f"“{item.segment_name}”" for item in found)
             raise Invalid(
-                f"the column {name!r} is returned by more than one of the export's segments ({both}); "
+                "the column %(column)s is returned by more than one of the export's segments (%(segments)s); "
                 "rename it in one of the queries (… AS another_name) and map the one you mean",
+                params={"column": repr(name), "segments": both},
                 code="ambiguous_segment_column",
                 field="attributes",
             )
         if not found:
-            raise Invalid(_unknown(name, sorted(providers)), code="unknown_column", field="attributes")
+            raise _unknown(name, sorted(providers))
         chosen.setdefault(found[0].segment_id, []).append(found[0])
     extras = []
     for segment_id, items in chosen.items():
@@ -139,11 +141,22 @@ def resolve(
     return extras, types
 
 
-def _unknown(name: str, known: list[str]) -> str:
-    said = f"they return: {', '.join(known)}" if known else "none of them returns a column besides the key"
-    return (
-        f"the attribute column {name!r} is not returned by the export's SQL or dbt segments ({said}); "
-        f"a name beginning with {PREFIX!r} means a column of a segment's query"
+def _unknown(name: str, known: list[str]) -> Invalid:
+    if known:
+        return Invalid(
+            "the attribute column %(column)s is not returned by the export's SQL or dbt segments "
+            "(they return: %(known)s); a name beginning with %(prefix)s means a column of a segment's query",
+            params={"column": repr(name), "known": ", ".join(known), "prefix": repr(PREFIX)},
+            code="unknown_column",
+            field="attributes",
+        )
+    return Invalid(
+        "the attribute column %(column)s is not returned by the export's SQL or dbt segments (none of "
+        "them returns a column besides the key); a name beginning with %(prefix)s means a column of a "
+        "segment's query",
+        params={"column": repr(name), "prefix": repr(PREFIX)},
+        code="unknown_column",
+        field="attributes",
     )
 
 
@@ -161,7 +174,10 @@ def for_export_form(
         selections = kinds.selections(session, source, segments)
     except SegmentSyncError as exc:  # a query refused, no dbt manifest: said for the mapping
         raise Invalid(
-            f"the segments' columns could not be read: {exc.message}", code=exc.code, field="attributes"
+            "the segments' columns could not be read: %(reason)s",
+            params={"reason": exc.message},
+            code=exc.code,
+            field="attributes",
         ) from None
     extras, types = resolve(source, segments, selections, wanted)
     try:
@@ -169,16 +185,17 @@ def for_export_form(
     except SegmentSyncError:  # the count of the form's members reports the query's failure
         return types
     if repeated is not None:
-        raise Invalid(repeated_message(extras, repeated), code="repeated_key", field="attributes")
+        key, times = repeated
+        raise Invalid(
+            "the query of %(whose)s returns the profile key %(key)s %(times)s times; an export that maps "
+            "its columns (%(mapped)s) needs one row per key: aggregate by the key (GROUP BY)",
+            params={
+                "whose": " or ".join(dict.fromkeys(extra.query.label for extra in extras)),
+                "key": repr(key),
+                "times": times,
+                "mapped": ", ".join(alias for extra in extras for _, alias in extra.names),
+            },
+            code="repeated_key",
+            field="attributes",
+        )
     return types
-
-
-def repeated_message(extras: Sequence[ExtraColumns], repeated: tuple[object, int]) -> str:
-    """A key returned more than once by a query whose columns are mapped, said plainly."""
-    key, times = repeated
-    whose = " or ".join(dict.fromkeys(extra.query.label for extra in extras))
-    mapped = ", ".join(alias for extra in extras for _, alias in extra.names)
-    return (
-        f"the query of {whose} returns the profile key {key!r} {times} times; an export that maps "
-        f"its columns ({mapped}) needs one row per key: aggregate by the key (GROUP BY)"
-    )
