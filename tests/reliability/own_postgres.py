@@ -119,10 +119,10 @@ class OwnPostgres:
         )
         return time.monotonic() - started
 
-    def listen_also(self, address: str, client: str) -> None:
-        """Listen on ``address`` too and let ``client`` (one host) in; restarts the server."""
+    def listen_also(self, address: str, *clients: str) -> None:
+        """Listen on ``address`` too and let ``clients`` (hosts) in; restarts the server."""
         self.listen.append(address)
-        self.clients.append(f"{client}/32")
+        self.clients += [f"{client}/32" for client in clients]
         self._write_config()
         self.restart()
 

@@ -28,6 +28,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from segmentsync.destinations.api_client import GIVEN_UP
 from segmentsync.destinations.base import Destination, Limits, RenderedBatch, RowResult
 from segmentsync.destinations.batching import ENVELOPE_BYTES, chunk
 from segmentsync.engine.bulk import raw_rows
@@ -236,6 +237,7 @@ def _drive(
     failure: BaseException | None = None
     recorder = Recorder(job.checkpoints())
     told = False
+    given_up = GIVEN_UP.set(job.stop)  # carried into each batch's thread: no retry once the run is given up
     try:
         with ThreadPoolExecutor(max_workers=window.ceiling, thread_name_prefix=f"run{job.run_id}") as pool:
             while True:
@@ -274,6 +276,7 @@ def _drive(
                     window.acknowledged()
                     recorder.put(batch, future.result())
     finally:
+        GIVEN_UP.reset(given_up)
         recorder.close()  # every acknowledged batch is checkpointed (or the store said why not)
     if isinstance(recorder.error, LeaseLost):
         job.stop.set()
