@@ -298,7 +298,7 @@ def _refused(session: Session, job: Checkpoints, done: int | None) -> None:
         and run.status == RunStatus.RUNNING
     ):
         raise CheckpointsLost(
-            f"the metadata store lost {done - run.batches_done} acknowledged batches' checkpoints "
+            f"the store lost the checkpoints of {done - run.batches_done} acknowledged batch(es) "
             "(a server crash forgets commits it had not flushed); resumes from those it kept"
         )
     raise LeaseLost(f"run {job.run_id} is no longer leased to {job.lease_owner}")
