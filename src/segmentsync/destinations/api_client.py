@@ -44,6 +44,10 @@ JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8", "Accept": "ap
 GIVEN_UP: ContextVar[threading.Event | None] = ContextVar("segmentsync_given_up", default=None)
 
 
+class GivenUp(Retriable):
+    """A failed request not tried again because the run was given up (``GIVEN_UP`` is set)."""
+
+
 class Limiter(Protocol):
     def acquire(self) -> float: ...
 
@@ -161,7 +165,7 @@ class ApiClient:
                         tried = attempt.num
                         given_up = GIVEN_UP.get()
                         if tried > 1 and given_up is not None and given_up.is_set():
-                            raise Retriable(
+                            raise GivenUp(
                                 f"{self.title}: {method} {path} not tried again: the run was given up"
                             )
                         return self._send_once(method, url, kwargs)

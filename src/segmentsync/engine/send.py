@@ -28,7 +28,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from segmentsync.destinations.api_client import GIVEN_UP
+from segmentsync.destinations.api_client import GIVEN_UP, GivenUp
 from segmentsync.destinations.base import Destination, Limits, RenderedBatch, RowResult
 from segmentsync.destinations.batching import ENVELOPE_BYTES, chunk
 from segmentsync.engine.bulk import raw_rows
@@ -142,9 +142,11 @@ def send(job: SendJob) -> None:
     """Send every pending row of the run; raises the destination's error if a batch fails."""
     limits = job.limits()
     job.in_flight = job.in_flight or InFlight(job.sessions, job.run_id, job.lease_owner, job.write_lock)
+    given_up = GIVEN_UP.set(job.stop)  # carried into each batch's thread: no retry once the run is given up
     try:
         _drive(job, _work(job, limits), Window.of(limits, job.destination.pushback))
     finally:
+        GIVEN_UP.reset(given_up)
         if job.feed is not None:
             job.feed.leave()
 
@@ -237,7 +239,6 @@ def _drive(
     failure: BaseException | None = None
     recorder = Recorder(job.checkpoints())
     told = False
-    given_up = GIVEN_UP.set(job.stop)  # carried into each batch's thread: no retry once the run is given up
     try:
         with ThreadPoolExecutor(max_workers=window.ceiling, thread_name_prefix=f"run{job.run_id}") as pool:
             while True:
@@ -270,13 +271,12 @@ def _drive(
                 for future in done:
                     batch = in_flight.pop(future)
                     error = future.exception()
-                    if error is not None:
-                        failure = failure or error
+                    if error is not None:  # a batch given up is left to whoever resumes (LeaseLost below)
+                        failure = failure or (None if isinstance(error, GivenUp) else error)
                         continue
                     window.acknowledged()
                     recorder.put(batch, future.result())
     finally:
-        GIVEN_UP.reset(given_up)
         recorder.close()  # every acknowledged batch is checkpointed (or the store said why not)
     if isinstance(recorder.error, LeaseLost):
         job.stop.set()
