@@ -57,6 +57,8 @@ def unavailable() -> str | None:
             pwd.getpwnam("postgres")
         except KeyError:
             return "running as root without a 'postgres' user: PostgreSQL refuses to run as root"
+        if shutil.which("runuser") is None:
+            return "running as root without runuser: cannot start PostgreSQL as the 'postgres' user"
     return None
 
 
