@@ -84,10 +84,23 @@ def release_locks_if_cut(session: Session) -> None:
         )
 
 
+# SQLSTATEs of a PostgreSQL server that is away for now: a connection exception (class 08), shut
+# down by an administrator or a crash (57P01, 57P02), starting up or recovering (57P03).
+_AWAY_STATES = ("08", "57P01", "57P02", "57P03")
+
+
 def store_away(exc: sa.exc.DBAPIError) -> bool:
-    """The metadata store dropped the connection (restarted, terminated it) or stayed locked past
-    the busy timeout (SQLite): the store is briefly away, nothing is wrong with the work itself."""
-    return bool(exc.connection_invalidated) or "database is locked" in str(exc.orig)
+    """The metadata store dropped the connection (restarted, terminated it), refused a new one while
+    it restarts, or stayed locked past the busy timeout (SQLite): the store is briefly away, nothing
+    is wrong with the work itself."""
+    if exc.connection_invalidated or "database is locked" in str(exc.orig):
+        return True
+    if not isinstance(exc, sa.exc.OperationalError):
+        return False
+    state = getattr(exc.orig, "sqlstate", None)
+    if state is None:  # psycopg without a server's answer: the connection failed or was refused
+        return type(exc.orig).__module__.startswith("psycopg")
+    return str(state).startswith(_AWAY_STATES)
 
 
 class UTCDateTime(sa.TypeDecorator[datetime]):

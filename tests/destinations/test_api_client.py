@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from segmentsync.destinations import create_destination
+from segmentsync.destinations.api_client import GIVEN_UP
 from segmentsync.destinations.base import Credentials, Destination, TokenSet
 from segmentsync.errors import ConfigError, Fatal, QuotaExceeded, Retriable
 
@@ -56,6 +57,29 @@ def test_retries_run_out_into_retriable() -> None:
     with pytest.raises(Retriable, match=r"failed 3 times.*ConnectError"):
         cm(script, FakeTime()).describe_list("a" * 32)
     assert len(script.requests) == FAST.retry.attempts
+
+
+def test_a_run_given_up_tries_a_failed_request_no_more() -> None:
+    """A worker that gave the run up (its lease could not be renewed) leaves a failed batch to the
+    next owner: retrying it would send it again after the next owner did."""
+    script = Script(httpx.ReadTimeout("stalled"), details_then_stats)
+    given_up = threading.Event()
+    given_up.set()
+    token = GIVEN_UP.set(given_up)
+    try:
+        with pytest.raises(Retriable, match="not tried again: the run was given up"):
+            cm(script, FakeTime()).describe_list("a" * 32)
+    finally:
+        GIVEN_UP.reset(token)
+    assert len(script.requests) == 1
+    given_up.clear()  # while the run is held, the same failure is retried
+    script = Script(httpx.ReadTimeout("stalled"), details_then_stats)
+    token = GIVEN_UP.set(given_up)
+    try:
+        assert cm(script, FakeTime()).describe_list("a" * 32).name == "Newsletter"
+    finally:
+        GIVEN_UP.reset(token)
+    assert len(script.requests) == 3
 
 
 def test_rate_limits_are_waited_out_without_using_attempts() -> None:

@@ -45,6 +45,7 @@ class WorkerProcess:
 
     env: dict[str, str]
     log_path: Path
+    prefix: list[str] = field(default_factory=list)  # e.g. ``ip netns exec <name>``: it execs, same pid
     process: subprocess.Popen[bytes] | None = None
     kills: int = 0
     _log: IO[bytes] | None = field(default=None, repr=False)
@@ -53,7 +54,7 @@ class WorkerProcess:
         assert self.process is None or self.process.poll() is not None
         self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [str(CLI), "worker"], env=self.env, stdout=self._log, stderr=subprocess.STDOUT
+            [*self.prefix, str(CLI), "worker"], env=self.env, stdout=self._log, stderr=subprocess.STDOUT
         )
 
     @property
@@ -83,6 +84,9 @@ class WorkerProcess:
         if self._log is not None:
             self._log.close()
             self._log = None
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def tail(self, lines: int = 30) -> str:
         if not self.log_path.exists():

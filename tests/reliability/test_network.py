@@ -3,8 +3,9 @@ just silence, ``link.Link``): it cannot renew its lease, so it stops sending bef
 expire; another worker resumes the run once it expired; when the link comes back the old worker's
 late checkpoint is refused by the fence and it stops. Nothing lost; duplicates bounded.
 
-Not a network namespace with a veth pair: the relay cuts the worker's link to the store only (its
-link to the platform stays up, so that "stops sending" is something the platform can count).
+The relay cuts the worker's link to the store only (its link to the platform stays up, so that
+"stops sending" is something the platform can count); ``test_network_namespace.py`` cuts a worker's
+whole network, store and platform, on a veth pair.
 """
 
 from __future__ import annotations

@@ -9,13 +9,16 @@ import threading
 from collections.abc import Callable
 from typing import Any, cast
 
+import pytest
 import sqlalchemy as sa
 
 from exports.world import World
 from segmentsync.connections.models import Connection
-from segmentsync.db import create_engine
+from segmentsync.db import create_engine, transaction
 from segmentsync.destinations.base import Destination
-from segmentsync.exports.models import RunStatus
+from segmentsync.engine.checkpoint import Checkpoints, CheckpointsLost, confirm
+from segmentsync.engine.lease import LeaseLost
+from segmentsync.exports.models import Run, RunStatus
 from segmentsync.runtime import Runtime
 from segmentsync.scheduling.worker import Worker
 
@@ -146,3 +149,29 @@ def test_terminated_connections_mid_run_lose_nothing(world: World) -> None:
     print(f"received: {got.times}")
     twice = sum(count for times, count in got.times.items() if times > 1)
     assert twice <= len(seen) * 16 * BATCH_ROWS, got.times
+
+
+def test_a_checkpoint_the_store_forgot_is_found_by_the_next_one(world: World) -> None:
+    """A crashed PostgreSQL forgets checkpoints it acknowledged (they commit without waiting for the
+    flush; ``test_store_restart.py`` meets it for real). The next checkpoint (here: the confirming
+    one) commits only on the progress the previous one left: fewer batches in the store end the
+    attempt (``CheckpointsLost``, resumed from what was kept); another owner is a lost lease."""
+    runtime = world.runtime
+    run_id = start_run(world, make_export(world, "campaign_monitor"))
+    with transaction(runtime.sessions) as session:
+        session.execute(
+            sa.update(Run)
+            .where(Run.id == run_id)
+            .values(status=RunStatus.RUNNING, lease_owner="w", batches_done=5)
+        )
+    job = Checkpoints(
+        sessions=runtime.sessions, run_id=run_id, export_id=load_run(runtime, run_id).export_id,
+        lease_owner="w", from_feed=False,
+    )  # fmt: skip
+    confirm(job, 5)  # what the store holds: confirmed
+    with pytest.raises(CheckpointsLost, match=r"lost the checkpoints of 2 acknowledged batch"):
+        confirm(job, 7)  # the worker had recorded 7, the store kept 5
+    with transaction(runtime.sessions) as session:
+        session.execute(sa.update(Run).where(Run.id == run_id).values(lease_owner="other"))
+    with pytest.raises(LeaseLost):
+        confirm(job, 5)

@@ -17,8 +17,10 @@ from __future__ import annotations
 import functools
 import logging
 import ssl
+import threading
 import time
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -35,6 +37,15 @@ from segmentsync.observe import metrics
 log = logging.getLogger(__name__)
 MIN_RATE_WAIT = 0.1  # "Reset: 0" still means wait: never hammer a server that said no
 JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8", "Accept": "application/json"}
+# The engine sets it to the run's stop event for the batches it sends: once set (the worker gave
+# the run up — its lease could not be renewed or was lost — or is stopping), a failed request is
+# not tried again; the batch is left to whoever resumes the run. A worker cut off from the store
+# otherwise kept retrying the batches in flight and sent them again after the next owner had.
+GIVEN_UP: ContextVar[threading.Event | None] = ContextVar("segmentsync_given_up", default=None)
+
+
+class GivenUp(Retriable):
+    """A failed request not tried again because the run was given up (``GIVEN_UP`` is set)."""
 
 
 class Limiter(Protocol):
@@ -154,6 +165,11 @@ class ApiClient:
                 ):
                     with attempt:
                         tried = attempt.num
+                        given_up = GIVEN_UP.get()
+                        if tried > 1 and given_up is not None and given_up.is_set():
+                            raise GivenUp(
+                                f"{self.title}: {method} {path} not tried again: the run was given up"
+                            )
                         return self._send_once(method, url, kwargs)
             except _Transient as exc:
                 raise Retriable(

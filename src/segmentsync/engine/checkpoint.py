@@ -5,6 +5,12 @@ A checkpoint commits only while this worker still holds the run's lease (fencing
 lost its lease cannot write over another's progress. Acknowledged batches are recorded in the
 order they came back; those that came back while the last checkpoint was written share the next
 transaction.
+
+On PostgreSQL checkpoints commit without waiting for the WAL flush; a server that crashes forgets
+the last of them although it acknowledged them. So each checkpoint also commits only if the run's
+``batches_done`` is what the previous one left, and the last one is confirmed by a commit that
+waits for the flush: a lost checkpoint ends the attempt (``CheckpointsLost``) and the run resumes
+from what the store kept, sending those batches again, instead of finishing without them.
 """
 
 from __future__ import annotations
@@ -12,10 +18,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
@@ -30,6 +37,12 @@ from segmentsync.observe.context import carry
 
 log = logging.getLogger(__name__)
 Acknowledged = tuple[list[PlanRow], dict[int, RowResult]]  # a batch, and its rows that did not go as planned
+T = TypeVar("T")
+
+
+class CheckpointsLost(Exception):  # named as what happened, like LeaseLost
+    """The store lost checkpoints it had acknowledged (a crashed server forgets the commits it had not
+    flushed yet): the attempt ends and the run resumes from the checkpoints the store kept."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +74,7 @@ class Recorder:
 
     def __init__(self, checkpoints: Checkpoints) -> None:
         self.checkpoints = checkpoints
+        self._done: int | None = None  # the run's batches_done after this recorder's last checkpoint
         self.cancelled = threading.Event()  # a user asked to cancel the run
         self.failed = threading.Event()  # a checkpoint failed: ``error`` says why
         self.error: BaseException | None = None  # LeaseLost, or why the store refused a checkpoint
@@ -94,12 +108,16 @@ class Recorder:
         while True:
             with self._changed:
                 self._changed.wait_for(lambda: bool(self._waiting) or self._closed)
-                if not self._waiting:
-                    return
                 taken, self._waiting = self._waiting, []
                 self._changed.notify_all()
             try:
-                if _record_again_while_away(self.checkpoints, taken):
+                if not taken:  # closed: the last checkpoint is made durable, then the thread ends
+                    _again_while_away(self.checkpoints, partial(confirm, self.checkpoints, self._done))
+                    return
+                cancel, self._done = _again_while_away(
+                    self.checkpoints, partial(record, self.checkpoints, taken, self._done)
+                )
+                if cancel:
                     self.cancelled.set()
             except BaseException as exc:  # raised by the sending thread (send._drive)
                 with self._changed:
@@ -116,10 +134,10 @@ class Recorder:
 CHECKPOINT_TRIES = 8
 
 
-def _record_again_while_away(job: Checkpoints, acknowledged: Sequence[Acknowledged]) -> bool:
+def _again_while_away(job: Checkpoints, write: Callable[[], T]) -> T:
     for attempt in range(CHECKPOINT_TRIES):
         try:
-            return record(job, acknowledged)  # one transaction: a failed one left nothing behind
+            return write()  # one transaction: a failed one left nothing behind
         except sa.exc.DBAPIError as exc:
             if attempt + 1 == CHECKPOINT_TRIES or not store_away(exc):
                 raise
@@ -152,12 +170,16 @@ _UNDELIVER = sa.text(
     "DELETE FROM delivered WHERE export_id = :export AND email IN ("  # noqa: S608  # enum values (rows.literal)
     f"SELECT email FROM run_members WHERE run_id = :run AND seq BETWEEN :first AND :last AND outcome = {literal(Outcome.REMOVED)})"
 )
-_PROGRESS = sa.text(
+_FENCE = f"WHERE id = :run AND lease_owner = :owner AND status = {literal(RunStatus.RUNNING)}"
+_PROGRESS_SQL = (
     "UPDATE runs SET batches_done = batches_done + :batches, rows_sent = rows_sent + :rows, "  # noqa: S608  # enum values (rows.literal)
     "new = new + :new, updated = updated + :updated, removed = removed + :removed, "
-    "rejected = rejected + :rejected, skipped = skipped + :skipped "
-    f"WHERE id = :run AND lease_owner = :owner AND status = {literal(RunStatus.RUNNING)}"
+    f"rejected = rejected + :rejected, skipped = skipped + :skipped {_FENCE}"
 )
+_PROGRESS = sa.text(_PROGRESS_SQL)
+_PROGRESS_AFTER = sa.text(_PROGRESS_SQL + " AND batches_done = :done")  # the previous one was kept
+# The last checkpoint, confirmed: a commit that waits for the WAL flush (and with it every one before).
+_CONFIRM = sa.text(f"UPDATE runs SET batches_done = batches_done {_FENCE} AND batches_done = :done")  # noqa: S608  # constants
 # A checkpoint need not wait for PostgreSQL to flush its WAL (≈ 4 ms a commit here): if the server
 # crashed and lost the last ones, the run would resume from an earlier checkpoint and send those
 # batches again (upserts are idempotent). WAL order keeps it consistent, and the run's last
@@ -204,8 +226,11 @@ def _tally(job: Checkpoints, acknowledged: Sequence[Acknowledged]) -> _Tally:
     return tally
 
 
-def record(job: Checkpoints, acknowledged: Sequence[Acknowledged]) -> bool:
-    """Checkpoint acknowledged batches in one transaction; returns whether the run was asked to cancel.
+def record(
+    job: Checkpoints, acknowledged: Sequence[Acknowledged], done: int | None = None
+) -> tuple[bool, int]:
+    """Checkpoint acknowledged batches in one transaction; returns whether the run was asked to
+    cancel, and its ``batches_done`` now. ``done``: what the previous checkpoint left (None: the first).
 
     Each item is (batch, unplanned): the rows (by position) that did not end as their plan
     expected. Rows of the stored plan get their outcomes; rows from a feed are stored with them.
@@ -219,8 +244,9 @@ def record(job: Checkpoints, acknowledged: Sequence[Acknowledged]) -> bool:
         # The fence first: a worker that lost the lease writes nothing (and takes the run's row lock
         # before the rows': the rows a resuming worker stored are never touched).
         progress = session.execute(
-            _PROGRESS,
+            _PROGRESS if done is None else _PROGRESS_AFTER,
             {
+                **({} if done is None else {"done": done}),
                 "batches": len(acknowledged),
                 "rows": tally.rows,
                 "new": counts[Outcome.NEW],
@@ -233,7 +259,7 @@ def record(job: Checkpoints, acknowledged: Sequence[Acknowledged]) -> bool:
             },
         )
         if progress.rowcount != 1:  # type: ignore[attr-defined]  # CursorResult of an UPDATE
-            raise LeaseLost(f"run {job.run_id} is no longer leased to {job.lease_owner}")
+            _refused(session, job, done)
         if job.from_feed:
             insert_sent(session, acknowledged)
         else:
@@ -244,10 +270,38 @@ def record(job: Checkpoints, acknowledged: Sequence[Acknowledged]) -> bool:
             session.execute(_DELIVERED, tally.delivered)
         if tally.undelivered:
             session.execute(_UNDELIVER, tally.undelivered)
-        cancel = session.scalar(
-            sa.text("SELECT cancel_requested FROM runs WHERE id = :run"), {"run": job.run_id}
+        cancel, now = session.execute(
+            sa.text("SELECT cancel_requested, batches_done FROM runs WHERE id = :run"), {"run": job.run_id}
+        ).one()
+    return bool(cancel), int(now)
+
+
+def confirm(job: Checkpoints, done: int | None) -> None:
+    """Make every checkpoint of this recorder durable (a synchronous commit), if the store kept them."""
+    if done is None:
+        return
+    with job.write_lock or nullcontext(), job.sessions() as session, session.begin():
+        result = session.execute(_CONFIRM, {"run": job.run_id, "owner": job.lease_owner, "done": done})
+        if result.rowcount != 1:  # type: ignore[attr-defined]  # CursorResult of an UPDATE
+            _refused(session, job, done)
+
+
+def _refused(session: Session, job: Checkpoints, done: int | None) -> None:
+    """Why a checkpoint's fence refused it: another worker's lease, or checkpoints the store lost."""
+    run = session.execute(
+        sa.text("SELECT lease_owner, status, batches_done FROM runs WHERE id = :run"), {"run": job.run_id}
+    ).one_or_none()
+    if (
+        run is not None
+        and done is not None
+        and run.lease_owner == job.lease_owner
+        and run.status == RunStatus.RUNNING
+    ):
+        raise CheckpointsLost(
+            f"the store lost the checkpoints of {done - run.batches_done} acknowledged batch(es) "
+            "(a server crash forgets commits it had not flushed); resumes from those it kept"
         )
-    return bool(cancel)
+    raise LeaseLost(f"run {job.run_id} is no longer leased to {job.lease_owner}")
 
 
 def insert_sent(session: Session, acknowledged: Sequence[Acknowledged]) -> None:

@@ -56,14 +56,15 @@ def no_room(runtime: Runtime, run_id: int, lease_owner: str, exc: BaseException)
 STORE_RETRY = timedelta(seconds=5)
 
 
-def store_failed(runtime: Runtime, run_id: int, lease_owner: str, exc: sa.exc.DBAPIError) -> RunStatus | None:
-    """Every checkpoint before the failure is committed: the run resumes from the last one, soon,
+def store_failed(runtime: Runtime, run_id: int, lease_owner: str, exc: Exception) -> RunStatus | None:
+    """Every checkpoint the store kept is committed: the run resumes from the last one, soon,
     without spending one of its attempts; if the store cannot take even that, the lease expires
-    and another claim resumes it."""
+    and another claim resumes it. ``exc``: a ``DBAPIError`` or ``checkpoint.CheckpointsLost``."""
+    cause = getattr(exc, "orig", None) or exc
     log.warning(
-        "run %s: the metadata store failed: %s; the run resumes from its last checkpoint", run_id, exc.orig
+        "run %s: the metadata store failed: %s; the run resumes from its last checkpoint", run_id, cause
     )
-    message = f"the metadata store failed ({type(exc.orig).__name__}); resumes from its last checkpoint"
+    message = f"the metadata store failed ({type(cause).__name__}); resumes from its last checkpoint"
     try:
         with runtime.readers() as session:
             retry_at = database_now(session) + STORE_RETRY

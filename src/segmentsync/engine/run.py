@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from segmentsync.db import store_away
 from segmentsync.destinations.base import Limits
 from segmentsync.engine import bulk, end, failures, plan, resume, snapshot, source
+from segmentsync.engine.checkpoint import CheckpointsLost
 from segmentsync.engine.context import (
     Context,
     DestinationFactory,
@@ -77,6 +78,8 @@ def _execute(
         return end.end(runtime, run_id, lease_owner, RunStatus.CANCELLED, None, "cancelled by a user")
     except SegmentSyncError as exc:
         return end.failed(runtime, run_id, lease_owner, exc)
+    except CheckpointsLost as exc:
+        return failures.store_failed(runtime, run_id, lease_owner, exc)
     except sa.exc.DBAPIError as exc:
         if store_away(exc):
             return failures.store_failed(runtime, run_id, lease_owner, exc)

@@ -28,6 +28,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from segmentsync.destinations.api_client import GIVEN_UP, GivenUp
 from segmentsync.destinations.base import Destination, Limits, RenderedBatch, RowResult
 from segmentsync.destinations.batching import ENVELOPE_BYTES, chunk
 from segmentsync.engine.bulk import raw_rows
@@ -141,9 +142,11 @@ def send(job: SendJob) -> None:
     """Send every pending row of the run; raises the destination's error if a batch fails."""
     limits = job.limits()
     job.in_flight = job.in_flight or InFlight(job.sessions, job.run_id, job.lease_owner, job.write_lock)
+    given_up = GIVEN_UP.set(job.stop)  # carried into each batch's thread: no retry once the run is given up
     try:
         _drive(job, _work(job, limits), Window.of(limits, job.destination.pushback))
     finally:
+        GIVEN_UP.reset(given_up)
         if job.feed is not None:
             job.feed.leave()
 
@@ -268,8 +271,8 @@ def _drive(
                 for future in done:
                     batch = in_flight.pop(future)
                     error = future.exception()
-                    if error is not None:
-                        failure = failure or error
+                    if error is not None:  # a batch given up is left to whoever resumes (LeaseLost below)
+                        failure = failure or (None if isinstance(error, GivenUp) else error)
                         continue
                     window.acknowledged()
                     recorder.put(batch, future.result())

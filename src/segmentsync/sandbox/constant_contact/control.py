@@ -99,7 +99,7 @@ async def faults(emulator: Emulator, request: Request) -> dict[str, Any]:
 
 
 async def stats(emulator: Emulator, request: Request) -> dict[str, Any]:
-    return emulator.stats.to_json(emulator.faults.injected)
+    return {**emulator.stats.to_json(emulator.faults.injected), "today": emulator.limiter.today()}
 
 
 async def list_members(emulator: Emulator, request: Request) -> dict[str, Any]:

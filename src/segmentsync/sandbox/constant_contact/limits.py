@@ -88,6 +88,11 @@ class RateLimiter:
         day, used = self.days.get(key, (0, 0))
         return day != _utc_day() or used < quota
 
+    def today(self) -> dict[str, int]:
+        """Requests counted against each key's daily quota today (UTC)."""
+        today = _utc_day()
+        return {key: used for key, (day, used) in self.days.items() if day == today}
+
     def count_day(self, key: str) -> None:
         today = _utc_day()
         day, used = self.days.get(key, (today, 0))
