@@ -51,6 +51,9 @@ def add_orders(source: ProfileSource) -> None:
             con.close()
     elif source.engine == "postgres":
         con = ibis.connect("postgres://" + source.url.split("://", 1)[1])
+        # A second module adding orders in the same session: the view depends on the table
+        # (DuckDB's CREATE OR REPLACE TABLE does not mind; PostgreSQL refuses to drop it).
+        con.raw_sql("DROP VIEW IF EXISTS profiles_spent").close()
         con.create_table("orders", ORDERS, overwrite=True)
         con.raw_sql(VIEW_SQL).close()
         con.disconnect()
