@@ -317,15 +317,23 @@ def quantiles(took: list[float]) -> list[str]:
     return [f"{statistics.median(ordered) * 1000:.0f}", f"{p95 * 1000:.0f}", f"{ordered[-1] * 1000:.0f}"]
 
 
-def csv_speed(client: httpx.Client, url: str, rss: Rss) -> tuple[int, float, float]:
-    """(rows, seconds, RSS growth MB) of one CSV download."""
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) the process has used: what a download costs the server, whatever
+    else the machine's cores are doing."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def csv_speed(client: httpx.Client, url: str, rss: Rss) -> tuple[int, float, float, float]:
+    """(rows, seconds, RSS growth MB, the server's CPU seconds) of one CSV download."""
     before = rss.reset()
+    cpu = cpu_seconds(rss.pid)
     started = time.perf_counter()
     lines = 0
     with client.stream("GET", url) as answer:
         for chunk in answer.iter_bytes():
             lines += chunk.count(b"\n")
-    return lines - 1, time.perf_counter() - started, rss.peak - before
+    return lines - 1, time.perf_counter() - started, rss.peak - before, cpu_seconds(rss.pid) - cpu
 
 
 # ---------------------------------------------------------------- readers while exports run
@@ -504,7 +512,7 @@ def main() -> None:
                 ["request", "status", "p50 ms", "p95 ms", "max ms"], rows_rows)  # fmt: skip
     if csv_rows:
         publish(f"{key}-csv", f"A year in production ({args.store}): the rows CSV of a 1,000,000-row run",
-                ["run", "rows", "seconds", "rows/s", "serve RSS growth MB"], csv_rows)  # fmt: skip
+                ["run", "rows", "seconds", "rows/s", "serve RSS growth MB", "serve CPU s", "load average"], csv_rows)  # fmt: skip
     if load_rows:
         publish(f"{key}-load", f"A year in production ({args.store}): {LOAD_READERS} readers while {LOAD_EXPORTS} exports run",
                 ["phase", "request", "requests", "p50 ms", "p95 ms", "p99 ms", "max ms", "errors"], load_rows,
@@ -539,8 +547,10 @@ def measure_reads(
     for run, label in ((again, "unchanged re-run"), (full, "full run")):
         if label.split()[0] not in args.csv_runs:
             continue
-        count, seconds, growth = csv_speed(api, f"/api/v1/runs/{run}/rows.csv", rss)
-        csv_rows.append([label, f"{count:,}", f"{seconds:.1f}", f"{count / seconds:,.0f}", f"{growth:.0f}"])
+        count, seconds, growth, cpu = csv_speed(api, f"/api/v1/runs/{run}/rows.csv", rss)
+        load = os.getloadavg()[0]
+        csv_rows.append([label, f"{count:,}", f"{seconds:.1f}", f"{count / seconds:,.0f}", f"{growth:.0f}",
+                         f"{cpu:.1f}", f"{load:.1f}"])  # fmt: skip
     return walk_rows, rows_rows, csv_rows, slow
 
 
