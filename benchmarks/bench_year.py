@@ -367,15 +367,74 @@ def year_reads(store: year.Store, run_ids: list[int]) -> bench_load.Choose:
     return choose
 
 
+def warm(base: str, token: str, cookie: dict[str, str], choose: bench_load.Choose) -> None:
+    """Each kind of read once, one after another, before anything is measured: a freshly started
+    ``serve`` compiles its templates and expands the 1,000,000-row run's unchanged members on
+    the first requests (its page walk, when measured first, did that too)."""
+    rng = random.Random(1)
+    seen: set[str] = set()
+    with httpx.Client(base_url=base, timeout=120, cookies=cookie) as client:
+        for _ in range(400):
+            label, url, api = choose(rng, rng.random() < 0.3)
+            key = url if "1M" in label else label  # both 1,000,000-row runs
+            if key in seen:
+                continue
+            seen.add(key)
+            client.get(url, headers={"Authorization": f"Bearer {token}"} if api else {})
+
+
+def waited_for_a_core(pid: int) -> float:
+    """Seconds the process's threads have spent runnable but waiting for a core (schedstat)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[1])
+        except (OSError, IndexError, ValueError):  # a thread that just ended
+            continue
+    return total / 1e9
+
+
+class Phase:
+    """A phase's wall seconds, the CPU seconds ``serve`` and the workers used, the seconds
+    ``serve``'s threads waited for a core, the load average."""
+
+    def __init__(self, serve: int, workers: list[int]) -> None:
+        self.pids = [serve, *workers]
+        self.started, self.cpu = time.perf_counter(), [cpu_seconds(p) for p in self.pids]
+        self.waited = waited_for_a_core(serve)
+        self.load = [os.getloadavg()[0]]
+        self.seconds, self.used = 0.0, [0.0 for _ in self.pids]
+
+    def end(self) -> Phase:
+        self.seconds = time.perf_counter() - self.started
+        self.used = [cpu_seconds(p) - c for p, c in zip(self.pids, self.cpu, strict=True)]
+        self.waited = waited_for_a_core(self.pids[0]) - self.waited
+        self.load.append(os.getloadavg()[0])
+        return self
+
+    def note(self, name: str, requests: int) -> str:
+        return (f"{name}: {self.seconds:.0f} s, {requests / self.seconds:.0f} reads/s, `serve` used "
+                f"{self.used[0]:.1f} CPU s ({self.used[0] * 1000 / max(requests, 1):.0f} ms a read) and its threads "
+                f"waited {self.waited:.1f} s for a core, the workers "
+                f"{sum(self.used[1:]):.1f} CPU s; load average {self.load[0]:.1f} → {self.load[1]:.1f}")  # fmt: skip
+
+
 def load(stack: ExitStack, env: dict[str, str], base: str, store: year.Store, token: str,
-         cookie: dict[str, str], dialect: str) -> tuple[list[list[object]], str]:  # fmt: skip
+         cookie: dict[str, str], dialect: str, serve: int) -> tuple[list[list[object]], str]:  # fmt: skip
     """50 readers idle for 10 s, then while 20 of the store's exports run (two worker processes
     of 10 on PostgreSQL; one worker on SQLite, which has one writer): table rows and a note."""
     processes, per = (2, LOAD_EXPORTS // 2) if dialect == "postgresql" else (1, 1)
-    for n in range(processes):
-        bench_load.start(stack, ["worker", "--count", str(per)], env, WORK / f"load-worker-{n}.log")
+    logs = [WORK / f"load-worker-{n}.log" for n in range(processes)]
+    workers = [bench_load.start(stack, ["worker", "--count", str(per)], env, log).pid for log in logs]
+    ready_by = time.monotonic() + 120  # the workers' start-up is not the readers' idle time
+    while not all(log.exists() and b"waiting for runs" in log.read_bytes() for log in logs):
+        if time.monotonic() > ready_by:
+            raise SystemExit(f"the workers did not start: see {', '.join(map(str, logs))}")
+        time.sleep(0.2)
     chosen = [e for e in store.exports if e % 7 and e % 17]  # add/update ones, scheduled
     outcome: dict[str, Any] = {}
+    timed_phases: dict[str, Phase] = {}
+    warm(base, token, cookie, year_reads(store, []))
 
     async def phases() -> tuple[bench_load.Latencies, bench_load.Latencies]:
         async with httpx.AsyncClient(
@@ -385,9 +444,11 @@ def load(stack: ExitStack, env: dict[str, str], base: str, store: year.Store, to
             async def idle_over() -> None:
                 await asyncio.sleep(10)
 
+            timed_phases["idle"] = Phase(serve, workers)
             idle = await bench_load.read_while(
                 base, token, cookie, year_reads(store, []), LOAD_READERS, idle_over
             )
+            timed_phases["idle"].end()
             started = time.perf_counter()
             run_ids: list[int] = []
             for export_id in chosen:  # the year left some exports with a run queued or running: others then
@@ -409,9 +470,11 @@ def load(stack: ExitStack, env: dict[str, str], base: str, store: year.Store, to
                         return
                     await asyncio.sleep(0.5)
 
+            timed_phases["busy"] = Phase(serve, workers)
             busy = await bench_load.read_while(
                 base, token, cookie, year_reads(store, run_ids), LOAD_READERS, runs_over
             )
+            timed_phases["busy"].end()
         return idle, busy
 
     idle, busy = asyncio.run(phases())
@@ -422,7 +485,11 @@ def load(stack: ExitStack, env: dict[str, str], base: str, store: year.Store, to
         f"{outcome['seconds']:.1f} s, statuses {', '.join(outcome['statuses'])}. Meanwhile {LOAD_READERS} clients "
         "(asyncio + httpx, keep-alive) read in a loop over loopback HTTP from `segmentsync serve --workers 0`: "
         "four in five through the API (token), one in five the UI's pages (session cookie). 'idle': the same "
-        "readers for 10 s before any run started. Everything shares the machine's 2 cores."
+        "readers for 10 s before any run started. Everything shares the machine's 2 cores. "
+        + timed_phases["idle"].note("Idle", sum(map(len, idle.by_kind.values())))
+        + "; "
+        + timed_phases["busy"].note("while the exports ran", sum(map(len, busy.by_kind.values())))
+        + "."
     )
     return rows, note
 
@@ -485,9 +552,11 @@ def main() -> None:
         load_note = ""
         if args.load or args.load_only:
             cookie = dict(signed.cookies)
-            load_rows, load_note = load(stack, env, base, store, store.admin_token, cookie, args.store)
+            load_rows, load_note = load(
+                stack, env, base, store, store.admin_token, cookie, args.store, serve.pid
+            )
         sizes = store_size(settings)
-    result = {"walk": walk_rows, "rows": rows_rows, "csv": csv_rows, "load": load_rows, "rss_rest": rest,
+    result = {"walk": walk_rows, "rows": rows_rows, "csv": csv_rows, "load": load_rows, "load_note": load_note, "rss_rest": rest,
               "rss_walk_peak": walk_peak, "sizes": sizes, "build_seconds": build_seconds,
               "worst_p95_ms": max(slow, default=0) * 1000}  # fmt: skip
     if args.json:
