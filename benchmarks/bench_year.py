@@ -544,10 +544,12 @@ def main() -> None:
         )
         assert signed.status_code < 400, signed.text
         rest = rss.reset()
+        load_before = os.getloadavg()[0]
         walk_rows, rows_rows, csv_rows, slow = (
             ([], [], [], []) if args.load_only else measure_reads(args, api, pages, store, lists, rss)
         )
         walk_peak = rss.peak
+        load_after = os.getloadavg()[0]
         load_rows: list[list[object]] = []
         load_note = ""
         if args.load or args.load_only:
@@ -567,7 +569,8 @@ def main() -> None:
         f"{sizes['total'] / mb:,.0f} MB in all ({', '.join(f'{k} {v / mb:,.0f} MB' for k, v in sizes.items() if k not in ('total', 'runs_with_rows'))}); "
         f"{sizes['runs_with_rows']:,} runs keep their rows. `serve` RSS at rest {rest:.0f} MB, peak during the walk "
         f"{walk_peak:.0f} MB. One client, {args.requests} requests per URL, loopback HTTP; the machine (2 cores) was "
-        "shared with other work while measured: compare figures measured in the same minutes."
+        f"shared with other work while measured (load average {load_before:.1f} at the start, {load_after:.1f} at "
+        "the end): compare figures measured in the same minutes."
     )  # fmt: skip
     if args.no_publish:
         print(json.dumps(result, indent=1))
@@ -578,7 +581,9 @@ def main() -> None:
                 ["kind", "URL", "status", "p50 ms", "p95 ms", "max ms"], walk_rows, notes)  # fmt: skip
     if rows_rows:
         publish(f"{key}-rows", f"A year in production ({args.store}): a 1,000,000-row run's rows",
-                ["request", "status", "p50 ms", "p95 ms", "max ms"], rows_rows)  # fmt: skip
+                ["request", "status", "p50 ms", "p95 ms", "max ms"], rows_rows,
+                f"{args.label} {args.rows_requests} requests per URL; load average {load_before:.1f} → {load_after:.1f} "
+                "over the walk, the rows and the CSV.")  # fmt: skip
     if csv_rows:
         publish(f"{key}-csv", f"A year in production ({args.store}): the rows CSV of a 1,000,000-row run",
                 ["run", "rows", "seconds", "rows/s", "serve RSS growth MB", "serve CPU s", "load average"], csv_rows)  # fmt: skip
