@@ -51,6 +51,7 @@ ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "benchmarks" / ".work"
 POSTGRES = os.environ.get("SEGMENTSYNC_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
 CLI = str(Path(sys.executable).with_name("segmentsync"))
+PASSED_ON = ("SEGMENTSYNC_WORKER_NICE", "SEGMENTSYNC_API_THREADS")  # to serve and the workers, when set
 SKIP = ("/oauth/", "/rows.csv", "/sign-in", "/new", "/edit")  # measured apart, or forms without data
 PARAM = re.compile(r"\{(\w+)\}")
 
@@ -367,6 +368,13 @@ def year_reads(store: year.Store, run_ids: list[int]) -> bench_load.Choose:
     return choose
 
 
+def _niceness(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[16]
+    except OSError:  # not Linux, or gone
+        return "?"
+
+
 def warm(base: str, token: str, cookie: dict[str, str], choose: bench_load.Choose) -> None:
     """Each kind of read once, one after another, before anything is measured: a freshly started
     ``serve`` compiles its templates and expands the 1,000,000-row run's unchanged members on
@@ -481,7 +489,8 @@ def load(stack: ExitStack, env: dict[str, str], base: str, store: year.Store, to
     rows = bench_load.table_of(idle, busy, f"{LOAD_EXPORTS} exports running")
     note = (
         f"{LOAD_EXPORTS} of the store's exports (add/update, about 5,000 profiles each, half Campaign Monitor, half "
-        f"Constant Contact) run by {processes} `segmentsync worker --count {per}` process(es); all ended in "
+        f"Constant Contact) run by {processes} `segmentsync worker --count {per}` process(es) at niceness "
+        f"{_niceness(workers[0])}; all ended in "
         f"{outcome['seconds']:.1f} s, statuses {', '.join(outcome['statuses'])}. Meanwhile {LOAD_READERS} clients "
         "(asyncio + httpx, keep-alive) read in a loop over loopback HTTP from `segmentsync serve --workers 0`: "
         "four in five through the API (token), one in five the UI's pages (session cookie). 'idle': the same "
@@ -524,6 +533,9 @@ def main() -> None:
                    SEGMENTSYNC_CAMPAIGN_MONITOR_API_URL=sandbox.campaign_monitor_api,
                    SEGMENTSYNC_CONSTANT_CONTACT_API_URL=sandbox.constant_contact_api,
                    SEGMENTSYNC_CONSTANT_CONTACT_OAUTH_URL=sandbox.constant_contact_oauth)  # fmt: skip
+        for name in PASSED_ON:  # settings to compare (e.g. SEGMENTSYNC_WORKER_NICE=0 against the default)
+            if name in os.environ:
+                env[name] = os.environ[name]
         log = stack.enter_context((WORK / f"serve-{args.store}.log").open("wb"))
         if os.environ.get("SEGMENTSYNC_BENCH_SERVE_PYTHONPATH"):  # another checkout's code (e.g. before)
             env["PYTHONPATH"] = os.environ["SEGMENTSYNC_BENCH_SERVE_PYTHONPATH"]
