@@ -51,6 +51,7 @@ ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "benchmarks" / ".work"
 POSTGRES = os.environ.get("SEGMENTSYNC_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
 CLI = str(Path(sys.executable).with_name("segmentsync"))
+PASSED_ON = ("SEGMENTSYNC_WORKER_NICE", "SEGMENTSYNC_API_THREADS")  # to serve and the workers, when set
 SKIP = ("/oauth/", "/rows.csv", "/sign-in", "/new", "/edit")  # measured apart, or forms without data
 PARAM = re.compile(r"\{(\w+)\}")
 
@@ -317,15 +318,23 @@ def quantiles(took: list[float]) -> list[str]:
     return [f"{statistics.median(ordered) * 1000:.0f}", f"{p95 * 1000:.0f}", f"{ordered[-1] * 1000:.0f}"]
 
 
-def csv_speed(client: httpx.Client, url: str, rss: Rss) -> tuple[int, float, float]:
-    """(rows, seconds, RSS growth MB) of one CSV download."""
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) the process has used: what a download costs the server, whatever
+    else the machine's cores are doing."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def csv_speed(client: httpx.Client, url: str, rss: Rss) -> tuple[int, float, float, float]:
+    """(rows, seconds, RSS growth MB, the server's CPU seconds) of one CSV download."""
     before = rss.reset()
+    cpu = cpu_seconds(rss.pid)
     started = time.perf_counter()
     lines = 0
     with client.stream("GET", url) as answer:
         for chunk in answer.iter_bytes():
             lines += chunk.count(b"\n")
-    return lines - 1, time.perf_counter() - started, rss.peak - before
+    return lines - 1, time.perf_counter() - started, rss.peak - before, cpu_seconds(rss.pid) - cpu
 
 
 # ---------------------------------------------------------------- readers while exports run
@@ -359,15 +368,81 @@ def year_reads(store: year.Store, run_ids: list[int]) -> bench_load.Choose:
     return choose
 
 
+def _niceness(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[16]
+    except OSError:  # not Linux, or gone
+        return "?"
+
+
+def warm(base: str, token: str, cookie: dict[str, str], choose: bench_load.Choose) -> None:
+    """Each kind of read once, one after another, before anything is measured: a freshly started
+    ``serve`` compiles its templates and expands the 1,000,000-row run's unchanged members on
+    the first requests (its page walk, when measured first, did that too)."""
+    rng = random.Random(1)
+    seen: set[str] = set()
+    with httpx.Client(base_url=base, timeout=120, cookies=cookie) as client:
+        for _ in range(400):
+            label, url, api = choose(rng, rng.random() < 0.3)
+            key = url if "1M" in label else label  # both 1,000,000-row runs
+            if key in seen:
+                continue
+            seen.add(key)
+            client.get(url, headers={"Authorization": f"Bearer {token}"} if api else {})
+
+
+def waited_for_a_core(pid: int) -> float:
+    """Seconds the process's threads have spent runnable but waiting for a core (schedstat)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[1])
+        except (OSError, IndexError, ValueError):  # a thread that just ended
+            continue
+    return total / 1e9
+
+
+class Phase:
+    """A phase's wall seconds, the CPU seconds ``serve`` and the workers used, the seconds
+    ``serve``'s threads waited for a core, the load average."""
+
+    def __init__(self, serve: int, workers: list[int]) -> None:
+        self.pids = [serve, *workers]
+        self.started, self.cpu = time.perf_counter(), [cpu_seconds(p) for p in self.pids]
+        self.waited = waited_for_a_core(serve)
+        self.load = [os.getloadavg()[0]]
+        self.seconds, self.used = 0.0, [0.0 for _ in self.pids]
+
+    def end(self) -> Phase:
+        self.seconds = time.perf_counter() - self.started
+        self.used = [cpu_seconds(p) - c for p, c in zip(self.pids, self.cpu, strict=True)]
+        self.waited = waited_for_a_core(self.pids[0]) - self.waited
+        self.load.append(os.getloadavg()[0])
+        return self
+
+    def note(self, name: str, requests: int) -> str:
+        return (f"{name}: {self.seconds:.0f} s, {requests / self.seconds:.0f} reads/s, `serve` used "
+                f"{self.used[0]:.1f} CPU s ({self.used[0] * 1000 / max(requests, 1):.0f} ms a read) and its threads "
+                f"waited {self.waited:.1f} s for a core, the workers "
+                f"{sum(self.used[1:]):.1f} CPU s; load average {self.load[0]:.1f} → {self.load[1]:.1f}")  # fmt: skip
+
+
 def load(stack: ExitStack, env: dict[str, str], base: str, store: year.Store, token: str,
-         cookie: dict[str, str], dialect: str) -> tuple[list[list[object]], str]:  # fmt: skip
+         cookie: dict[str, str], dialect: str, serve: int) -> tuple[list[list[object]], str]:  # fmt: skip
     """50 readers idle for 10 s, then while 20 of the store's exports run (two worker processes
     of 10 on PostgreSQL; one worker on SQLite, which has one writer): table rows and a note."""
     processes, per = (2, LOAD_EXPORTS // 2) if dialect == "postgresql" else (1, 1)
-    for n in range(processes):
-        bench_load.start(stack, ["worker", "--count", str(per)], env, WORK / f"load-worker-{n}.log")
+    logs = [WORK / f"load-worker-{n}.log" for n in range(processes)]
+    workers = [bench_load.start(stack, ["worker", "--count", str(per)], env, log).pid for log in logs]
+    ready_by = time.monotonic() + 120  # the workers' start-up is not the readers' idle time
+    while not all(log.exists() and b"waiting for runs" in log.read_bytes() for log in logs):
+        if time.monotonic() > ready_by:
+            raise SystemExit(f"the workers did not start: see {', '.join(map(str, logs))}")
+        time.sleep(0.2)
     chosen = [e for e in store.exports if e % 7 and e % 17]  # add/update ones, scheduled
     outcome: dict[str, Any] = {}
+    timed_phases: dict[str, Phase] = {}
+    warm(base, token, cookie, year_reads(store, []))
 
     async def phases() -> tuple[bench_load.Latencies, bench_load.Latencies]:
         async with httpx.AsyncClient(
@@ -377,9 +452,11 @@ def load(stack: ExitStack, env: dict[str, str], base: str, store: year.Store, to
             async def idle_over() -> None:
                 await asyncio.sleep(10)
 
+            timed_phases["idle"] = Phase(serve, workers)
             idle = await bench_load.read_while(
                 base, token, cookie, year_reads(store, []), LOAD_READERS, idle_over
             )
+            timed_phases["idle"].end()
             started = time.perf_counter()
             run_ids: list[int] = []
             for export_id in chosen:  # the year left some exports with a run queued or running: others then
@@ -401,20 +478,27 @@ def load(stack: ExitStack, env: dict[str, str], base: str, store: year.Store, to
                         return
                     await asyncio.sleep(0.5)
 
+            timed_phases["busy"] = Phase(serve, workers)
             busy = await bench_load.read_while(
                 base, token, cookie, year_reads(store, run_ids), LOAD_READERS, runs_over
             )
+            timed_phases["busy"].end()
         return idle, busy
 
     idle, busy = asyncio.run(phases())
     rows = bench_load.table_of(idle, busy, f"{LOAD_EXPORTS} exports running")
     note = (
         f"{LOAD_EXPORTS} of the store's exports (add/update, about 5,000 profiles each, half Campaign Monitor, half "
-        f"Constant Contact) run by {processes} `segmentsync worker --count {per}` process(es); all ended in "
+        f"Constant Contact) run by {processes} `segmentsync worker --count {per}` process(es) at niceness "
+        f"{_niceness(workers[0])}; all ended in "
         f"{outcome['seconds']:.1f} s, statuses {', '.join(outcome['statuses'])}. Meanwhile {LOAD_READERS} clients "
         "(asyncio + httpx, keep-alive) read in a loop over loopback HTTP from `segmentsync serve --workers 0`: "
         "four in five through the API (token), one in five the UI's pages (session cookie). 'idle': the same "
-        "readers for 10 s before any run started. Everything shares the machine's 2 cores."
+        "readers for 10 s before any run started. Everything shares the machine's 2 cores. "
+        + timed_phases["idle"].note("Idle", sum(map(len, idle.by_kind.values())))
+        + "; "
+        + timed_phases["busy"].note("while the exports ran", sum(map(len, busy.by_kind.values())))
+        + "."
     )
     return rows, note
 
@@ -449,6 +533,9 @@ def main() -> None:
                    SEGMENTSYNC_CAMPAIGN_MONITOR_API_URL=sandbox.campaign_monitor_api,
                    SEGMENTSYNC_CONSTANT_CONTACT_API_URL=sandbox.constant_contact_api,
                    SEGMENTSYNC_CONSTANT_CONTACT_OAUTH_URL=sandbox.constant_contact_oauth)  # fmt: skip
+        for name in PASSED_ON:  # settings to compare (e.g. SEGMENTSYNC_WORKER_NICE=0 against the default)
+            if name in os.environ:
+                env[name] = os.environ[name]
         log = stack.enter_context((WORK / f"serve-{args.store}.log").open("wb"))
         if os.environ.get("SEGMENTSYNC_BENCH_SERVE_PYTHONPATH"):  # another checkout's code (e.g. before)
             env["PYTHONPATH"] = os.environ["SEGMENTSYNC_BENCH_SERVE_PYTHONPATH"]
@@ -469,17 +556,21 @@ def main() -> None:
         )
         assert signed.status_code < 400, signed.text
         rest = rss.reset()
+        load_before = os.getloadavg()[0]
         walk_rows, rows_rows, csv_rows, slow = (
             ([], [], [], []) if args.load_only else measure_reads(args, api, pages, store, lists, rss)
         )
         walk_peak = rss.peak
+        load_after = os.getloadavg()[0]
         load_rows: list[list[object]] = []
         load_note = ""
         if args.load or args.load_only:
             cookie = dict(signed.cookies)
-            load_rows, load_note = load(stack, env, base, store, store.admin_token, cookie, args.store)
+            load_rows, load_note = load(
+                stack, env, base, store, store.admin_token, cookie, args.store, serve.pid
+            )
         sizes = store_size(settings)
-    result = {"walk": walk_rows, "rows": rows_rows, "csv": csv_rows, "load": load_rows, "rss_rest": rest,
+    result = {"walk": walk_rows, "rows": rows_rows, "csv": csv_rows, "load": load_rows, "load_note": load_note, "rss_rest": rest,
               "rss_walk_peak": walk_peak, "sizes": sizes, "build_seconds": build_seconds,
               "worst_p95_ms": max(slow, default=0) * 1000}  # fmt: skip
     if args.json:
@@ -490,7 +581,8 @@ def main() -> None:
         f"{sizes['total'] / mb:,.0f} MB in all ({', '.join(f'{k} {v / mb:,.0f} MB' for k, v in sizes.items() if k not in ('total', 'runs_with_rows'))}); "
         f"{sizes['runs_with_rows']:,} runs keep their rows. `serve` RSS at rest {rest:.0f} MB, peak during the walk "
         f"{walk_peak:.0f} MB. One client, {args.requests} requests per URL, loopback HTTP; the machine (2 cores) was "
-        "shared with other work while measured: compare figures measured in the same minutes."
+        f"shared with other work while measured (load average {load_before:.1f} at the start, {load_after:.1f} at "
+        "the end): compare figures measured in the same minutes."
     )  # fmt: skip
     if args.no_publish:
         print(json.dumps(result, indent=1))
@@ -501,10 +593,12 @@ def main() -> None:
                 ["kind", "URL", "status", "p50 ms", "p95 ms", "max ms"], walk_rows, notes)  # fmt: skip
     if rows_rows:
         publish(f"{key}-rows", f"A year in production ({args.store}): a 1,000,000-row run's rows",
-                ["request", "status", "p50 ms", "p95 ms", "max ms"], rows_rows)  # fmt: skip
+                ["request", "status", "p50 ms", "p95 ms", "max ms"], rows_rows,
+                f"{args.label} {args.rows_requests} requests per URL; load average {load_before:.1f} → {load_after:.1f} "
+                "over the walk, the rows and the CSV.")  # fmt: skip
     if csv_rows:
         publish(f"{key}-csv", f"A year in production ({args.store}): the rows CSV of a 1,000,000-row run",
-                ["run", "rows", "seconds", "rows/s", "serve RSS growth MB"], csv_rows)  # fmt: skip
+                ["run", "rows", "seconds", "rows/s", "serve RSS growth MB", "serve CPU s", "load average"], csv_rows)  # fmt: skip
     if load_rows:
         publish(f"{key}-load", f"A year in production ({args.store}): {LOAD_READERS} readers while {LOAD_EXPORTS} exports run",
                 ["phase", "request", "requests", "p50 ms", "p95 ms", "p99 ms", "max ms", "errors"], load_rows,
@@ -539,8 +633,10 @@ def measure_reads(
     for run, label in ((again, "unchanged re-run"), (full, "full run")):
         if label.split()[0] not in args.csv_runs:
             continue
-        count, seconds, growth = csv_speed(api, f"/api/v1/runs/{run}/rows.csv", rss)
-        csv_rows.append([label, f"{count:,}", f"{seconds:.1f}", f"{count / seconds:,.0f}", f"{growth:.0f}"])
+        count, seconds, growth, cpu = csv_speed(api, f"/api/v1/runs/{run}/rows.csv", rss)
+        load = os.getloadavg()[0]
+        csv_rows.append([label, f"{count:,}", f"{seconds:.1f}", f"{count / seconds:,.0f}", f"{growth:.0f}",
+                         f"{cpu:.1f}", f"{load:.1f}"])  # fmt: skip
     return walk_rows, rows_rows, csv_rows, slow
 
 

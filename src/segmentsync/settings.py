@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     smtp_url: SecretStr | None = None  # smtp://user:password@host:587 (STARTTLS) or smtps://host:465
     smtp_from: str | None = None  # the From address of alert e-mails
     worker_lease_seconds: int = 60
+    # `segmentsync worker` lowers its own CPU priority by this much (POSIX nice, 0: as started),
+    # so that on a shared machine the web process answers first and runs take the idle cores.
+    worker_nice: int = Field(default=10, ge=0, le=19)
     # Requests the web process works on at once (anyio's default, 40; the rest wait in line), and
     # the store connections each process may hold: keep the pool at least as large as the threads.
     # A request holds its connection between thread hops, so fewer threads than waiting requests

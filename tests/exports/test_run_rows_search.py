@@ -116,3 +116,72 @@ def test_the_csv_cells_made_by_the_database_are_the_csv_modules(world: World, fi
                 writer.writerow([*map(run_rows.defused, cells), *map(run_rows.defused, (m.code, m.message))])
         made = "".join(views.csv_chunks(world.runtime, first_run.id, email=needle, outcome=None))
         assert made == expected.getvalue(), needle
+
+
+# Cells the csv module writes as they are (nothing to quote, nothing to defuse) but that a careless
+# line-by-concatenation would get wrong or that look like trouble: empty, a tab or a formula
+# character inside, backslashes, PostgreSQL's end-of-data marker, non-ASCII.
+CALM = ["", None, "a\tb", "x=1", "a-b", "\\.", "\\", "ünïcødé ✓", "plain", "1+1", "a@b"]
+
+
+def _expected_csv(members: list[RunMember]) -> str:
+    expected = io.StringIO()
+    writer = csv.writer(expected)
+    writer.writerow(runs.CSV_COLUMNS)
+    for m in members:
+        cells = (m.email, m.profile_key, m.action.value, m.outcome.value if m.outcome else "pending")
+        writer.writerow([*map(run_rows.defused, cells), *map(run_rows.defused, (m.code, m.message))])
+    return expected.getvalue()
+
+
+def test_the_csv_lines_made_by_the_database_are_the_csv_modules(
+    world: World, first_run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chunks of 4 rows: some only calm cells (the database writes the lines), some with one cell
+    to quote or defuse among calm ones (the chunk's cells then go through the csv module) — the
+    download is byte for byte the csv module's either way."""
+    monkeypatch.setattr(run_rows, "CHUNK_ROWS", 4)
+    with transaction(world.runtime.sessions) as session:
+        seqs = sorted(session.scalars(sa.select(RunMember.seq).where(RunMember.run_id == first_run.id)))
+        for at, seq in enumerate(seqs):
+            calm = CALM[at % len(CALM)]
+            values = {"code": calm, "message": CALM[(at + 5) % len(CALM)], "profile_key": calm}
+            if at % 12 == 9:  # every third chunk holds one cell to quote or defuse
+                values["message"] = HOSTILE[(at // 12) % 9]  # the first nine: each needs care
+            session.execute(
+                sa.update(RunMember)
+                .where(RunMember.run_id == first_run.id, RunMember.seq == seq)
+                .values(**values)
+            )
+    with world.runtime.readers() as session:
+        members = list(
+            session.scalars(
+                sa.select(RunMember).where(RunMember.run_id == first_run.id).order_by(RunMember.seq)
+            )
+        )
+    made = "".join(views.csv_chunks(world.runtime, first_run.id, email=None, outcome=None))
+    assert made == _expected_csv(members)
+
+
+def test_lines_are_taken_as_they_are_only_when_the_csv_module_would_write_them_so() -> None:
+    """plain_csv: True for lines of calm cells; for any cell that needs quoting or defusing,
+    wherever it is in the line or the chunk, False."""
+
+    def joined(rows: list[tuple[Any, ...]]) -> str:
+        return "".join(",".join("" if c is None else c for c in row) + "\r\n" for row in rows)
+
+    def written(rows: list[tuple[Any, ...]]) -> str:
+        out = io.StringIO()
+        csv.writer(out).writerows([[run_rows.defused(c) for c in row] for row in rows])
+        return out.getvalue()
+
+    calm = [(f"p{n}@example.com", CALM[n % len(CALM)], "new", "new", CALM[(n + 1) % len(CALM)], None)
+            for n in range(22)]  # fmt: skip
+    assert run_rows.plain_csv(joined(calm), len(calm))
+    assert joined(calm) == written(calm)
+    for bad in [*HOSTILE[:9], "\n", "\r\n", '"', "\t", "=", "a,", "-1"]:
+        for row, column in [(0, 0), (0, 1), (7, 0), (7, 5), (21, 4), (21, 5)]:
+            rows = list(calm)
+            rows[row] = tuple(bad if n == column else c for n, c in enumerate(rows[row]))
+            assert joined(rows) != written(rows), (bad, row, column)
+            assert not run_rows.plain_csv(joined(rows), len(rows)), (bad, row, column)

@@ -467,5 +467,5 @@ def user_for_api_token(*, session: Session, token: str, now: datetime) -> User |
     if user is None or not user.is_active:
         return None
     if row.last_used_at is None or now - row.last_used_at >= LAST_USED_GRANULARITY:
-        row.last_used_at = now
+        sessions.touch(session, row, "last_used_at", now)  # never waits for another request's
     return user

@@ -18,8 +18,9 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
-from segmentsync.auth.models import BrowserSession, User
+from segmentsync.auth.models import ApiToken, BrowserSession, User
 from segmentsync.settings import Settings
 
 SID_KEY = "sid"  # the cookie's key for the session id
@@ -86,8 +87,27 @@ def current(
     if user is None or not user.is_active:
         return None
     if now - row.last_seen_at >= LAST_SEEN_GRANULARITY:
-        row.last_seen_at = now
+        touch(session, row, "last_seen_at", now)
     return user, row
+
+
+def touch(session: Session, row: BrowserSession | ApiToken, column: str, now: datetime) -> None:
+    """Note when a session or a token was last used — unless another request is noting it right
+    now. Every request of a busy API client (or of a browser's tabs) finds the minute-old time
+    at once; written in the request's transaction, the writes queued on the row's lock, each for
+    the whole of the request before it (on PostgreSQL, 20 requests waited up to 8 s once a
+    minute under load). ``FOR UPDATE SKIP LOCKED``: the one that holds the row writes, the
+    others go on (SQLite has one writer at a time anyway: it writes as before)."""
+    model = type(row)
+    claim = sa.select(model.id).where(model.id == row.id)
+    if session.get_bind().dialect.name == "postgresql":
+        claim = claim.with_for_update(skip_locked=True)
+    updated = session.execute(
+        sa.update(model).where(model.id.in_(claim.scalar_subquery())).values({column: now}),
+        execution_options={"synchronize_session": False},
+    )
+    if updated.rowcount:  # type: ignore[attr-defined]  # a DML result has rowcount
+        set_committed_value(row, column, now)
 
 
 def of_user(*, session: Session, user_id: int, now: datetime, lifetimes: Lifetimes) -> list[BrowserSession]:

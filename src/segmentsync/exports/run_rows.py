@@ -33,7 +33,7 @@ import threading
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple, overload
 
 import sqlalchemy as sa
 from sqlalchemy.ext.compiler import compiles
@@ -569,13 +569,25 @@ class UnchangedLines(NamedTuple):
         return [_line_cells(line) for line in self.data.split(b"\n")]
 
 
+@overload
+def plain_rows(
+    readers: sessionmaker[Session], run_id: int, where: Filter, *, cells: Literal[False] = False
+) -> Iterator[list[Plain] | UnchangedLines]: ...
+
+
+@overload
+def plain_rows(
+    readers: sessionmaker[Session], run_id: int, where: Filter, *, cells: Literal[True]
+) -> Iterator[list[Cells] | UnchangedLines | CsvText]: ...
+
+
 def plain_rows(
     readers: sessionmaker[Session], run_id: int, where: Filter, *, cells: bool = False
-) -> Iterator[list[Plain] | list[Cells] | UnchangedLines]:
+) -> Iterator[list[Plain] | list[Cells] | UnchangedLines | CsvText]:
     """Every matching row in seq order, in chunks of plain tuples (action and outcome as their
-    stored text) or, with ``cells``, of the CSV's cells (:data:`Cells`) — and, for the unchanged
-    members without a search, blocks of their lines as stored (:class:`UnchangedLines`: the CSV
-    turns them into its lines with bytes operations). Each chunk is read in a short session of
+    stored text) or, with ``cells``, of the CSV's cells (:data:`Cells`) or its finished lines
+    (:class:`CsvText`) — and, for the unchanged members without a search, blocks of their lines
+    as stored (:class:`UnchangedLines`: the CSV turns them into its lines with bytes operations). Each chunk is read in a short session of
     its own: a million rows never hold a transaction."""
     members = _csv_members if cells else _plain_members
     with readers() as session:
@@ -644,23 +656,53 @@ _CELLS_SQL = (  # built from constants only
     f"{_defused_text('code')}, {_defused_text('message')} FROM run_members "
     "WHERE run_id = {run} AND seq >= {start} AND seq < {end} ORDER BY seq"
 )
+# Each row as one CSV line, quoting and defusing left out (:func:`plain_csv` then checks that none
+# was needed): one value per row for the driver to hand over, none of the csv module's work.
+_LINES_SQL = {
+    "sqlite": "SELECT printf('%s,%s,%s,%s,%s,%s\r\n', email, profile_key, action, ifnull(outcome, 'pending'), "
+    "code, message) FROM run_members WHERE run_id = :run AND seq >= :start AND seq < :end ORDER BY seq",
+    "postgresql": "SELECT email || ',' || coalesce(profile_key, '') || ',' || action || ',' || "
+    "coalesce(outcome, 'pending') || ',' || coalesce(code, '') || ',' || coalesce(message, '') || E'\\r\\n' "
+    "FROM run_members WHERE run_id = %(run)s AND seq >= %(start)s AND seq < %(end)s ORDER BY seq",
+}
 _PLACES = {"sqlite": ":{}", "postgresql": "%({})s"}  # the drivers' own parameter styles
+_STARTS = tuple(sorted(FORMULA_START - {"\r"}))  # a carriage return is counted apart
+
+
+class CsvText(NamedTuple):
+    """``run_members`` rows already as the CSV's lines, exactly as the csv module writes them."""
+
+    text: str
+
+
+def plain_csv(text: str, lines: int) -> bool:
+    """True if ``lines`` lines of six cells joined by commas (``text``, each line ending in CRLF)
+    are what the csv module writes for those cells after :func:`defused`: no cell holds a comma,
+    a quote, a carriage return or a newline (each line then has exactly five commas, one CR and
+    one LF, so every comma and newline is a separator) — nothing to quote — and no cell starts
+    with a formula character (none follows a separator, nor starts the text) — nothing to defuse."""
+    return (
+        text.count(",") == 5 * lines
+        and text.count("\n") == lines
+        and text.count("\r") == lines
+        and '"' not in text
+        and text[:1] not in FORMULA_START
+        and not any(c in text and ("," + c in text or "\n" + c in text) for c in _STARTS)
+    )  # (a character first, as one is found much faster than two; "@" is in every line)
 
 
 def _csv_members(
     readers: sessionmaker[Session], run_id: int, where: Filter, after: int, before: int
-) -> Iterator[list[Cells]]:
+) -> Iterator[list[Cells] | CsvText]:
     """The ``run_members`` rows with ``after < seq < before`` as the CSV's cells, made by the
-    database (no Python work per value), CHUNK_ROWS seqs at a time (a run's seqs have no gaps to
-    speak of), each chunk in a short session. Unfiltered, the driver's cursor answers (plain
+    database, CHUNK_ROWS seqs at a time (a run's seqs have no gaps to speak of), each chunk in a
+    short session. Unfiltered, the driver's cursor answers with each row as one CSV line
+    (:class:`CsvText`) and, where a chunk has anything to quote or defuse, with its cells (plain
     tuples, none of SQLAlchemy's work per row)."""
-    bounds = sa.select(sa.func.min(RunMember.seq), sa.func.max(RunMember.seq)).where(
-        RunMember.run_id == run_id, RunMember.seq > after, RunMember.seq < before
-    )
-    with readers() as session:
-        found = session.execute(bounds).one()
-        first: int | None = found[0]
-        last: int | None = found[1]
+    within = (RunMember.run_id == run_id, RunMember.seq > after, RunMember.seq < before)
+    with readers() as session:  # min and max apart: each one seek (together, SQLite scans the range)
+        first: int | None = session.scalar(sa.select(sa.func.min(RunMember.seq)).where(*within))
+        last: int | None = session.scalar(sa.select(sa.func.max(RunMember.seq)).where(*within))
         dialect = session.get_bind().dialect.name
     if first is None or last is None:
         return
@@ -671,20 +713,30 @@ def _csv_members(
     )
     place = _PLACES.get(dialect)
     raw = _CELLS_SQL.format(**{name: place.format(name) for name in ("run", "start", "end")}) if place else ""
+    lines_sql = _LINES_SQL.get(dialect, "")
     for start in range(int(first), int(last) + 1, CHUNK_ROWS):
         params = {"run": run_id, "start": start, "end": min(start + CHUNK_ROWS, int(last) + 1)}
         with readers() as session:
             if where.any or not raw:
-                chunk: list[Cells] = [tuple(row) for row in session.connection().execute(query, params)]
-            else:
-                cursor = session.connection().connection.cursor()
-                try:
-                    cursor.execute(raw, params)
-                    chunk = list(cursor.fetchall())
-                finally:
-                    cursor.close()
+                yield [tuple(row) for row in session.connection().execute(query, params)]
+                continue
+            cursor = session.connection().connection.cursor()
+            try:
+                lines = [row[0] for row in _fetched(cursor, lines_sql, params)]
+                text = "".join(lines)
+                if plain_csv(text, len(lines)):
+                    chunk: list[Cells] | CsvText = CsvText(text)
+                else:
+                    chunk = _fetched(cursor, raw, params)
+            finally:
+                cursor.close()
         if chunk:
             yield chunk
+
+
+def _fetched(cursor: Any, sql: str, params: dict[str, int]) -> list[Any]:
+    cursor.execute(sql, params)
+    return list(cursor.fetchall())
 
 
 def _plain_line(seq: int, line: bytes) -> Plain:

@@ -9,10 +9,13 @@ by the next worker that claims it (from its checkpoint). A second Ctrl-C quits a
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import signal
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any
 
@@ -79,6 +82,23 @@ def _threads(
     for thread in threads:
         thread.start()
     return threads
+
+
+def lower_priority(nice: int) -> int:
+    """Lower this process's CPU priority by ``nice`` (as ``nice -n``; the kernel stops at 19) and
+    return its niceness: where cores are scarce, runs yield them to the web process. On Linux a
+    niceness is a thread's own: the threads imports have started already (DuckDB's allocator's)
+    get it too; threads started later inherit it."""
+    if not hasattr(os, "nice"):  # Windows: as started
+        return 0
+    niceness = os.nice(nice)
+    tasks = Path("/proc/self/task")
+    if nice and tasks.is_dir():
+        for task in tasks.iterdir():
+            with contextlib.suppress(OSError, ValueError):  # a thread that just ended
+                tid = int(task.name)
+                os.setpriority(os.PRIO_PROCESS, tid, max(niceness, os.getpriority(os.PRIO_PROCESS, tid)))
+    return niceness
 
 
 def _open(settings: Settings) -> Runtime:
@@ -172,6 +192,7 @@ def worker(
 ) -> None:
     """Run workers that claim and execute queued runs (several: use PostgreSQL)."""
     settings = get_settings()
+    lower_priority(settings.worker_nice)  # before any thread starts: they all inherit it
     runtime = _open(settings)
     if count > 1 and runtime.engine.dialect.name == "sqlite":
         say(

@@ -30,7 +30,7 @@ from segmentsync.errors import Forbidden, SegmentSyncError, Unauthenticated
 from segmentsync.runtime import Runtime
 from segmentsync.web import i18n, labels, messages
 from segmentsync.web.messages import capitalised
-from segmentsync.web.templating import format_duration, render
+from segmentsync.web.templating import format_duration, locale_of, render
 
 FLASH_KEY = "flash"
 
@@ -72,7 +72,7 @@ class Page:
         return self.request.client.host if self.request.client else None
 
     def number(self, value: float | None) -> str:
-        return "—" if value is None else str(format_decimal(value, locale=self.lang))
+        return "—" if value is None else str(format_decimal(value, locale=locale_of(self.lang)))
 
     def duration(self, seconds: float | None) -> str:
         return format_duration(seconds, self.lang)

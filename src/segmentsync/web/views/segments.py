@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
+import sqlalchemy as sa
 from fastapi import Depends, Request, Response
 from fastapi.responses import JSONResponse
 from markupsafe import Markup
@@ -88,20 +89,46 @@ def builder_config(page: Page, columns: dict[str, str]) -> dict[str, Any]:
     }  # fmt: skip
 
 
+PER_PAGE = 100  # segments listed per page (a year-old installation has hundreds)
+
+
 @router.get("/segments")
-def segments(page: Viewer) -> Response:
+def segments(page: Viewer, offset: int = 0) -> Response:
+    offset = max(offset, 0)
     with page.transaction() as session:
-        rows = service.list_segments(session=session)
+        total = session.scalar(sa.select(sa.func.count()).select_from(Segment)) or 0
+        rows = list(
+            session.scalars(
+                sa.select(Segment).order_by(Segment.name, Segment.id).limit(PER_PAGE).offset(offset)
+            )
+        )
         used = service.exports_using_each(session=session, segment_ids=[s.id for s in rows])
         texts = {s.id: _describe(s) for s in rows}
-    return page.render("segments.html", title=page._("Segments"), segments=rows, used=used, texts=texts)
+    return page.render(
+        "segments.html", title=page._("Segments"), segments=rows, used=used, texts=texts, total=total,
+        offset=offset, limit=PER_PAGE, can_edit=page.can(Action.SEGMENTS_EDIT),
+    )  # fmt: skip
+
+
+_DESCRIBED: dict[tuple[int, Any, str], str] = {}  # (id, updated_at, kind) → the rule in words
+DESCRIBED_AT_MOST = 2_000
 
 
 def _describe(segment: Segment) -> str:
-    try:
-        return SegmentOut.model_validate(segment).rule_text
-    except ValueError:
-        return "?"
+    """The segment's rule in words, kept until the segment changes (its ``updated_at``): the list
+    shows the same segments request after request, and validating a rule to word it is most of
+    what a row costs."""
+    key = (segment.id, segment.updated_at, segment.kind)
+    found = _DESCRIBED.get(key)
+    if found is None:
+        try:
+            found = SegmentOut.model_validate(segment).rule_text
+        except ValueError:
+            found = "?"
+        if len(_DESCRIBED) >= DESCRIBED_AT_MOST:
+            _DESCRIBED.clear()
+        _DESCRIBED[key] = found
+    return found
 
 
 def _errors(page: Page, error: SegmentSyncError, kind: str = "rule") -> dict[str, str]:
