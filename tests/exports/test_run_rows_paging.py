@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
 
 from engine.test_run import change_profiles, make_export, run_export
 from segmentsync.db import transaction
@@ -202,3 +203,26 @@ def test_deep_pages_and_searches_of_a_long_unchanged_stream() -> None:
     assert [r.seq for r in found] == [11 + i for i in wanted[2:5]]
     _, later = run_rows.search(keep, fetch, "9999@", 0, 2, after=wanted[3], total=False)
     assert [r.seq for r in later] == [11 + i for i in wanted[4:6]]
+
+
+def test_two_stores_whose_runs_share_an_id_each_show_their_own_unchanged_members(tmp_path: Any) -> None:
+    """The expanded stream kept for the next request belongs to one store's run: another store
+    (a test's, a restored backup's, one process serving two) has a run of the same id, first
+    seq, count and size with other members. Keyed by the run alone, the second store's deep
+    page showed the first store's members (the suite saw it once: person24 for person15)."""
+    count = run_rows.STREAM_LINES + 10  # a deep page is read from the expanded text
+    pages = {}
+    for name in ("a", "b"):
+        text = "\n".join(f"{name}{i:05d}@example.com\t{i}" for i in range(count)).encode()
+        engine = sa.create_engine(f"sqlite:///{tmp_path / name}.db")
+        RunUnchanged.metadata.create_all(engine, tables=[sa.Table("run_unchanged", RunUnchanged.metadata)])
+        with Session(engine) as session, session.begin():
+            # stored, not compressed (level 0): both streams have exactly the same size
+            session.add(RunUnchanged(run_id=7, first_seq=1, count=count, data=zlib.compress(text, 0)))
+        with Session(engine) as session:
+            keep = run_rows.kept(session, 7)
+            assert keep is not None
+            pages[name] = run_rows.unchanged_rows(keep, run_rows.fetcher(session, 7), count - 3, 3)
+        engine.dispose()
+    for name, page in pages.items():
+        assert [row.email for row in page] == [f"{name}{i:05d}@example.com" for i in range(count - 3, count)]

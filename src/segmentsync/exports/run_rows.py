@@ -111,6 +111,7 @@ class Kept:
     first_seq: int
     count: int
     size: int  # compressed bytes
+    store: str = ""  # which store (its URL): a process may read several, whose run ids repeat
 
     @property
     def end(self) -> int:
@@ -188,7 +189,11 @@ def kept(session: Session, run_id: int) -> Kept | None:
             RunUnchanged.run_id == run_id
         )
     ).first()
-    return Kept(run_id, int(found[0]), int(found[1]), int(found[2])) if found else None
+    if not found:
+        return None
+    bind = session.get_bind()
+    store = (bind if isinstance(bind, sa.Engine) else bind.engine).url.render_as_string(hide_password=True)
+    return Kept(run_id, int(found[0]), int(found[1]), int(found[2]), store)
 
 
 Fetch = Callable[[int, int], bytes]  # (offset, size) of the compressed stream → its bytes
@@ -275,7 +280,7 @@ def unchanged_rows(kept: Kept, fetch: Fetch, skip: int, limit: int) -> list[Row]
     the expanded text (:func:`expand`) deeper."""
     if skip >= kept.count:
         return []
-    if skip >= STREAM_LINES or any(e.key[0] == kept.run_id for e in _EXPANDED):
+    if skip >= STREAM_LINES or any(e.key[:2] == (kept.store, kept.run_id) for e in _EXPANDED):
         expanded = expand(kept, fetch)
         if expanded is not None:
             wanted = min(limit, kept.count - skip)
@@ -352,7 +357,7 @@ class Expanded:
     at any line is then found by counting at most a window's lines. The latest run read deep or
     searched is kept (one, at most EXPAND_AT_MOST bytes); a stream never changes once written."""
 
-    key: tuple[int, int, int, int]
+    key: tuple[str, int, int, int, int]
     text: bytes
     newlines_before: list[int]  # newlines before each window's start (window i: i * WINDOW)
 
@@ -383,7 +388,7 @@ _EXPANDING = threading.Lock()
 
 def expand(kept: Kept, fetch: Fetch) -> Expanded | None:
     """The run's unchanged members expanded (kept for the next request), or None if too big."""
-    key = (kept.run_id, kept.first_seq, kept.count, kept.size)
+    key = (kept.store, kept.run_id, kept.first_seq, kept.count, kept.size)
     with _EXPANDING:
         for expanded in _EXPANDED:
             if expanded.key == key:
