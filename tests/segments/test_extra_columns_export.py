@@ -192,8 +192,11 @@ def test_a_mapping_the_segments_cannot_fill_is_refused_by_name(world: World) -> 
         name="Orders", segment_ids=[each_order], create_missing_fields=True,
         attributes=[{"column": "segment.amount", "target": "[Amount]"}],
     )  # fmt: skip
-    with pytest.raises(Invalid, match=r"returns the profile key 3 2 times.*GROUP BY"):
+    with pytest.raises(Invalid, match=r"returns the profile key 3 2 times.*GROUP BY") as refused:
         world.create(twice)
+    # said once, as what it is: not also "not a column of the profile table" for the same mapping
+    assert refused.value.code == "repeated_key", refused.value.message
+    assert "profile table" not in refused.value.message
 
     # … and so does a run, when the segment's query changed after the export was saved
     saved = world.create(

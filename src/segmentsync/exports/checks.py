@@ -114,10 +114,10 @@ def draft(*, session: Session, runtime: Runtime, data: ExportCreate, actor: User
     connection = problems.check(usable_connection, session, data.connection_id, actor)
     columns = runtime.profiles.columns()
     segment_columns = [item.column.strip() for item in data.attributes]
-    mappable = columns | (
-        problems.check(extras.for_export_form, session, runtime.profiles, data.segment_ids, segment_columns)
-        or {}
-    )
+    segment_types = problems.check(
+        extras.for_export_form, session, runtime.profiles, data.segment_ids, segment_columns
+    )  # None: the mapping's segment columns are refused already (reported once, as what they are)
+    mappable = columns | (segment_types or {})
     values: dict[str, Any] = {
         "name": name,
         "email_column": problems.check(_email_column, data.email_column, columns),
@@ -130,7 +130,9 @@ def draft(*, session: Session, runtime: Runtime, data: ExportCreate, actor: User
         values.update(
             connection_id=connection.id,
             list_id=problems.check(check_list_id, data.list_id, type),
-            attributes=problems.check(_attributes, data.attributes, type, mappable),
+            attributes=None
+            if segment_types is None
+            else problems.check(_attributes, data.attributes, type, mappable),
             create_missing_fields=problems.check(_create_missing, data.create_missing_fields, type),
             removal_mode=problems.check(_removal_mode, data.removal_mode, type),
             **(problems.check(_consent, data, type, columns) or {}),
