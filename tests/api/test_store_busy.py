@@ -5,6 +5,7 @@ setting allows (anyio's default of 40 threads would wait on far fewer connection
 from __future__ import annotations
 
 import anyio.to_thread
+import sqlalchemy as sa
 import pytest
 from fastapi.testclient import TestClient
 
@@ -54,3 +55,62 @@ def test_the_app_runs_as_many_requests_at_once_as_the_setting_says(small_pool: R
         assert client.get("/tokens").status_code == 200
     assert seen == [3]
     small_pool.close()
+
+
+UNREACHABLE = "postgresql://nobody:pg-secret-pw@127.0.0.1:1/none"
+
+
+def test_a_store_out_of_reach_answers_503_naming_it(settings: Settings) -> None:
+    settings.database_url = UNREACHABLE  # nothing listens there: every connection is refused
+    runtime = Runtime.open(settings, migrate=False)
+    try:
+        answer = TestClient(create_app(runtime), raise_server_exceptions=False).get(
+            "/api/v1/segments", headers={"Authorization": "Bearer ss_whatever"}
+        )
+    finally:
+        runtime.close()
+    assert answer.status_code == 503, answer.text
+    assert answer.headers["Retry-After"] == "5"
+    assert answer.json()["error"]["code"] == "store_unavailable"
+    assert "pg-secret-pw" not in answer.text
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)
+def test_a_store_that_refuses_new_connections_answers_503_and_serves_again_after(
+    runtime: Runtime, store_url: str
+) -> None:
+    viewer = make_person(runtime, "victor@example.com", Role.VIEWER)
+    client = TestClient(create_app(runtime), headers=viewer.auth, raise_server_exceptions=False)
+    assert client.get("/api/v1/segments").status_code == 200
+    name = sa.make_url(store_url).database
+    admin = sa.create_engine(sa.make_url(store_url).set(database="postgres"), isolation_level="AUTOCOMMIT")
+
+    def allow(allowed: bool) -> None:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS {str(allowed).lower()}'))
+
+    allow(False)  # as when max_connections is reached: the server says no to a new connection
+    try:
+        runtime.engine.dispose()  # the pool's connections are gone: the next request needs a new one
+        answer = client.get("/api/v1/segments")
+    finally:
+        allow(True)
+        admin.dispose()
+    assert answer.status_code == 503, answer.text
+    assert answer.json()["error"]["code"] == "store_unavailable"
+    assert client.get("/api/v1/segments").status_code == 200
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_a_mistake_in_a_query_is_still_a_500_not_a_store_out_of_reach(runtime: Runtime) -> None:
+    app = create_app(runtime)
+
+    @app.get("/mistake")
+    def mistake() -> None:  # SQLite names a missing table with the same error class as a locked file
+        with runtime.engine.connect() as connection:
+            connection.execute(sa.text("SELECT nothing FROM no_such_table"))
+
+    answer = TestClient(app, raise_server_exceptions=False).get("/mistake")
+    assert answer.status_code == 500
+    assert answer.json()["error"]["code"] == "internal"
