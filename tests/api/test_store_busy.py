@@ -5,8 +5,8 @@ setting allows (anyio's default of 40 threads would wait on far fewer connection
 from __future__ import annotations
 
 import anyio.to_thread
-import sqlalchemy as sa
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from people import make_person
@@ -88,7 +88,9 @@ def test_a_store_that_refuses_new_connections_answers_503_and_serves_again_after
 
     def allow(allowed: bool) -> None:
         with admin.connect() as connection:
-            connection.execute(sa.text(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS {str(allowed).lower()}'))
+            connection.execute(
+                sa.text(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS {str(allowed).lower()}')
+            )
 
     allow(False)  # as when max_connections is reached: the server says no to a new connection
     try:
