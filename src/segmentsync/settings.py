@@ -76,8 +76,13 @@ class Settings(BaseSettings):
     # A request holds its connection between thread hops, so fewer threads than waiting requests
     # with a small pool can starve (tests/reliability/test_concurrent_readers.py).
     api_threads: int = Field(default=40, ge=1, le=1000)
-    database_pool_size: int = Field(default=10, ge=1, le=1000)
-    database_pool_overflow: int = Field(default=30, ge=0, le=1000)
+    # `serve`'s web processes on its one port (one Python process answers on one core at most);
+    # the scheduler and `serve`'s workers run in the first only. Each has its threads and pool.
+    web_processes: int = Field(default=1, ge=1, le=64)
+    # Connections beyond the pool's size are closed as they come back: under a steady crowd of
+    # readers 10 + 30 opened 650 PostgreSQL sessions in 45 s (docs/benchmarks.md); 20 + 20 keep more.
+    database_pool_size: int = Field(default=20, ge=1, le=1000)
+    database_pool_overflow: int = Field(default=20, ge=0, le=1000)
     # How long a request waits for a store connection before answering 503 (never a 500).
     database_pool_timeout_seconds: float = Field(default=10.0, gt=0)
     # Constant Contact's requests per UTC day per application, counted by all workers together

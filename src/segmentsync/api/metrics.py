@@ -11,12 +11,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Response
 from fastapi.routing import iter_route_contexts
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from segmentsync.api.deps import require
 from segmentsync.auth.models import User
 from segmentsync.auth.policy import Action
+from segmentsync.observe.metrics import exposition
 
 METRICS_PATH = "/metrics"
 
@@ -37,7 +38,7 @@ router = APIRouter()
 
 @router.get(METRICS_PATH, include_in_schema=False)
 def metrics(user: Annotated[User, Depends(require(Action.SYSTEM_STATUS))]) -> Response:
-    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+    return Response(exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
 class MetricsMiddleware:

@@ -22,7 +22,7 @@ from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -32,6 +32,7 @@ from segmentsync.db import SCHEMA_HEAD, database_now
 from segmentsync.errors import NotFound
 from segmentsync.logs import redact
 from segmentsync.observe import gauges
+from segmentsync.observe.metrics import exposition
 from segmentsync.runtime import Runtime
 from segmentsync.scheduling.models import WorkerBeat
 
@@ -141,7 +142,7 @@ def readyz_for(runtime: Runtime, *, workers: Callable[[], bool]) -> Callable[[Re
 
 
 def metrics(request: Request) -> Response:
-    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+    return Response(exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
 def worker_app(runtime: Runtime) -> Starlette:

@@ -1,7 +1,9 @@
 """The metric families of runs and platforms (Prometheus, default registry), and their hooks.
 
 Counters and histograms are this process's own (each worker process counts the runs and requests
-it handled; Prometheus sums them). The queue, worker and last-success gauges are read from the
+it handled; Prometheus sums them), except in ``serve --processes N``, whose processes share one
+port: there they are kept in files (:func:`share_between_processes`), and a scrape answered by any
+of them shows the sum of all (:func:`exposition`). The queue, worker and last-success gauges are read from the
 metadata store at scrape time (``observe.gauges``), so every process reports the same values.
 This module imports nothing of the store: the platform clients count their requests through it. Label values are bounded: platform, trigger, status, outcome,
 phase, a request's operation (its method and path template); an export's id and name only for
@@ -10,10 +12,25 @@ the exports an operator names in ``SEGMENTSYNC_METRICS_EXPORTS``. See docs/opera
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
-from prometheus_client import Counter, Histogram, Info, disable_created_metrics
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    Info,
+    disable_created_metrics,
+    values,
+)
+from prometheus_client import generate_latest as _generate_latest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
 
 from segmentsync import __version__
 from segmentsync.db import SCHEMA_HEAD
@@ -60,6 +77,7 @@ TOKEN_REFRESHES = Counter(
     "OAuth access-token refreshes: ok, refused (the platform said no), not_saved, impossible (no refresh token)",
     ["platform", "result"],
 )
+SHARED_DIR = "PROMETHEUS_MULTIPROC_DIR"  # prometheus-client's own switch to its multiprocess mode
 OUTCOMES = ("new", "updated", "unchanged", "removed", "invalid", "rejected", "skipped")
 
 # ---------------------------------------------------------------- platform requests
@@ -94,3 +112,48 @@ def throttled(platform: str) -> None:
 
 def token_refresh(platform: str, result: str) -> None:
     TOKEN_REFRESHES.labels(platform, result).inc()
+
+
+# ---------------------------------------------------------------- several processes, one port
+
+
+def _ours_counted(family: Metric) -> bool:
+    """A family kept in files when shared: our counters and histograms (the build, the store's
+    gauges and the process's CPU and memory stay in each process's memory)."""
+    return family.name.startswith("segmentsync_") and family.type in ("counter", "histogram")
+
+
+def share_between_processes(directory: Path) -> None:
+    """From now on keep counters and histograms in files in ``directory`` (prometheus-client's
+    multiprocess mode), so that a scrape answered by any of ``serve``'s web processes shows them all.
+
+    Processes started afterwards inherit it through the environment (prometheus-client reads it when
+    it is imported); this one switches the class its series are made of, which holds for series
+    made from now on: every family of ours has labels, so none has a series before its first use.
+    """
+    counted = [family.name for family in REGISTRY.collect() if _ours_counted(family) and family.samples]
+    if counted:
+        raise RuntimeError(f"metrics already counted in this process's memory: {counted}")
+    os.environ[SHARED_DIR] = str(directory)
+    values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]  # as prometheus-client's own tests switch it
+
+
+class _Collected(Collector):
+    def __init__(self, families: list[Metric]) -> None:
+        self.families = families
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self.families)
+
+
+def exposition() -> bytes:
+    """A scrape: this process's metrics, or, when they are shared, the sum of every process's
+    counters and histograms with this process's other families."""
+    directory = os.environ.get(SHARED_DIR)
+    if not directory:
+        return _generate_latest(REGISTRY)
+    families = list(MultiProcessCollector(None, path=directory).collect())  # type: ignore[no-untyped-call]
+    families += [family for family in REGISTRY.collect() if not _ours_counted(family)]
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Collected(families))
+    return _generate_latest(registry)

@@ -125,53 +125,76 @@ def serve(
         bool, typer.Option("--scheduler/--no-scheduler", help="run the scheduler here")
     ] = True,
     workers: Annotated[int, typer.Option("--workers", min=0, max=32, help="workers in this process")] = 1,
+    processes: Annotated[
+        int | None,
+        typer.Option(
+            "--processes",
+            min=1,
+            max=64,
+            help="web processes answering on the port (default 1; about one per core for many readers)",
+            envvar="SEGMENTSYNC_WEB_PROCESSES",
+            show_envvar=True,
+        ),
+    ] = None,
 ) -> None:
-    """Web UI + REST API + scheduler + a worker, in one process."""
+    """Web UI + REST API + scheduler + a worker, in one process (or the web app in several)."""
     overrides: dict[str, Any] = {
-        key: value for key, value in (("host", host), ("port", port)) if value is not None
+        key: value
+        for key, value in (("host", host), ("port", port), ("web_processes", processes))
+        if value is not None
     }
     settings = get_settings(**overrides)
     runtime = _open(settings)
     try:
-        serve_runtime(runtime, settings, scheduler=scheduler, workers=workers)
+        serve_runtime(runtime, settings, scheduler=scheduler, workers=workers, overrides=overrides)
     finally:
         runtime.close()
 
 
-def serve_runtime(runtime: Runtime, settings: Settings, *, scheduler: bool = True, workers: int = 1) -> None:
-    """Serve the app with the scheduler and workers until Ctrl-C (used by `serve` and `quickstart`)."""
-    # lazy: uvicorn costs 0.04 s CPU of every command's start-up
-    import uvicorn
+def serve_runtime(
+    runtime: Runtime,
+    settings: Settings,
+    *,
+    scheduler: bool = True,
+    workers: int = 1,
+    overrides: dict[str, Any] | None = None,
+) -> None:
+    """Serve the app with the scheduler and workers until Ctrl-C (used by `serve` and `quickstart`).
 
-    # lazy: the web app costs 0.26 s CPU of every command's start-up
-    from segmentsync.api.app import create_app, server_config
+    With ``settings.web_processes`` above 1 the app answers in that many processes on one socket
+    (``scheduling.web_processes``); the scheduler and workers run in this one only.
+    """
+    # lazy: the web app and uvicorn cost 0.3 s CPU of every command's start-up
+    from segmentsync.scheduling.web_processes import WebServer
 
     shutdown = Shutdown(settings)
     shutdown.install()
-    loops: list[tuple[str, Callable[[threading.Event], None]]] = []
-    if scheduler:
-        loops.append(("scheduler", Scheduler(runtime).run_forever))
-    loops += [(f"worker-{n}", Worker(runtime).run_forever) for n in range(workers)]
-    loops.append(("deliveries", Sender(runtime).run_forever))  # webhooks and alert e-mail
-    threads = _threads(loops, shutdown.event)
-    app = create_app(runtime)
-    app.state.runs_workers = workers > 0  # /readyz then wants a live worker
-    server = uvicorn.Server(server_config(app, settings))
-    shutdown.server = server
+    with WebServer(runtime, settings, overrides or {}, workers=workers > 0) as web:
+        loops: list[tuple[str, Callable[[threading.Event], None]]] = []
+        if scheduler:
+            loops.append(("scheduler", Scheduler(runtime).run_forever))
+        loops += [(f"worker-{n}", Worker(runtime).run_forever) for n in range(workers)]
+        loops.append(("deliveries", Sender(runtime).run_forever))  # webhooks and alert e-mail
+        threads = _threads(loops, shutdown.event)
+        shutdown.server = web.server
 
-    def announce() -> None:  # once the socket listens, so the address printed can be opened at once
-        while not server.started:
-            if shutdown.event.wait(0.02):
-                return
-        say(settings, f"segmentsync on {settings.public_base_url} (API: {settings.public_base_url}/api/v1)")
+        def announce() -> None:  # once the socket listens, so the address printed can be opened at once
+            while not web.server.started:
+                if shutdown.event.wait(0.02):
+                    return
+            say(
+                settings,
+                f"segmentsync on {settings.public_base_url} (API: {settings.public_base_url}/api/v1)",
+            )
 
-    threading.Thread(target=announce, name="announce", daemon=True).start()
-    try:
-        server.run()  # uvicorn hands SIGINT/SIGTERM to our handler when it has stopped serving
-    finally:
-        shutdown.event.set()
-        for thread in threads:
-            thread.join()
+        threading.Thread(target=announce, name="announce", daemon=True).start()
+        try:
+            web.run()  # uvicorn hands SIGINT/SIGTERM to our handler when it has stopped serving
+        finally:
+            shutdown.event.set()
+            web.stop_others()
+            for thread in threads:
+                thread.join()
 
 
 @app.command()

@@ -1,0 +1,186 @@
+"""``serve --processes 2``: two processes answer on one port, a scrape answered by either shows
+the requests both answered, and the extra process stops with the first — on SIGTERM (with its
+shared-metrics directory removed) and when the first is killed outright.
+
+Which process takes a connection is the kernel's choice; the tests decide it by stopping the
+other one (SIGSTOP): a stopped process accepts nothing, so the one left answers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography.fernet import Fernet
+
+from observe.scrape import parse, value  # tests/ is on sys.path (rootdir)
+
+CLI = str(Path(sys.executable).with_name("segmentsync"))
+ROUTE = "/api/v1/me"
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
+            except (FileNotFoundError, ProcessLookupError):  # ended meanwhile
+                continue
+            if parent == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def web_process(pid: int) -> int:
+    """The extra web process of ``serve`` ``pid`` (not multiprocessing's resource tracker)."""
+    deadline = time.monotonic() + 60  # started just after the socket is bound (and announced)
+    while time.monotonic() < deadline:
+        for child in children(pid):
+            with suppress(FileNotFoundError):
+                if "spawn_main" in Path(f"/proc/{child}/cmdline").read_text():
+                    return child
+        time.sleep(0.05)
+    raise AssertionError(f"serve {pid} started no web process")
+
+
+def ended(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except FileNotFoundError:
+        return True
+    return state == "Z"  # ended, not yet reaped (its parent was killed)
+
+
+def gone(pid: int, within: float) -> bool:
+    deadline = time.monotonic() + within
+    while not ended(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+@contextmanager
+def stopped(pid: int) -> Iterator[None]:
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
+class Serve:
+    def __init__(self, tmp_path: Path, store_url: str) -> None:
+        self.tmp = tmp_path / "tmp"  # where the shared-metrics directory goes
+        self.tmp.mkdir()
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("SEGMENTSYNC_", "OTEL_"))}
+        self.env.update(
+            SEGMENTSYNC_DATA_DIR=str(tmp_path / "data"),
+            SEGMENTSYNC_DATABASE_URL=store_url,
+            SEGMENTSYNC_SECRET_KEY=Fernet.generate_key().decode(),
+            SEGMENTSYNC_LOG_FORMAT="json",
+            SEGMENTSYNC_PORT="0",
+            TMPDIR=str(self.tmp),
+        )
+        self.cli("users", "create", "admin@example.com", "--role", "admin")
+        token = json.loads(self.cli("users", "token", "admin@example.com", "--json"))["token"]
+        self.headers = {"Authorization": f"Bearer {token}"}
+        self.process = subprocess.Popen(
+            [CLI, "serve", "--processes", "2", "--workers", "0", "--no-scheduler"],
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.base = self._address()
+        # the rest of its log, read so that a full pipe never stops it
+        threading.Thread(target=self.process.stderr.read, daemon=True).start()  # type: ignore[union-attr]
+        self.other = web_process(self.process.pid)
+        self._wait_for_the_other()
+
+    def cli(self, *args: str) -> str:
+        done = subprocess.run(
+            [CLI, *args], env=self.env, capture_output=True, text=True, timeout=60, check=False
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    def _address(self) -> str:
+        assert self.process.stderr is not None
+        address = ""
+        for line in self.process.stderr:
+            message = json.loads(line).get("message", "")
+            if "Uvicorn running on" in message:
+                address = message.split(" on ", 1)[1].split(" ")[0]
+            if message.startswith("segmentsync on "):  # the first process answers
+                return address
+        raise AssertionError("serve ended before it listened")
+
+    def _wait_for_the_other(self) -> None:  # answering once it has started: ask it alone
+        with stopped(self.process.pid):
+            httpx.get(f"{self.base}/healthz", timeout=60).raise_for_status()
+
+    def get(self, path: str) -> httpx.Response:
+        answer = httpx.get(f"{self.base}{path}", headers=self.headers, timeout=30)  # a new connection each
+        assert answer.status_code == 200, answer.text
+        return answer
+
+    def counted(self) -> float:
+        samples = parse(self.get("/metrics").text)
+        return value(samples, "segmentsync_http_requests_total", method="GET", route=ROUTE, status="200")
+
+    def shared_dirs(self) -> list[Path]:
+        return list(self.tmp.glob("segmentsync-metrics-*"))
+
+    def kill(self) -> None:
+        for pid in (self.other, self.process.pid):
+            if not ended(pid):
+                os.kill(pid, signal.SIGKILL)
+        self.process.wait(30)
+
+
+@pytest.fixture
+def serve(tmp_path: Path, store_url: str) -> Iterator[Serve]:
+    started = Serve(tmp_path, store_url)
+    yield started
+    started.kill()
+
+
+def test_a_scrape_answered_by_either_process_counts_the_requests_both_answered(serve: Serve) -> None:
+    with stopped(serve.other):  # the first process answers these
+        for _ in range(3):
+            serve.get(ROUTE)
+    with stopped(serve.process.pid):  # the other answers these, and the scrape
+        for _ in range(4):
+            serve.get(ROUTE)
+        assert serve.counted() == 7
+    with stopped(serve.other):  # the first answers the scrape
+        assert serve.counted() == 7
+    assert [path.name for path in serve.shared_dirs()] != []
+
+
+def test_sigterm_stops_every_process_and_removes_the_shared_metrics(serve: Serve) -> None:
+    serve.get(ROUTE)
+    serve.process.send_signal(signal.SIGTERM)
+    assert serve.process.wait(60) == 0
+    assert gone(serve.other, 30)
+    assert serve.shared_dirs() == []
+
+
+def test_the_other_process_stops_when_the_first_is_killed(serve: Serve) -> None:
+    os.kill(serve.process.pid, signal.SIGKILL)
+    serve.process.wait(30)
+    assert gone(serve.other, 10), "the extra web process kept serving after the first was killed"
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{serve.base}/healthz", timeout=5)
