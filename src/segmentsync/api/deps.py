@@ -24,7 +24,9 @@ from segmentsync.runtime import Runtime
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    """Async, as the dependencies below that touch no store: a sync one is a hop to a worker
+    thread and back on every request (about 0.1-0.3 ms of CPU each under load)."""
     runtime: Runtime = request.app.state.runtime
     return runtime
 
@@ -123,7 +125,7 @@ class Require:
     def __init__(self, action: Action) -> None:
         self.action = action
 
-    def __call__(self, user: CurrentUser) -> User:
+    async def __call__(self, user: CurrentUser) -> User:  # async: no store, no thread hop (see get_runtime)
         check(user, self.action)
         return user
 
