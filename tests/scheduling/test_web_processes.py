@@ -1,6 +1,7 @@
 """``serve --processes 2``: two processes answer on one port, a scrape answered by either shows
-the requests both answered, and the extra process stops with the first — on SIGTERM (with its
-shared-metrics directory removed) and when the first is killed outright.
+the requests both answered, the extra process stops with the first — on SIGTERM (with its
+shared-metrics directory removed) and when the first is killed outright — and is started again
+when it dies.
 
 Which process takes a connection is the kernel's choice; the tests decide it by stopping the
 other one (SIGSTOP): a stopped process accepts nothing, so the one left answers.
@@ -42,13 +43,14 @@ def children(pid: int) -> list[int]:
     return found
 
 
-def web_process(pid: int) -> int:
-    """The extra web process of ``serve`` ``pid`` (not multiprocessing's resource tracker)."""
+def web_process(pid: int, besides: int | None = None) -> int:
+    """The extra web process of ``serve`` ``pid`` (not multiprocessing's resource tracker), other
+    than ``besides``."""
     deadline = time.monotonic() + 60  # started just after the socket is bound (and announced)
     while time.monotonic() < deadline:
         for child in children(pid):
             with suppress(FileNotFoundError):
-                if "spawn_main" in Path(f"/proc/{child}/cmdline").read_text():
+                if child != besides and "spawn_main" in Path(f"/proc/{child}/cmdline").read_text():
                     return child
         time.sleep(0.05)
     raise AssertionError(f"serve {pid} started no web process")
@@ -184,3 +186,12 @@ def test_the_other_process_stops_when_the_first_is_killed(serve: Serve) -> None:
     assert gone(serve.other, 10), "the extra web process kept serving after the first was killed"
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{serve.base}/healthz", timeout=5)
+
+
+def test_a_web_process_that_dies_is_started_again(serve: Serve) -> None:
+    dead = serve.other
+    os.kill(dead, signal.SIGKILL)
+    assert gone(dead, 10)
+    serve.other = web_process(serve.process.pid, besides=dead)
+    with stopped(serve.process.pid):  # the new one answers on the same port
+        assert serve.get(ROUTE).json()["user"]["email"] == "admin@example.com"
