@@ -51,7 +51,13 @@ ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "benchmarks" / ".work"
 POSTGRES = os.environ.get("SEGMENTSYNC_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
 CLI = str(Path(sys.executable).with_name("segmentsync"))
-PASSED_ON = ("SEGMENTSYNC_WORKER_NICE", "SEGMENTSYNC_API_THREADS")  # to serve and the workers, when set
+PASSED_ON = (
+    "SEGMENTSYNC_WORKER_NICE",
+    "SEGMENTSYNC_API_THREADS",
+    "SEGMENTSYNC_WEB_PROCESSES",
+    "SEGMENTSYNC_DATABASE_POOL_SIZE",
+    "SEGMENTSYNC_DATABASE_POOL_OVERFLOW",
+)  # to serve and the workers, when set
 SKIP = ("/oauth/", "/rows.csv", "/sign-in", "/new", "/edit")  # measured apart, or forms without data
 PARAM = re.compile(r"\{(\w+)\}")
 
@@ -402,29 +408,61 @@ def waited_for_a_core(pid: int) -> float:
     return total / 1e9
 
 
-class Phase:
-    """A phase's wall seconds, the CPU seconds ``serve`` and the workers used, the seconds
-    ``serve``'s threads waited for a core, the load average."""
+def web_processes(serve: int) -> list[int]:
+    """``serve`` and the web processes it started (``serve --processes N``)."""
+    found = [serve]
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and int((entry / "stat").read_text().rpartition(")")[2].split()[1]) == serve \
+                    and b"spawn_main" in (entry / "cmdline").read_bytes():  # fmt: skip
+                found.append(int(entry.name))
+        except OSError:  # ended meanwhile
+            continue
+    return found
 
-    def __init__(self, serve: int, workers: list[int]) -> None:
-        self.pids = [serve, *workers]
+
+def store_sessions() -> int:
+    """Sessions (connections) the year's PostgreSQL database has had since its statistics began."""
+    engine = create_engine(f"{POSTGRES}/postgres")
+    try:
+        with engine.connect() as conn:
+            return int(conn.scalar(sa.text(
+                "SELECT sessions FROM pg_stat_database WHERE datname = 'segmentsync_year'")) or 0)  # fmt: skip
+    finally:
+        engine.dispose()
+
+
+class Phase:
+    """A phase's wall seconds, the CPU seconds ``serve`` (all its web processes) and the workers
+    used, the seconds ``serve``'s threads waited for a core, the load average, and on PostgreSQL
+    the store connections opened meanwhile."""
+
+    def __init__(self, serve: int, workers: list[int], dialect: str) -> None:
+        self.web = web_processes(serve)
+        self.pids = [*self.web, *workers]
         self.started, self.cpu = time.perf_counter(), [cpu_seconds(p) for p in self.pids]
-        self.waited = waited_for_a_core(serve)
+        self.waited = sum(map(waited_for_a_core, self.web))
         self.load = [os.getloadavg()[0]]
         self.seconds, self.used = 0.0, [0.0 for _ in self.pids]
+        self.sessions = store_sessions() if dialect == "postgresql" else None
 
     def end(self) -> Phase:
         self.seconds = time.perf_counter() - self.started
         self.used = [cpu_seconds(p) - c for p, c in zip(self.pids, self.cpu, strict=True)]
-        self.waited = waited_for_a_core(self.pids[0]) - self.waited
+        self.waited = sum(map(waited_for_a_core, self.web)) - self.waited
         self.load.append(os.getloadavg()[0])
+        if self.sessions is not None:
+            self.sessions = store_sessions() - self.sessions
         return self
 
     def note(self, name: str, requests: int) -> str:
+        web = sum(self.used[: len(self.web)])
+        opened = "" if self.sessions is None else f"; {self.sessions} store connections opened"
         return (f"{name}: {self.seconds:.0f} s, {requests / self.seconds:.0f} reads/s, `serve` used "
-                f"{self.used[0]:.1f} CPU s ({self.used[0] * 1000 / max(requests, 1):.0f} ms a read) and its threads "
+                f"{web:.1f} CPU s ({web * 1000 / max(requests, 1):.0f} ms a read) and its threads "
                 f"waited {self.waited:.1f} s for a core, the workers "
-                f"{sum(self.used[1:]):.1f} CPU s; load average {self.load[0]:.1f} → {self.load[1]:.1f}")  # fmt: skip
+                f"{sum(self.used[len(self.web):]):.1f} CPU s; load average {self.load[0]:.1f} → {self.load[1]:.1f}"
+                f"{opened}")  # fmt: skip
 
 
 def load(stack: ExitStack, env: dict[str, str], base: str, store: year.Store, token: str,
@@ -452,7 +490,7 @@ def load(stack: ExitStack, env: dict[str, str], base: str, store: year.Store, to
             async def idle_over() -> None:
                 await asyncio.sleep(10)
 
-            timed_phases["idle"] = Phase(serve, workers)
+            timed_phases["idle"] = Phase(serve, workers, dialect)
             idle = await bench_load.read_while(
                 base, token, cookie, year_reads(store, []), LOAD_READERS, idle_over
             )
@@ -478,7 +516,7 @@ def load(stack: ExitStack, env: dict[str, str], base: str, store: year.Store, to
                         return
                     await asyncio.sleep(0.5)
 
-            timed_phases["busy"] = Phase(serve, workers)
+            timed_phases["busy"] = Phase(serve, workers, dialect)
             busy = await bench_load.read_while(
                 base, token, cookie, year_reads(store, run_ids), LOAD_READERS, runs_over
             )
@@ -492,7 +530,9 @@ def load(stack: ExitStack, env: dict[str, str], base: str, store: year.Store, to
         f"Constant Contact) run by {processes} `segmentsync worker --count {per}` process(es) at niceness "
         f"{_niceness(workers[0])}; all ended in "
         f"{outcome['seconds']:.1f} s, statuses {', '.join(outcome['statuses'])}. Meanwhile {LOAD_READERS} clients "
-        "(asyncio + httpx, keep-alive) read in a loop over loopback HTTP from `segmentsync serve --workers 0`: "
+        f"(asyncio + httpx, keep-alive) read in a loop over loopback HTTP from `segmentsync serve --workers 0` "
+        f"in {len(timed_phases['idle'].web)} web process(es) (pool {os.environ.get('SEGMENTSYNC_DATABASE_POOL_SIZE', 'default')} + "
+        f"{os.environ.get('SEGMENTSYNC_DATABASE_POOL_OVERFLOW', 'default')}): "
         "four in five through the API (token), one in five the UI's pages (session cookie). 'idle': the same "
         "readers for 10 s before any run started. Everything shares the machine's 2 cores. "
         + timed_phases["idle"].note("Idle", sum(map(len, idle.by_kind.values())))
