@@ -25,9 +25,9 @@ from prometheus_client import (
     Histogram,
     Info,
     disable_created_metrics,
+    generate_latest,
     values,
 )
-from prometheus_client import generate_latest as _generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
@@ -151,9 +151,9 @@ def exposition() -> bytes:
     counters and histograms with this process's other families."""
     directory = os.environ.get(SHARED_DIR)
     if not directory:
-        return _generate_latest(REGISTRY)
+        return generate_latest(REGISTRY)
     families = list(MultiProcessCollector(None, path=directory).collect())  # type: ignore[no-untyped-call]
     families += [family for family in REGISTRY.collect() if not _ours_counted(family)]
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Collected(families))
-    return _generate_latest(registry)
+    return generate_latest(registry)

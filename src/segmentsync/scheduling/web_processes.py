@@ -42,10 +42,15 @@ from segmentsync.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
-RESTART_PAUSE_SECONDS = (
-    1.0  # between a process's death and its replacement (no busy loop on a crash at start)
-)
+RESTART_PAUSE_SECONDS = 1.0  # before a dead process's replacement (no busy loop on a crash at start)
 STOP_GRACE_SECONDS = 30.0  # a stopping process finishes its requests in flight within this, or is killed
+
+
+def web_server(runtime: Runtime, settings: Settings, *, workers: bool) -> uvicorn.Server:
+    """The web app of ``runtime`` under uvicorn, as each of ``serve``'s processes runs it."""
+    app = create_app(runtime)
+    app.state.runs_workers = workers  # /readyz then wants a live worker
+    return uvicorn.Server(server_config(app, settings))
 
 
 class WebServer:
@@ -67,11 +72,9 @@ class WebServer:
         if self.settings.web_processes > 1:
             shared = self._stack.enter_context(tempfile.TemporaryDirectory(prefix="segmentsync-metrics-"))
             metrics.share_between_processes(Path(shared))
-        app = create_app(self.runtime)
-        app.state.runs_workers = self.workers  # /readyz then wants a live worker
-        config = server_config(app, self.settings)
-        self.server = uvicorn.Server(config)
+        self.server = web_server(self.runtime, self.settings, workers=self.workers)
         if self.settings.web_processes > 1:
+            config = self.server.config
             self.sockets = [config.bind_socket()]
             self.sockets[0].listen(config.backlog)  # connections wait in line from now, not refused
             self.others = WebProcesses(
@@ -125,10 +128,6 @@ class WebProcesses:
         self._watcher = threading.Thread(target=self._watch, name="web-processes", daemon=True)
         self._watcher.start()
 
-    def pids(self) -> list[int]:
-        with self._lock:
-            return [p.pid for p in self.processes if p.pid is not None]
-
     def _watch(self) -> None:
         while not self.stopping.wait(0.5):
             with self._lock:
@@ -174,9 +173,7 @@ def serve_child(sock: socket.socket, overrides: dict[str, Any], parent: int, wor
     configure_logging(settings)
     runtime = Runtime.open(settings, migrate=False)  # the first process migrated the store
     try:
-        app = create_app(runtime)
-        app.state.runs_workers = workers
-        server = uvicorn.Server(server_config(app, settings))
+        server = web_server(runtime, settings, workers=workers)
 
         def watch_parent() -> None:  # the first process killed outright (kill -9): stop too
             while not server.should_exit:
