@@ -15,6 +15,7 @@ from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from segmentsync.db import store_away
 from segmentsync.errors import Invalid, QuotaExceeded, SegmentSyncError
 from segmentsync.logs import redact
 from segmentsync.web.messages import clean_loc, english
@@ -186,22 +187,10 @@ async def store_busy(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"error": body}, status_code=503, headers={"Retry-After": "5"})
 
 
-# SQLite's OperationalError also stands for mistakes in a query ("no such column"): only these are
-# the store being out of reach. PostgreSQL's (psycopg's) are all about the server or the connection:
-# refused ("too many clients already"), restarted, shut down, cancelled; its mistakes are other classes.
-_SQLITE_UNAVAILABLE = ("database is locked", "unable to open database file", "disk i/o error")
-
-
-def store_out_of_reach(exc: OperationalError) -> bool:
-    if exc.connection_invalidated or type(exc.orig).__module__.startswith("psycopg"):
-        return True
-    return any(text in str(exc.orig).lower() for text in _SQLITE_UNAVAILABLE)
-
-
 async def store_unavailable(request: Request, exc: Exception) -> JSONResponse:
     """The store refused or lost the connection (a restart, ``max_connections`` reached): a
     retryable 503 naming it, not a 500; anything else of the class is a 500 as usual."""
-    if not isinstance(exc, OperationalError) or not store_out_of_reach(exc):
+    if not isinstance(exc, OperationalError) or not store_away(exc):
         return await unexpected_error(request, exc)
     log.warning(
         "the metadata store did not answer %s %s: %s",
