@@ -20,6 +20,7 @@ from fastapi import Depends, Query
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
+from segmentsync import counts
 from segmentsync.errors import Invalid
 
 T = TypeVar("T")
@@ -71,9 +72,18 @@ class Page(BaseModel, Generic[T]):
     )
 
 
+def total_of(session: Session, query: sa.Select[Any]) -> int:
+    """How many rows ``query`` lists: the store's kept count when it lists a whole counted table
+    (every run, the whole audit log: ``segmentsync.counts``), else counted."""
+    table = counts.whole_table(query)
+    if table is not None:
+        return counts.total(session, table)
+    return session.scalar(sa.select(sa.func.count()).select_from(query.order_by(None).subquery())) or 0
+
+
 def paginate(session: Session, query: sa.Select[Any], params: PageParams) -> tuple[list[Any], int]:
     """The rows of one page of ``query`` and the total count, in two queries."""
-    total = session.scalar(sa.select(sa.func.count()).select_from(query.order_by(None).subquery())) or 0
+    total = total_of(session, query)
     rows = list(session.scalars(query.limit(params.limit).offset(params.offset)))
     return rows, total
 
@@ -121,7 +131,7 @@ def by_key(
     """One page of ``query`` (ordered by ``columns`` descending: newest first), its total and the
     cursor of the page after it. With a cursor the page is sought by key; without, it is the one
     at the offset."""
-    total = session.scalar(sa.select(sa.func.count()).select_from(query.order_by(None).subquery())) or 0
+    total = total_of(session, query)
     if params.cursor:
         key = decode_cursor(params.cursor, kinds)
         bound = sa.tuple_(*columns) < sa.tuple_(*key) if len(columns) > 1 else columns[0] < key[0]

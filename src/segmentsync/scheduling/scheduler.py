@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from segmentsync import counts
 from segmentsync.auth import audit
 from segmentsync.db import database_now, transaction
 from segmentsync.errors import Conflict, SegmentSyncError
@@ -316,6 +317,8 @@ class Scheduler:
         while not stop.is_set():
             try:
                 done = tick(self.runtime, self.now(), grace=self.grace)
+                with transaction(self.runtime.sessions) as session:  # the lists' kept counts, folded
+                    counts.compact_all(session)
                 if done.refreshes or done.queued or done.skipped:
                     log.info(
                         "scheduler: %d refresh(es), %d run(s) queued, %d skipped",
