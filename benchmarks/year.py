@@ -34,6 +34,7 @@ import duckdb
 import httpx
 import sqlalchemy as sa
 
+from segmentsync import counts
 from segmentsync.auth import service as auth_service
 from segmentsync.auth.models import AuditEntry, Notification, Role, User
 from segmentsync.connections import service as connections
@@ -205,6 +206,11 @@ def build(runtime: Runtime, sandbox: Sandbox, scale: Scale = FULL, *, seed: int 
         _big(connection, scale, store, now)
         _audit(connection, scale, store, rng, now)
         _notifications(connection, scale, store, rng, now)
+    with transaction(
+        runtime.sessions
+    ) as session:  # the kept totals in one row each, as the scheduler leaves them
+        counts.compact_all(session)
+    with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             for table in ("segments", "exports", "runs", "audit_log", "notifications"):
                 connection.execute(

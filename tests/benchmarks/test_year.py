@@ -16,8 +16,9 @@ from fastapi.testclient import TestClient
 from benchmarks import bench_year, year
 from engine.test_run import change_profiles, make_export, run_export  # tests/ is on sys.path
 from exports.world import World, build_world, sandbox_settings
+from segmentsync import counts
 from segmentsync.api.app import create_app
-from segmentsync.auth.models import Role
+from segmentsync.auth.models import AuditEntry, Role
 from segmentsync.auth.policy import Action, allowed
 from segmentsync.exports import run_rows, runs
 from segmentsync.exports.models import Delivered, Run, RunMember
@@ -195,4 +196,9 @@ def test_a_small_year_store_builds_and_every_page_answers_each_role(
     assert [item["email"] for item in found["items"]] == ["person12@example.com"]
     lines = client.get(f"/api/v1/runs/{again}/rows.csv").text.strip().split("\n")
     assert len(lines) == year.SMALL.big + 1
+    with runtime.readers() as session:  # the bulk inserts went through the counting triggers
+        for table, model in (("runs", Run), ("audit_log", AuditEntry)):
+            assert counts.total(session, table) == session.scalar(
+                sa.select(sa.func.count()).select_from(model)
+            )
     assert json.dumps(spec)  # the walk read the whole document
