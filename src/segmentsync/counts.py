@@ -29,10 +29,21 @@ class RowCount(Base):
 
 def whole_table(query: sa.Select[object]) -> str | None:
     """The counted table ``query`` lists every row of (no filter, no join, no grouping), or None."""
-    froms = query.get_final_froms()
-    if query.whereclause is not None or len(froms) != 1 or not isinstance(froms[0], sa.Table):
+    if query.whereclause is not None:
         return None
-    if query._group_by_clauses or query._having_criteria or query._distinct:  # no public reader of these
+    # not get_final_froms(): it compiles the statement (≈ 0.9 ms of CPU, a tenth of the request);
+    # the tables of the columns, and no FROM or join of its own, say the same for a plain select.
+    # No public reader of the clauses below.
+    if (
+        query._from_obj
+        or query._setup_joins
+        or query._group_by_clauses
+        or query._having_criteria
+        or query._distinct
+    ):
+        return None
+    froms = query.columns_clause_froms
+    if len(froms) != 1 or not isinstance(froms[0], sa.Table):
         return None
     return froms[0].name if froms[0].name in COUNTED else None
 

@@ -16,7 +16,7 @@ from segmentsync import counts
 from segmentsync.api.app import create_app
 from segmentsync.auth.models import AuditEntry, Role
 from segmentsync.db import transaction
-from segmentsync.exports.models import Run, RunStatus, Trigger
+from segmentsync.exports.models import Export, Run, RunStatus, Trigger
 from segmentsync.runtime import Runtime
 
 
@@ -123,3 +123,28 @@ def test_writers_and_folders_at_once_lose_and_double_nothing(runtime: Runtime) -
     with runtime.readers() as session:
         assert session.scalar(sa.select(sa.func.count()).select_from(AuditEntry)) == 6 * (30 + 20 - 3)
         assert counts.total(session, "audit_log") == 6 * (30 + 20 - 3)
+
+
+@pytest.mark.parametrize(
+    ("query", "table"),
+    [
+        (sa.select(Run).order_by(Run.id.desc()), "runs"),
+        (sa.select(Run.id, Run.status), "runs"),
+        (sa.select(AuditEntry), "audit_log"),
+        (sa.select(Export), None),  # not a counted table
+        (sa.select(Run).where(Run.status == RunStatus.FAILED), None),
+        (sa.select(Run).join(Export, Export.id == Run.export_id), None),
+        (sa.select(Run).select_from(Run.__table__.join(Export.__table__)), None),
+        (sa.select(Run).join_from(Run, Export), None),
+        (sa.select(Run.status).group_by(Run.status), None),
+        (sa.select(Run.status).group_by(Run.status).having(sa.func.count() > 1), None),
+        (sa.select(Run.export_id).distinct(), None),
+        (sa.select(Run, Export), None),  # two tables
+        (sa.select(sa.func.count()).select_from(Run), None),
+    ],
+)
+def test_only_a_list_of_every_row_of_a_counted_table_uses_its_kept_count(
+    query: Any, table: str | None
+) -> None:
+    """A filter, a join, grouping or another table must be counted: the kept total would be wrong."""
+    assert counts.whole_table(query) == table
