@@ -11,7 +11,7 @@ from segmentsync.auth.models import AuditEntry
 from segmentsync.db import transaction
 from segmentsync.errors import ConfigError, Conflict, Forbidden, Invalid
 from segmentsync.exports import service, views
-from segmentsync.exports.models import Delivered, Export, Run, RunStatus, ScheduleMode
+from segmentsync.exports.models import Delivered, Export, Run, RunStatus, ScheduleMode, Trigger
 from segmentsync.exports.schemas import ExportUpdate
 
 from .world import Person, World
@@ -279,6 +279,25 @@ def test_the_list_searches_and_sorts(world: World) -> None:
     )
     with pytest.raises(Invalid, match="cannot sort"):
         rows(world, world.admin, sort="secret")
+
+
+def test_the_list_shows_each_exports_newest_run(world: World) -> None:
+    """Runs of several exports interleaved (and a run of a removed export): each row shows its own
+    export's newest run, and an export never run shows none."""
+    ids = [world.create(world.form(name=f"e{n}")).export_id for n in range(3)]
+    with transaction(world.runtime.sessions) as session:
+        for export_id in [ids[0], ids[1], ids[0], None, ids[1], ids[1], ids[0]]:
+            session.add(
+                Run(
+                    export_id=export_id, export_name="x", trigger=Trigger.SCHEDULE, status=RunStatus.SUCCEEDED
+                )
+            )
+    with world.runtime.readers() as session:
+        newest = dict(
+            session.execute(sa.select(Run.export_id, sa.func.max(Run.id)).group_by(Run.export_id)).all()
+        )
+    shown = {r.id: r.last_run.id if r.last_run else None for r in rows(world, world.admin)}
+    assert shown == {ids[0]: newest[ids[0]], ids[1]: newest[ids[1]], ids[2]: None}
 
 
 def test_run_all_queues_every_export_with_an_active_schedule(world: World) -> None:

