@@ -218,7 +218,12 @@ def build(runtime: Runtime, sandbox: Sandbox, scale: Scale = FULL, *, seed: int 
                         f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"
                     )
                 )  # our names
-            connection.execute(sa.text("ANALYZE"))
+    if engine.dialect.name == "postgresql":
+        # As autovacuum leaves a store that has run for a year: without it (a server with
+        # autovacuum off, as the test server's), the bulk loads and the folding of the kept totals
+        # leave dead rows, and the totals' 73,000 dead entries cost 4-5 ms a read.
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.execute(sa.text("VACUUM ANALYZE"))
     return store
 
 
