@@ -19,6 +19,7 @@ from typing import Annotated, Any
 from babel.numbers import format_decimal
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
+from markupsafe import Markup
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
@@ -129,7 +130,11 @@ class Page:
             "audit_action": lambda action: labels.audit_action(self.tr, action),
             "audit_changes": labels.audit_changes,
         }
-        return HTMLResponse(render(template, {**base, **context}), status_code=status)
+        merged = {**base, **context}
+        # The forms' hidden CSRF field, made once: a macro call per form cost a list of 50
+        # exports (two forms a row) ≈ 1 ms.
+        merged["csrf_input"] = Markup('<input type="hidden" name="csrf_token" value="%s">') % merged["csrf"]
+        return HTMLResponse(render(template, merged), status_code=status)
 
     def redirect(self, url: str) -> RedirectResponse:
         return RedirectResponse(url, status_code=303)
