@@ -4,6 +4,9 @@ setting allows (anyio's default of 40 threads would wait on far fewer connection
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
 import anyio.to_thread
 import pytest
 import sqlalchemy as sa
@@ -116,3 +119,27 @@ def test_a_mistake_in_a_query_is_still_a_500_not_a_store_out_of_reach(runtime: R
     answer = TestClient(app, raise_server_exceptions=False).get("/mistake")
     assert answer.status_code == 500
     assert answer.json()["error"]["code"] == "internal"
+
+
+@pytest.fixture
+def threads_as_pool(settings: Settings, store_url: str) -> Iterator[Runtime]:
+    settings.database_url = store_url
+    settings.api_threads = 2
+    settings.database_pool_size = 2  # as many connections as threads: what docs/operations.md asks
+    settings.database_pool_overflow = 0
+    settings.database_pool_timeout_seconds = 2
+    runtime = Runtime.open(settings, migrate=False)
+    yield runtime
+    runtime.close()
+
+
+def test_a_crowd_larger_than_the_threads_is_served_in_turn_not_stalled(threads_as_pool: Runtime) -> None:
+    """Twelve requests at once on two threads and two connections: each signs in on one thread
+    hop (taking a connection) and answers on another. Without admission, new requests took both
+    threads waiting for a connection while the two holding one waited for a thread, until the
+    pool timeout answered 503s."""
+    viewer = make_person(threads_as_pool, "victor@example.com", Role.VIEWER)
+    with TestClient(create_app(threads_as_pool), headers=viewer.auth, raise_server_exceptions=False) as client:
+        with ThreadPoolExecutor(12) as crowd:
+            answers = list(crowd.map(lambda _: client.get("/api/v1/segments").status_code, range(12)))
+    assert answers == [200] * 12
