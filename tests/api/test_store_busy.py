@@ -139,7 +139,7 @@ def test_a_crowd_larger_than_the_threads_is_served_in_turn_not_stalled(threads_a
     threads waiting for a connection while the two holding one waited for a thread, until the
     pool timeout answered 503s."""
     viewer = make_person(threads_as_pool, "victor@example.com", Role.VIEWER)
-    with TestClient(create_app(threads_as_pool), headers=viewer.auth, raise_server_exceptions=False) as client:
-        with ThreadPoolExecutor(12) as crowd:
-            answers = list(crowd.map(lambda _: client.get("/api/v1/segments").status_code, range(12)))
+    client = TestClient(create_app(threads_as_pool), headers=viewer.auth, raise_server_exceptions=False)
+    with client, ThreadPoolExecutor(12) as crowd:  # the client's lifespan sets the threads
+        answers = list(crowd.map(lambda _: client.get("/api/v1/segments").status_code, range(12)))
     assert answers == [200] * 12

@@ -94,7 +94,14 @@ def ready_routes(app: FastAPI) -> None:
     1.8-2.2 s wait for everyone on a freshly started process. A path that matches nothing
     visits them all.
     """
-    scope = {"type": "http", "path": "/\x00", "method": "GET", "root_path": "", "headers": [], "query_string": b""}
+    scope = {
+        "type": "http",
+        "path": "/\x00",
+        "method": "GET",
+        "root_path": "",
+        "headers": [],
+        "query_string": b"",
+    }
     for route in app.router.routes:
         route.matches(dict(scope))
 
