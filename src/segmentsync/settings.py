@@ -71,10 +71,10 @@ class Settings(BaseSettings):
     # `segmentsync worker` lowers its own CPU priority by this much (POSIX nice, 0: as started),
     # so that on a shared machine the web process answers first and runs take the idle cores.
     worker_nice: int = Field(default=10, ge=0, le=19)
-    # Requests the web process works on at once (anyio's default, 40; the rest wait in line), and
-    # the store connections each process may hold: keep the pool at least as large as the threads.
-    # A request holds its connection between thread hops, so fewer threads than waiting requests
-    # with a small pool can starve (tests/reliability/test_concurrent_readers.py).
+    # Requests the web process works on at once (anyio's default, 40; the rest wait for a place in
+    # the event loop, holding nothing: api/admission.py), and the store connections each process
+    # may hold: keep the pool at least as large as the threads. A request holds its connection
+    # between thread hops (tests/reliability/test_concurrent_readers.py).
     api_threads: int = Field(default=40, ge=1, le=1000)
     # `serve`'s web processes on its one port (one Python process answers on one core at most);
     # the scheduler and `serve`'s workers run in the first only. Each has its threads and pool.
