@@ -432,15 +432,40 @@ def store_sessions() -> int:
         engine.dispose()
 
 
+def machine_cpu() -> tuple[float, float]:
+    """(busy, all) CPU seconds of the machine's cores since boot (/proc/stat; idle and iowait are
+    not busy)."""
+    ticks = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK"), sum(ticks) / os.sysconf(
+        "SC_CLK_TCK"
+    )
+
+
+def postgres_cpu() -> float:
+    """CPU seconds used by the PostgreSQL server's processes now running (backends that began and
+    ended between two readings are not counted)."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and (entry / "comm").read_text().strip() in ("postgres", "postmaster"):
+                total += cpu_seconds(int(entry.name))
+        except OSError:  # ended meanwhile
+            continue
+    return total
+
+
 class Phase:
     """A phase's wall seconds, the CPU seconds ``serve`` (all its web processes) and the workers
-    used, the seconds ``serve``'s threads waited for a core, the load average, and on PostgreSQL
-    the store connections opened meanwhile."""
+    used, the seconds ``serve``'s threads waited for a core, the load average, on PostgreSQL the
+    store connections opened meanwhile; and where the rest of the machine's CPU went: PostgreSQL,
+    the sandbox's emulators and this benchmark's own readers (all on the same cores)."""
 
-    def __init__(self, serve: int, workers: list[int], dialect: str) -> None:
+    def __init__(self, serve: int, workers: list[int], dialect: str, sandbox: int) -> None:
         self.web = web_processes(serve)
         self.pids = [*self.web, *workers]
         self.started, self.cpu = time.perf_counter(), [cpu_seconds(p) for p in self.pids]
+        self.others = [cpu_seconds(sandbox), cpu_seconds(os.getpid()), postgres_cpu(), *machine_cpu()]
+        self.sandbox = sandbox
         self.waited = sum(map(waited_for_a_core, self.web))
         self.load = [os.getloadavg()[0]]
         self.seconds, self.used = 0.0, [0.0 for _ in self.pids]
@@ -449,6 +474,8 @@ class Phase:
     def end(self) -> Phase:
         self.seconds = time.perf_counter() - self.started
         self.used = [cpu_seconds(p) - c for p, c in zip(self.pids, self.cpu, strict=True)]
+        now = [cpu_seconds(self.sandbox), cpu_seconds(os.getpid()), postgres_cpu(), *machine_cpu()]
+        self.others = [b - a for a, b in zip(self.others, now, strict=True)]
         self.waited = sum(map(waited_for_a_core, self.web)) - self.waited
         self.load.append(os.getloadavg()[0])
         if self.sessions is not None:
@@ -458,15 +485,19 @@ class Phase:
     def note(self, name: str, requests: int) -> str:
         web = sum(self.used[: len(self.web)])
         opened = "" if self.sessions is None else f"; {self.sessions} store connections opened"
+        sandbox, readers, postgres, busy, cores = self.others
+        per = 1000 / max(requests, 1)
         return (f"{name}: {self.seconds:.0f} s, {requests / self.seconds:.0f} reads/s, `serve` used "
-                f"{web:.1f} CPU s ({web * 1000 / max(requests, 1):.0f} ms a read) and its threads "
+                f"{web:.1f} CPU s ({web * per:.0f} ms a read) and its threads "
                 f"waited {self.waited:.1f} s for a core, the workers "
-                f"{sum(self.used[len(self.web):]):.1f} CPU s; load average {self.load[0]:.1f} → {self.load[1]:.1f}"
-                f"{opened}")  # fmt: skip
+                f"{sum(self.used[len(self.web):]):.1f} CPU s; the machine {busy:.1f} of {cores:.1f} CPU s "
+                f"({busy * per:.0f} ms a read), of which PostgreSQL {postgres:.1f}, the emulators {sandbox:.1f}, "
+                f"the 50 readers themselves {readers:.1f} ({readers * per:.1f} ms a read); "
+                f"load average {self.load[0]:.1f} → {self.load[1]:.1f}{opened}")  # fmt: skip
 
 
 def load(stack: ExitStack, env: dict[str, str], base: str, store: year.Store, token: str,
-         cookie: dict[str, str], dialect: str, serve: int) -> tuple[list[list[object]], str]:  # fmt: skip
+         cookie: dict[str, str], dialect: str, serve: int, sandbox: int) -> tuple[list[list[object]], str]:  # fmt: skip
     """50 readers idle for 10 s, then while 20 of the store's exports run (two worker processes
     of 10 on PostgreSQL; one worker on SQLite, which has one writer): table rows and a note."""
     processes, per = (2, LOAD_EXPORTS // 2) if dialect == "postgresql" else (1, 1)
@@ -490,7 +521,7 @@ def load(stack: ExitStack, env: dict[str, str], base: str, store: year.Store, to
             async def idle_over() -> None:
                 await asyncio.sleep(10)
 
-            timed_phases["idle"] = Phase(serve, workers, dialect)
+            timed_phases["idle"] = Phase(serve, workers, dialect, sandbox)
             idle = await bench_load.read_while(
                 base, token, cookie, year_reads(store, []), LOAD_READERS, idle_over
             )
@@ -507,16 +538,21 @@ def load(stack: ExitStack, env: dict[str, str], base: str, store: year.Store, to
             async def runs_over() -> None:
                 while True:
                     try:
-                        statuses = [(await api.get(f"/api/v1/runs/{r}")).json()["status"] for r in run_ids]
+                        runs = [(await api.get(f"/api/v1/runs/{r}")).json() for r in run_ids]
+                        statuses = [run["status"] for run in runs]
                     except (httpx.TransportError, ValueError, KeyError):  # a closed keep-alive; a 5xx
                         await asyncio.sleep(0.5)
                         continue
                     if all(s in bench_load.FINAL for s in statuses):
-                        outcome.update(seconds=time.perf_counter() - started, statuses=sorted(set(statuses)))
+                        members = {
+                            k: sum(run["counts"][k] for run in runs) for k in ("new", "updated", "unchanged")
+                        }
+                        outcome.update(seconds=time.perf_counter() - started, statuses=sorted(set(statuses)),
+                                       members=members)  # fmt: skip
                         return
                     await asyncio.sleep(0.5)
 
-            timed_phases["busy"] = Phase(serve, workers, dialect)
+            timed_phases["busy"] = Phase(serve, workers, dialect, sandbox)
             busy = await bench_load.read_while(
                 base, token, cookie, year_reads(store, run_ids), LOAD_READERS, runs_over
             )
@@ -529,7 +565,9 @@ def load(stack: ExitStack, env: dict[str, str], base: str, store: year.Store, to
         f"{LOAD_EXPORTS} of the store's exports (add/update, about 5,000 profiles each, half Campaign Monitor, half "
         f"Constant Contact) run by {processes} `segmentsync worker --count {per}` process(es) at niceness "
         f"{_niceness(workers[0])}; all ended in "
-        f"{outcome['seconds']:.1f} s, statuses {', '.join(outcome['statuses'])}. Meanwhile {LOAD_READERS} clients "
+        f"{outcome['seconds']:.1f} s, statuses {', '.join(outcome['statuses'])}; their members "
+        f"{', '.join(f'{n:,} {k}' for k, n in outcome['members'].items())} (the store's delivered state: a re-run "
+        f"sends only what changed). Meanwhile {LOAD_READERS} clients "
         f"(asyncio + httpx, keep-alive) read in a loop over loopback HTTP from `segmentsync serve --workers 0` "
         f"in {len(timed_phases['idle'].web)} web process(es) (pool {os.environ.get('SEGMENTSYNC_DATABASE_POOL_SIZE', 'default')} + "
         f"{os.environ.get('SEGMENTSYNC_DATABASE_POOL_OVERFLOW', 'default')}): "
@@ -607,7 +645,7 @@ def main() -> None:
         if args.load or args.load_only:
             cookie = dict(signed.cookies)
             load_rows, load_note = load(
-                stack, env, base, store, store.admin_token, cookie, args.store, serve.pid
+                stack, env, base, store, store.admin_token, cookie, args.store, serve.pid, sandbox.process.pid
             )
         sizes = store_size(settings)
     result = {"walk": walk_rows, "rows": rows_rows, "csv": csv_rows, "load": load_rows, "load_note": load_note, "rss_rest": rest,
