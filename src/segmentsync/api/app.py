@@ -92,8 +92,11 @@ def ready_routes(app: FastAPI) -> None:
     a request first looks for one: 0.4 s of CPU for this app's 171 routes, paid by whichever
     request comes first to each web process while the others queue behind it — under load, a
     1.8-2.2 s wait for everyone on a freshly started process. A path that matches nothing
-    visits them all.
+    visits them all. Once per app: ``serve`` readies them before it sets start-up's objects
+    aside (``web_processes.settle_memory``), and its lifespan then finds them ready.
     """
+    if getattr(app.state, "routes_ready", False):
+        return
     scope = {
         "type": "http",
         "path": "/\x00",
@@ -104,6 +107,7 @@ def ready_routes(app: FastAPI) -> None:
     }
     for route in app.router.routes:
         route.matches(dict(scope))
+    app.state.routes_ready = True
 
 
 def create_app(runtime: Runtime) -> FastAPI:

@@ -67,7 +67,7 @@ def settle_memory() -> None:
     A list of 50 runs makes a few thousand short-lived objects, and with 25 requests at once many
     of them live long enough to reach the older generations, whose every collection went through
     all of start-up's objects: 2.2 s of a web process's CPU in GC for 1,700 requests (≈ 13 % of
-    it), 0.44 s after this. ``gc.freeze`` is the standard library's own way (made for servers);
+    it), 0.48 s after this. ``gc.freeze`` is the standard library's own way (made for servers);
     garbage cycles wait a little longer (at most ``YOUNG_OBJECTS`` new objects) before they are freed.
     """
     gc.collect()
