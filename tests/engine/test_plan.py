@@ -11,10 +11,12 @@ import orjson
 import pyarrow as pa
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from segmentsync.destinations import campaign_monitor_rows as cm
 from segmentsync.engine import bulk
 from segmentsync.engine import plan as planner
+from segmentsync.engine.rows import PlanRow
 from segmentsync.engine.snapshot import Mapping, build
 from segmentsync.engine.workspace import Workspace
 from segmentsync.exports.models import Delivered, Export, Run, RunMember, Trigger
@@ -172,7 +174,7 @@ def test_the_plan_is_stored_and_the_delivered_state_read_back(runtime: Runtime, 
     with runtime.sessions() as session, session.begin():
         for chunk in planner.planned_rows(ws, run_id):
             bulk.insert_members(session, chunk)
-        bulk.analyze(session)
+        bulk.analyze(session, 1)
     with runtime.readers() as session:
         rows = session.execute(
             sa.select(RunMember.seq, RunMember.email, RunMember.action, RunMember.outcome, RunMember.payload)
@@ -250,3 +252,46 @@ def test_an_export_that_delivered_nothing_yet_has_an_empty_state(runtime: Runtim
     build(ws, profiles({"a@x.com": "A"}), MAPPING)
     plan = planner.plan(ws, full_resync=False, mirror=True, template=template)
     assert (plan.new, plan.remove, plan.delivered_before) == (1, 0, 0)
+
+
+def _members(run_id: int, first: int, count: int) -> list[PlanRow]:
+    return [
+        PlanRow(run_id, seq, f"p{seq}@x.com", str(seq), "h", "{}", "new", None, None, None)
+        for seq in range(first, first + count)
+    ]
+
+
+def _analysed(session: Session) -> int:
+    """How often run_members' statistics were taken (ANALYZE; the test server's autovacuum is off)."""
+    return int(
+        session.scalar(sa.text("SELECT analyze_count FROM pg_stat_user_tables WHERE relname = 'run_members'"))
+    )
+
+
+def test_run_members_are_analysed_again_only_when_their_statistics_are_stale(runtime: Runtime) -> None:
+    """ANALYZE samples the whole table: 20 unchanged re-runs on a year-old store queued 3 s each
+    behind it. A table filled from empty is analysed (the send phase's reads are planned on it);
+    a run that stores less than PostgreSQL's own staleness rule (50 rows + 10 %) is not."""
+    with runtime.sessions() as session, session.begin():
+        export = Export(name="e", list_id="l" * 32, email_column="email")
+        session.add(export)
+        session.flush()
+        run = Run(export_id=export.id, export_name="e", trigger=Trigger.ON_DEMAND)
+        session.add(run)
+        session.flush()
+        run_id = run.id
+        if session.connection().dialect.name != "postgresql":
+            assert not bulk.analyze(session, 10_000)  # SQLite plans these reads without
+            return
+        bulk.insert_members(session, _members(run_id, 1, 2_000))
+        before = _analysed(session)
+        assert bulk.analyze(session, 2_000)  # a table never analysed since it was emptied
+    with runtime.sessions() as session, session.begin():
+        bulk.insert_members(session, _members(run_id, 2_001, 200))
+        assert not bulk.analyze(session, 250)  # 250 <= 50 + 10 % of 2,000
+        assert not bulk.analyze(session, 0)  # an unchanged re-run stores nothing
+        bulk.insert_members(session, _members(run_id, 2_201, 51))
+        assert bulk.analyze(session, 251)  # stale
+    with runtime.sessions() as session, session.begin():
+        assert _analysed(session) == before + 2
+        assert not bulk.analyze(session, 0)

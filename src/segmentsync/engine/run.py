@@ -307,7 +307,13 @@ def store_unchanged(work: Work) -> None:
             first, count, data = work.unchanged
             session.add(RunUnchanged(run_id=ctx.run.id, first_seq=first, count=count, data=data))
         if work.sending is None:
-            bulk.analyze(session)
+            bulk.analyze(session, stored(work))
+
+
+def stored(work: Work) -> int:
+    """The rows this attempt of the run stored in ``run_members`` (all but the unchanged)."""
+    fresh = work.fresh
+    return 0 if fresh is None else fresh.to_send + fresh.invalid + fresh.refused
 
 
 def finish_sending(work: Work) -> None:
@@ -316,7 +322,7 @@ def finish_sending(work: Work) -> None:
     if work.sending is not None:
         work.sending.join()
         with work.ctx.runtime.sessions() as session, session.begin():
-            bulk.analyze(session)
+            bulk.analyze(session, stored(work))
 
 
 def _has_rows_to_send(ctx: Context) -> bool:
