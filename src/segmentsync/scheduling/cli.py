@@ -161,7 +161,7 @@ def serve_runtime(
 ) -> None:
     """Serve the app with the scheduler and workers until Ctrl-C (used by `serve` and `quickstart`).
 
-    With ``settings.web_processes`` above 1 the app answers in that many processes on one socket
+    With ``settings.web_processes`` above 1 the app answers in that many processes on one port
     (``scheduling.web_processes``); the scheduler and workers run in this one only.
     """
     # lazy: the web app and uvicorn cost 0.3 s CPU of every command's start-up
