@@ -300,6 +300,42 @@ def test_the_list_shows_each_exports_newest_run(world: World) -> None:
     assert shown == {ids[0]: newest[ids[0]], ids[1]: newest[ids[1]], ids[2]: None}
 
 
+def test_a_page_of_exports_reads_their_runs_in_three_statements_however_many(world: World) -> None:
+    """The rows read only the columns a run's summary shows (not a run's 40): whatever the row
+    shows of a run must have been read with it, or each row would read its run again."""
+    ids = [world.create(world.form(name=f"e{n}")).export_id for n in range(4)]
+    with transaction(world.runtime.sessions) as session:
+        for export_id in ids:
+            for status in (RunStatus.FAILED, RunStatus.QUEUED):  # a last run, and an active one
+                session.add(
+                    Run(
+                        export_id=export_id,
+                        export_name="x",
+                        trigger=Trigger.SCHEDULE,
+                        status=status,
+                        error="e",
+                    )
+                )
+    user = world.admin.load(world.runtime)
+    with world.runtime.sessions() as session:
+        found = list(session.scalars(views.export_query(actor=user)))
+        statements: list[str] = []
+
+        def note(connection: object, cursor: object, statement: str, *rest: object) -> None:
+            statements.append(statement)
+
+        engine = session.get_bind()
+        sa.event.listen(engine, "before_cursor_execute", note)
+        try:
+            shown = views.export_rows(session, found, user)
+        finally:
+            sa.event.remove(engine, "before_cursor_execute", note)
+    assert [(r.status, r.last_run.status if r.last_run else None) for r in shown] == [
+        ("queued", RunStatus.QUEUED)
+    ] * 4
+    assert len(statements) == 3, statements  # connections, newest runs, active runs
+
+
 def test_run_all_queues_every_export_with_an_active_schedule(world: World) -> None:
     system = world.create(world.form(name="System"))
     cron = world.create(world.form(name="Cron", schedule_mode="cron", cron="0 6 * * *"))

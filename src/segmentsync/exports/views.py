@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any, cast
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, load_only
 
 from segmentsync.auth.models import User
 from segmentsync.auth.policy import Action, check
@@ -120,6 +120,18 @@ def describe_schedule(export: Export) -> str:
     return "Off"
 
 
+SUMMARY_COLUMNS = (
+    Run.id,
+    Run.export_id,
+    Run.status,
+    Run.trigger,
+    Run.dry_run,
+    Run.created_at,
+    Run.finished_at,
+    Run.error,
+)
+
+
 def run_summary(run: Run | None) -> RunSummary | None:
     if run is None:
         return None
@@ -160,8 +172,16 @@ class _Related:
             .scalar_subquery()
         )
         last_ids = sa.select(newest).where(Export.id.in_(ids))
-        self.last = {r.export_id: r for r in session.scalars(sa.select(Run).where(Run.id.in_(last_ids)))}
-        active = sa.select(Run).where(Run.export_id.in_(ids), Run.status.in_(ACTIVE_STATUSES))
+        # the columns a summary shows, not a run's 40 (its plan JSON, parsed, among them): the
+        # exports list's CPU went mostly here
+        summary = load_only(*SUMMARY_COLUMNS)
+        self.last = {
+            r.export_id: r
+            for r in session.scalars(sa.select(Run).where(Run.id.in_(last_ids)).options(summary))
+        }
+        active = (
+            sa.select(Run).where(Run.export_id.in_(ids), Run.status.in_(ACTIVE_STATUSES)).options(summary)
+        )
         self.active = {r.export_id: r for r in session.scalars(active)}
 
     def connection(self, export: Export) -> Connection | None:
