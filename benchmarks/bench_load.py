@@ -3,7 +3,7 @@ runs; how responsive the API (and the run page of the UI) stays: p50 / p95 / p99
 
 Everything is a real process talking over loopback HTTP: the sandbox (both emulators), the web
 app (`segmentsync serve --workers 0`), two `segmentsync worker --count 10` processes, and the
-readers here (asyncio, one httpx client each). First the readers run alone for a few seconds
+readers here (asyncio, one aiohttp client each). First the readers run alone for a few seconds
 (the baseline), then the 20 runs start and the readers go on until every run has ended.
 
 Run: ``.venv/bin/python -m benchmarks.bench_load`` (needs PostgreSQL at 127.0.0.1:5432).
@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import duckdb
 import httpx
 import sqlalchemy as sa
@@ -183,17 +184,19 @@ def _runs_reads(run_ids: list[int]) -> Choose:
     return choose
 
 
-async def _reader(client: httpx.AsyncClient, token: str, choose: Choose, stop: asyncio.Event,
+async def _reader(client: aiohttp.ClientSession, token: str, cookie: str, choose: Choose, stop: asyncio.Event,
                   latencies: Latencies, page_reader: bool) -> None:  # fmt: skip
     rng = random.Random()
-    headers = {"Authorization": f"Bearer {token}"}
+    by_token = {"Authorization": f"Bearer {token}"}
+    by_cookie = {"Cookie": cookie} if page_reader else {}
     while not stop.is_set():
         kind, url, with_token = choose(rng, page_reader)
         started = time.perf_counter()
         try:
-            answer = await client.get(url, headers=headers if with_token else {})
-            ok = answer.status_code == 200
-        except httpx.HTTPError:
+            async with client.get(url, headers=by_token if with_token else by_cookie) as answer:
+                await answer.read()
+                ok = answer.status == 200
+        except (aiohttp.ClientError, TimeoutError):
             ok = False
         if ok:
             latencies.by_kind[kind].append(time.perf_counter() - started)
@@ -203,21 +206,25 @@ async def _reader(client: httpx.AsyncClient, token: str, choose: Choose, stop: a
 
 async def read_while(base: str, token: str, cookie: dict[str, str], choose: Choose, readers: int,
                      until: Any) -> Latencies:  # fmt: skip
-    """``readers`` clients (one in five a page reader) reading what ``choose`` picks until
-    ``until()`` returns.
+    """``readers`` clients (one in five a page reader, with the session cookie) reading what
+    ``choose`` picks until ``until()`` returns.
 
-    The clients are made before any read is timed: each costs 21 ms of CPU (its TLS context), and
-    made by each reader as it started they held this one event loop for a second, counted in the
-    first reads of every phase (p50 1.1-1.6 s in its first second, 0.3-0.4 s after)."""
+    The readers share the cores they measure, so their client is aiohttp's: 0.11 ms of CPU a
+    request where httpx's took 0.83 (the readers took 2.4-2.9 ms of the machine's CPU a read with
+    it, 13-20 % of all). The clients are made before any read is timed: made by each reader as it
+    started, httpx's (21 ms of CPU each, its TLS context) held this one event loop for a second,
+    counted in the first reads of every phase."""
     latencies = Latencies()
     stop = asyncio.Event()
+    sent_cookie = "; ".join(f"{name}={value}" for name, value in cookie.items())
     clients = [
-        httpx.AsyncClient(base_url=base, timeout=60, cookies=cookie if n % 5 == 0 else None)
-        for n in range(readers)
+        aiohttp.ClientSession(base_url=base, timeout=aiohttp.ClientTimeout(total=60)) for _ in range(readers)
     ]
     try:
         tasks = [
-            asyncio.create_task(_reader(client, token, choose, stop, latencies, page_reader=n % 5 == 0))
+            asyncio.create_task(
+                _reader(client, token, sent_cookie, choose, stop, latencies, page_reader=n % 5 == 0)
+            )
             for n, client in enumerate(clients)
         ]
         await until()
@@ -225,7 +232,7 @@ async def read_while(base: str, token: str, cookie: dict[str, str], choose: Choo
         await asyncio.gather(*tasks)
     finally:
         for client in clients:
-            await client.aclose()
+            await client.close()
     return latencies
 
 
@@ -370,7 +377,7 @@ def main() -> None:
         f"Contact, one list each) run by {plan.worker_processes} `segmentsync worker --count "
         f"{plan.exports // plan.worker_processes}` processes on PostgreSQL; at most {outcome['most_running']} ran at "
         f"once; all ended in {outcome['seconds']:.1f} s ({outcome['rows'] / outcome['seconds']:,.0f} rows/s), "
-        f"statuses {', '.join(outcome['statuses'])}. Meanwhile {plan.readers} clients (asyncio + httpx, keep-alive) "
+        f"statuses {', '.join(outcome['statuses'])}. Meanwhile {plan.readers} clients (asyncio + aiohttp, keep-alive) "
         "read runs in a loop over loopback HTTP from `segmentsync serve --workers 0`: the runs list, one run, "
         "a page of a run's rows (API token), and one in five the run page of the UI (session cookie). Latencies "
         "in ms, measured by the clients. 'idle': the same readers for "

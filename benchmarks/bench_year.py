@@ -568,7 +568,7 @@ def load(stack: ExitStack, env: dict[str, str], base: str, store: year.Store, to
         f"{outcome['seconds']:.1f} s, statuses {', '.join(outcome['statuses'])}; their members "
         f"{', '.join(f'{n:,} {k}' for k, n in outcome['members'].items())} (the store's delivered state: a re-run "
         f"sends only what changed). Meanwhile {LOAD_READERS} clients "
-        f"(asyncio + httpx, keep-alive) read in a loop over loopback HTTP from `segmentsync serve --workers 0` "
+        f"(asyncio + aiohttp, keep-alive) read in a loop over loopback HTTP from `segmentsync serve --workers 0` "
         f"in {len(timed_phases['idle'].web)} web process(es) (pool {os.environ.get('SEGMENTSYNC_DATABASE_POOL_SIZE', 'default')} + "
         f"{os.environ.get('SEGMENTSYNC_DATABASE_POOL_OVERFLOW', 'default')}): "
         "four in five through the API (token), one in five the UI's pages (session cookie). 'idle': the same "
