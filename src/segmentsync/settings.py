@@ -70,7 +70,9 @@ class Settings(BaseSettings):
     worker_lease_seconds: int = 60
     # `segmentsync worker` lowers its own CPU priority by this much (POSIX nice, 0: as started),
     # so that on a shared machine the web process answers first and runs take the idle cores.
-    worker_nice: int = Field(default=10, ge=0, le=19)
+    # 19 (the lowest): at 10 the 20 runs' burst still pushed 50 readers' p95 to 650-720 ms, at 19
+    # 490-550 ms (docs/benchmarks.md); the runs then take longer only while people are reading.
+    worker_nice: int = Field(default=19, ge=0, le=19)
     # Requests the web process works on at once (anyio's default, 40; the rest wait for a place in
     # the event loop, holding nothing: api/admission.py), and the store connections each process
     # may hold: keep the pool at least as large as the threads. A request holds its connection

@@ -1,4 +1,4 @@
-"""``segmentsync worker`` lowers its own CPU priority by ``SEGMENTSYNC_WORKER_NICE`` (default 10)
+"""``segmentsync worker`` lowers its own CPU priority by ``SEGMENTSYNC_WORKER_NICE`` (default 19, the lowest)
 before it starts any thread, so every thread of it runs at that niceness; 0 leaves it as started;
 a value outside 0–19 is refused, naming the setting."""
 
@@ -28,7 +28,7 @@ def _niceness(stat: Path) -> int:
     return int(stat.read_text().rpartition(")")[2].split()[16])  # field 19 of proc(5)
 
 
-@pytest.mark.parametrize(("setting", "lowered_by"), [(None, 10), ("0", 0), ("7", 7)])
+@pytest.mark.parametrize(("setting", "lowered_by"), [(None, 19), ("0", 0), ("7", 7)])
 def test_every_thread_of_a_worker_runs_at_the_niceness_set(
     tmp_path: Path, setting: str | None, lowered_by: int
 ) -> None:
