@@ -460,11 +460,16 @@ def user_for_api_token(*, session: Session, token: str, now: datetime) -> User |
     """The active user a bearer token belongs to, or None (unknown, revoked, deactivated)."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
-    row = session.scalar(sa.select(ApiToken).where(ApiToken.token_hash == _digest(token)))
-    if row is None or row.revoked_at is not None:
+    # the token and its user in one statement (a statement less on every API request)
+    found = session.execute(
+        sa.select(ApiToken, User)
+        .join(User, User.id == ApiToken.user_id)
+        .where(ApiToken.token_hash == _digest(token))
+    ).first()
+    if found is None:
         return None
-    user = session.get(User, row.user_id)
-    if user is None or not user.is_active:
+    row, user = found
+    if row.revoked_at is not None or not user.is_active:
         return None
     if row.last_used_at is None or now - row.last_used_at >= LAST_USED_GRANULARITY:
         sessions.touch(session, row, "last_used_at", now)  # never waits for another request's
