@@ -4,9 +4,10 @@ invalid members one row each, unchanged members compactly — searchable, paged 
 from __future__ import annotations
 
 import pytest
+import sqlalchemy as sa
 
 from engine.test_run import change_profiles, make_export, run_export  # tests/ is on sys.path (rootdir)
-from segmentsync.exports import runs
+from segmentsync.exports import run_rows, runs
 from segmentsync.exports.models import Run
 
 from .world import World
@@ -48,6 +49,28 @@ def test_pages_cross_from_one_store_to_the_other(
         )
     assert total == 40
     assert [m.seq for m in page] == [m.seq for m in everyone[offset : offset + limit]]
+
+
+def test_a_page_at_an_offset_finds_where_the_rows_lie_in_one_statement(world: World, mixed_run: Run) -> None:
+    """Where the run's rows lie (stored ones, the unchanged stretch; pruned or not) is one
+    statement: the run, that, the stretch's header and the stretch's block — it was ten."""
+    with world.runtime.readers() as session:
+        statements: list[str] = []
+
+        def note(connection: object, cursor: object, statement: str, *rest: object) -> None:
+            if statement.startswith("SELECT"):  # not SQLite's BEGIN
+                statements.append(statement)
+
+        engine = session.get_bind()
+        sa.event.listen(engine, "before_cursor_execute", note)
+        try:
+            page, total = runs.rows_page(session, mixed_run.id, email=None, outcome=None, limit=5, offset=10)
+        finally:
+            sa.event.remove(engine, "before_cursor_execute", note)
+    assert (total, [m.outcome.value for m in page if m.outcome]) == (40, ["unchanged"] * 5)
+    assert len(statements) == 4, statements
+    with world.runtime.readers() as session:
+        assert run_rows.bounds(session, mixed_run.id) == (page[0].seq - 10, page[0].seq + 29)
 
 
 def test_search_and_filter_reach_the_unchanged_members(world: World, mixed_run: Run) -> None:

@@ -431,11 +431,28 @@ def stored_total(session: Session, run: Run, where: Filter) -> int | None:
     return sum(int(getattr(run, name) or 0) for name in COUNTED)
 
 
+def bounds(session: Session, run_id: int) -> tuple[int, int] | None:
+    """The first and last seq of the run's kept rows (stored ones and the unchanged stretch), or
+    None once they were pruned (its counts stay). One statement of four index seeks (it was six
+    statements, each a round trip and the ORM's work, on every page of rows)."""
+    members = sa.select(RunMember.seq).where(RunMember.run_id == run_id)
+    unchanged = sa.select(RunUnchanged.first_seq).where(RunUnchanged.run_id == run_id)  # not its data
+    low, high, first, last = session.execute(
+        sa.select(
+            members.with_only_columns(sa.func.min(RunMember.seq)).scalar_subquery(),
+            members.with_only_columns(sa.func.max(RunMember.seq)).scalar_subquery(),
+            unchanged.scalar_subquery(),
+            unchanged.with_only_columns(RunUnchanged.first_seq + RunUnchanged.count - 1).scalar_subquery(),
+        )
+    ).one()
+    starts = [int(x) for x in (low, first) if x is not None]
+    ends = [int(x) for x in (high, last) if x is not None]
+    return (min(starts), max(ends)) if starts else None
+
+
 def has_rows(session: Session, run_id: int) -> bool:
     """False once the run's rows were pruned (its counts stay)."""
-    member = sa.select(RunMember.seq).where(RunMember.run_id == run_id).limit(1)
-    kept_row = sa.select(RunUnchanged.run_id).where(RunUnchanged.run_id == run_id)  # not its data
-    return session.scalar(member) is not None or session.scalar(kept_row) is not None
+    return bounds(session, run_id) is not None
 
 
 def page_after(session: Session, run_id: int, where: Filter, after: int, limit: int) -> list[Row]:
@@ -464,13 +481,14 @@ def page_after(session: Session, run_id: int, where: Filter, after: int, limit: 
 def page_at(session: Session, run: Run, where: Filter, offset: int, limit: int) -> tuple[list[Row], int]:
     """The page at ``offset`` and how many rows match in all."""
     stored = stored_total(session, run, where)
-    if stored is not None and not has_rows(session, run.id):
+    span = bounds(session, run.id) if stored is not None else None
+    if stored is not None and span is None:
         stored = 0
     if stored and where.outcome and not where.email and stored == stored_total(session, run, Filter()):
         where = Filter()  # every row has this outcome (a first run: all new): the filter changes nothing
-    if stored is not None and not where.any:
-        first = _first_seq(session, run.id)
-        if first is not None and _last_seq(session, run.id) == first + stored - 1:  # no gap
+    if stored is not None and not where.any and span is not None:
+        first, last = span
+        if last == first + stored - 1:  # no gap
             return page_after(session, run.id, where, first + offset - 1, limit), stored
     if stored == 0 or (stored is not None and offset >= stored):
         return [], stored
@@ -533,22 +551,6 @@ def _stored_before(where: Filter, stored: int | None) -> int | None:
     if stored is None or where.email or not where.outcome:
         return None
     return 0 if where.outcome in (Outcome.UNCHANGED.value, Outcome.INVALID.value) else stored
-
-
-def _first_seq(session: Session, run_id: int) -> int | None:
-    member = session.scalar(sa.select(sa.func.min(RunMember.seq)).where(RunMember.run_id == run_id))
-    keep = session.scalar(sa.select(RunUnchanged.first_seq).where(RunUnchanged.run_id == run_id))
-    found = [int(x) for x in (member, keep) if x is not None]
-    return min(found) if found else None
-
-
-def _last_seq(session: Session, run_id: int) -> int | None:
-    member = session.scalar(sa.select(sa.func.max(RunMember.seq)).where(RunMember.run_id == run_id))
-    keep = session.scalar(
-        sa.select(RunUnchanged.first_seq + RunUnchanged.count - 1).where(RunUnchanged.run_id == run_id)
-    )
-    found = [int(x) for x in (member, keep) if x is not None]
-    return max(found) if found else None
 
 
 # ---------------------------------------------------------------- every row, streamed
