@@ -281,21 +281,30 @@ def store_size(settings: Settings) -> dict[str, int]:
 
 
 class Rss:
-    """The serving process's resident memory, sampled every 20 ms (peak since ``reset``)."""
+    """The resident memory of the largest of ``serve``'s web processes (with ``--processes N``
+    any of them may answer), sampled every 20 ms (peak since ``reset``)."""
 
     def __init__(self, pid: int) -> None:
         self.pid, self.peak, self._stop = pid, 0.0, threading.Event()
+        self.pids = web_processes(pid)
         threading.Thread(target=self._watch, daemon=True).start()
 
     def now(self) -> float:
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        return 0.0
+        largest = 0.0
+        for pid in self.pids:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    largest = max(largest, int(line.split()[1]) / 1024)
+        return largest
 
     def reset(self) -> float:
+        self.pids = web_processes(self.pid)  # all started by now
         self.peak = self.now()
         return self.peak
+
+    def cpu(self) -> float:
+        """CPU seconds all the web processes have used."""
+        return sum(cpu_seconds(pid) for pid in self.pids)
 
     def _watch(self) -> None:
         while not self._stop.wait(0.02):
@@ -334,13 +343,13 @@ def cpu_seconds(pid: int) -> float:
 def csv_speed(client: httpx.Client, url: str, rss: Rss) -> tuple[int, float, float, float]:
     """(rows, seconds, RSS growth MB, the server's CPU seconds) of one CSV download."""
     before = rss.reset()
-    cpu = cpu_seconds(rss.pid)
+    cpu = rss.cpu()
     started = time.perf_counter()
     lines = 0
     with client.stream("GET", url) as answer:
         for chunk in answer.iter_bytes():
             lines += chunk.count(b"\n")
-    return lines - 1, time.perf_counter() - started, rss.peak - before, cpu_seconds(rss.pid) - cpu
+    return lines - 1, time.perf_counter() - started, rss.peak - before, rss.cpu() - cpu
 
 
 # ---------------------------------------------------------------- readers while exports run
@@ -657,7 +666,7 @@ def main() -> None:
     notes = (
         f"{args.label} Store: {args.store}, scale {args.scale} (built in {build_seconds:.0f} s); "
         f"{sizes['total'] / mb:,.0f} MB in all ({', '.join(f'{k} {v / mb:,.0f} MB' for k, v in sizes.items() if k not in ('total', 'runs_with_rows'))}); "
-        f"{sizes['runs_with_rows']:,} runs keep their rows. `serve` RSS at rest {rest:.0f} MB, peak during the walk "
+        f"{sizes['runs_with_rows']:,} runs keep their rows. `serve` RSS (its largest web process) at rest {rest:.0f} MB, peak during the walk "
         f"{walk_peak:.0f} MB. One client, {args.requests} requests per URL, loopback HTTP; the machine (2 cores) was "
         f"shared with other work while measured (load average {load_before:.1f} at the start, {load_after:.1f} at "
         "the end): compare figures measured in the same minutes."
