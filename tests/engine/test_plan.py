@@ -151,15 +151,19 @@ def test_mirror_guard_trips_above_half_of_the_delivered_members(
     assert plan.guard_trips() is trips
 
 
+def _export_and_run(session: Session) -> tuple[int, int]:
+    export = Export(name="e", list_id="l" * 32, email_column="email")
+    session.add(export)
+    session.flush()
+    run = Run(export_id=export.id, export_name="e", trigger=Trigger.ON_DEMAND)
+    session.add(run)
+    session.flush()
+    return export.id, run.id
+
+
 def test_the_plan_is_stored_and_the_delivered_state_read_back(runtime: Runtime, ws: Workspace) -> None:
     with runtime.sessions() as session, session.begin():
-        export = Export(name="e", list_id="l" * 32, email_column="email")
-        session.add(export)
-        session.flush()
-        run = Run(export_id=export.id, export_name="e", trigger=Trigger.ON_DEMAND)
-        session.add(run)
-        session.flush()
-        export_id, run_id = export.id, run.id
+        export_id, run_id = _export_and_run(session)
         for email, digest in hashes({"same@x.com": "Ann"}).items():
             session.add(Delivered(export_id=export_id, email=email, hash=digest, profile_key="7"))
     with runtime.readers() as session:
@@ -273,13 +277,7 @@ def test_run_members_are_analysed_again_only_when_their_statistics_are_stale(run
     behind it. A table filled from empty is analysed (the send phase's reads are planned on it);
     a run that stores less than PostgreSQL's own staleness rule (50 rows + 10 %) is not."""
     with runtime.sessions() as session, session.begin():
-        export = Export(name="e", list_id="l" * 32, email_column="email")
-        session.add(export)
-        session.flush()
-        run = Run(export_id=export.id, export_name="e", trigger=Trigger.ON_DEMAND)
-        session.add(run)
-        session.flush()
-        run_id = run.id
+        _, run_id = _export_and_run(session)
         if session.connection().dialect.name != "postgresql":
             assert not bulk.analyze(session, 10_000)  # SQLite plans these reads without
             return
