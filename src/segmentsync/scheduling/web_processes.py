@@ -80,9 +80,10 @@ def settle_memory() -> None:
 # Each process listens on a socket of its own, all bound to the one address with SO_REUSEPORT
 # (Linux): the kernel gives each new connection to one of them by a hash of the client's
 # address and port, so connections arriving together are spread over the processes. On one
-# shared socket the first process to wake took every connection waiting: 37 of 50 readers
-# opening at once, 40 in another run, and their reads waited 440 ms (p50) on its one core while
-# the other process answered its 10 in 30 ms. Elsewhere (no such balancing): one shared socket.
+# shared socket the process that won the race to accept kept winning it: 37 of 50 readers on
+# one process in one run; in another the 40 API readers on one, their reads waiting 440 ms (p50)
+# on its one core while the other answered the 10 UI readers in 30 ms. Elsewhere (no such
+# balancing): one shared socket.
 REUSE_PORT = sys.platform == "linux" and hasattr(socket, "SO_REUSEPORT")
 
 
